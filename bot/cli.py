@@ -1,0 +1,246 @@
+"""The `gridwatch` command line (DESIGN §7)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.clock import now as clock_now
+from bot.clock import parse_day, parse_time
+from bot.config import ConfigError, load_config
+from bot.context import Context
+from storage.db import default_db_path, open_db
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--db and --config on every command; the wrapped function receives a Context."""
+
+    @click.option(
+        "--db", "db_path", metavar="PATH", help="SQLite file (GRIDWATCH_DB, ./gridwatch.db)."
+    )
+    @click.option(
+        "--config", "config_path", metavar="FILE", help="TOML settings (GRIDWATCH_CONFIG)."
+    )
+    @functools.wraps(command)
+    def wrapper(db_path: str | None, config_path: str | None, **kwargs: Any) -> Any:
+        try:
+            config = load_config(config_path)
+        except ConfigError as error:
+            raise click.ClickException(f"config: {error}") from None
+        path = db_path or default_db_path()
+        ctx = Context(db=open_db(path), config=config)
+        try:
+            return command(ctx, **kwargs)
+        finally:
+            ctx.db.conn.close()
+
+    return wrapper
+
+
+def time_option(value: str | None, ctx: Context) -> dt.datetime:
+    if value is None:
+        return clock_now(ctx.config.tz)
+    try:
+        return parse_time(value, ctx.config.tz)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time like 2026-03-02T08:30") from None
+
+
+def day_option(value: str | None, ctx: Context) -> dt.date:
+    if value is None:
+        return clock_now(ctx.config.tz).date()
+    try:
+        return parse_day(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-03-02") from None
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=None))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gridwatch")
+def cli() -> None:
+    """gridwatch: 一日三联系、一日两汇报 — the home-quarantine monitoring chatbot."""
+
+
+@cli.command()
+@common_options
+def init(ctx: Context) -> None:
+    """Create the database or migrate it to the current schema."""
+    from storage.db import schema_version
+
+    click.echo(f"database ready, schema version {schema_version(ctx.db)}")
+
+
+@cli.group()
+def roster() -> None:
+    """Import or export the roster (units, people, subjects)."""
+
+
+@roster.command(name="import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate only; change nothing.")
+@common_options
+def roster_import(ctx: Context, file: Path, dry_run: bool) -> None:
+    """Import FILE: an .xlsx with sheets units/people/subjects, or a folder of .csv files."""
+    from storage.roster import import_roster
+    from storage.roster_file import RosterFileError
+
+    try:
+        report = import_roster(
+            ctx.db,
+            file,
+            now=clock_now(ctx.config.tz),
+            categories=ctx.config.categories,
+            period=ctx.config.period_days,
+            dry_run=dry_run,
+        )
+    except RosterFileError as error:
+        raise click.ClickException(str(error)) from None
+    if report.errors:
+        for line in report.errors:
+            click.echo(line, err=True)
+        raise click.ClickException(f"名单有 {len(report.errors)} 处错误，未导入任何数据")
+    if dry_run:
+        click.echo("检查通过（--dry-run，未写入）")
+    else:
+        click.echo(f"导入完成：{report.summary()}")
+
+
+@roster.command(name="export")
+@click.argument("file", type=click.Path(path_type=Path))
+@common_options
+def roster_export(ctx: Context, file: Path) -> None:
+    """Write the roster to FILE.xlsx (re-importable)."""
+    from storage.roster import export_roster
+
+    if file.suffix.lower() != ".xlsx":
+        raise click.BadParameter("the export file must end in .xlsx")
+    export_roster(ctx.db, file)
+    click.echo(f"written {file}")
+
+
+@cli.command()
+@click.option("--unit", metavar="CODE", help="A unit; its descendants are included.")
+@click.option("--date", "date_text", metavar="D", help="Only this date (YYYY-MM-DD).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), required=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
+@common_options
+def ledger(
+    ctx: Context, unit: str | None, date_text: str | None, fmt: str, out: Path | None
+) -> None:
+    """The ledger: one row per current report (date, slot, unit, subject, ...)."""
+    from storage.ledger import ledger_rows
+    from storage.ledger_files import ledger_csv, ledger_xlsx
+    from storage.units import get_unit
+
+    if unit is not None and get_unit(ctx.db, unit) is None:
+        raise click.BadParameter(f"unknown unit {unit!r}", param_hint="--unit")
+    day = day_option(date_text, ctx) if date_text else None
+    rows = ledger_rows(
+        ctx.db,
+        deadlines={slot: times.deadline for slot, times in ctx.config.slots.items()},
+        tz=ctx.config.tz,
+        unit=unit,
+        day=day,
+    )
+    if fmt == "xlsx":
+        if out is None:
+            raise click.BadParameter("xlsx needs --out FILE.xlsx", param_hint="--out")
+        names = {r["code"]: r["name"] for r in ctx.db.query("SELECT code, name FROM units")}
+        out.write_bytes(ledger_xlsx(rows, names))
+        click.echo(f"written {out} ({len(rows)} rows)")
+        return
+    text = ledger_csv(rows) if fmt == "csv" else json.dumps(rows, ensure_ascii=False) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"written {out} ({len(rows)} rows)")
+
+
+@cli.command()
+@click.option("--since", metavar="TIME", help="Only messages at or after TIME.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@common_options
+def outbox(ctx: Context, since: str | None, as_json: bool) -> None:
+    """Every outbound message: id, at, to, person, kind, text, status."""
+    from storage.outbox import outbox_json, outbox_rows
+
+    rows = outbox_rows(ctx.db, time_option(since, ctx) if since else None)
+    if as_json:
+        print_json([outbox_json(row) for row in rows])
+        return
+    for row in rows:
+        error = f" ({row['error']})" if row["error"] else ""
+        first_line = row["text"].splitlines()[0] if row["text"] else ""
+        click.echo(
+            f"{row['id']:>5} {row['at']} {row['kind']:<17} {row['status']:<8}"
+            f" x{row['attempts']} {row['person'] or row['recipient']}: {first_line}{error}"
+        )
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--names", metavar="A,B,C", help="The member's subjects, comma-separated.")
+@click.option("--at", "at_text", metavar="TIME", help="The message time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the parse result as JSON.")
+@click.option("--batch", type=click.File("r", encoding="utf-8"), help="A .jsonl file of inputs.")
+@click.option("--config", "config_path", metavar="FILE", help="TOML settings (GRIDWATCH_CONFIG).")
+@click.option("--db", "db_path", metavar="PATH", help="Accepted for symmetry; parse uses no data.")
+def parse(
+    text: str | None,
+    names: str | None,
+    at_text: str | None,
+    as_json: bool,
+    batch: Any,
+    config_path: str | None,
+    db_path: str | None,
+) -> None:
+    """Parse a member's reply against their subjects' names (no database needed)."""
+    from handlers.parser import parse_batch_line, parse_reply
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        raise click.ClickException(f"config: {error}") from None
+    if batch is not None:
+        for line in batch:
+            if line.strip():
+                print_json(parse_batch_line(line))
+        return
+    if text is None:
+        raise click.UsageError("give TEXT to parse, or --batch FILE.jsonl")
+    at = clock_now(config.tz)
+    if at_text:
+        try:
+            at = parse_time(at_text, config.tz)
+        except ValueError:
+            raise click.BadParameter(f"{at_text!r} is not an ISO time", param_hint="--at") from None
+    name_list = [n.strip() for n in (names or "").replace("，", ",").split(",") if n.strip()]
+    result = parse_reply(text, name_list, at, fever_threshold=config.fever_threshold)
+    if as_json:
+        print_json(result.to_json())
+        return
+    click.echo(f"slot: {result.slot} ({result.slot_source}), date {result.date}")
+    for entry in result.entries:
+        temperature = f" {entry.temperature}" if entry.temperature is not None else ""
+        symptoms = f" [{'、'.join(entry.symptoms)}]" if entry.symptoms else ""
+        typed = f" (typed {entry.typed})" if entry.typed != entry.name else ""
+        click.echo(f"  {entry.name}{typed}: {entry.status}{temperature}{symptoms}")
+    for problem in result.problems:
+        candidates = f" → {'、'.join(problem.candidates)}" if problem.candidates else ""
+        click.echo(f"  ? {problem.reason}: {problem.text}{candidates}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    cli(sys.argv[1:])

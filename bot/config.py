@@ -1,0 +1,255 @@
+"""Settings: embedded defaults, then gridwatch.toml, then environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SLOTS = ("morning", "noon", "evening")
+SLOT_NAMES = {"morning": "早", "noon": "中", "evening": "晚"}
+DEFAULT_CATEGORIES = ("涉鄂人员", "外地返回人员", "疑似症状人员", "暂缓返回人员")
+CHANNELS = ("console", "mp", "work")
+
+
+class ConfigError(Exception):
+    "A setting is missing or invalid; the message names the key."
+
+
+@dataclass(frozen=True)
+class SlotTimes:
+    prompt: time
+    reminder: time
+    deadline: time
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    kind: str = "console"
+    token: str = ""
+    aes_key: str = ""
+    app_id: str = ""
+    corp_id: str = ""
+    agent_id: str = ""
+    secret: str = ""
+    api_base: str = ""
+    # mp: template ids per outbound kind (prompt, reminder, digest, ...) for scheduled sends
+    templates: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    timezone: str = "Asia/Shanghai"
+    fever_threshold: float = 37.3
+    period_days: int = 14
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES
+    grace_minutes: int = 60
+    link_days: int = 7
+    public_url: str = "http://127.0.0.1:5000"
+    secret_key: str = "gridwatch-dev-secret-change-me"
+    slots: Mapping[str, SlotTimes] = field(
+        default_factory=lambda: {
+            "morning": SlotTimes(time(8, 0), time(9, 30), time(10, 0)),
+            "noon": SlotTimes(time(12, 0), time(13, 30), time(14, 0)),
+            "evening": SlotTimes(time(18, 0), time(19, 30), time(20, 0)),
+        }
+    )
+    reports: tuple[time, time] = (time(10, 30), time(20, 30))
+    release: time = time(0, 5)
+    channel: ChannelSettings = field(default_factory=ChannelSettings)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+ENV_KEYS = {
+    "GRIDWATCH_CHANNEL": ("channel", "kind"),
+    "WECHAT_TOKEN": ("channel", "token"),
+    "WECHAT_AES_KEY": ("channel", "aes_key"),
+    "WECHAT_APP_ID": ("channel", "app_id"),
+    "WECHAT_CORP_ID": ("channel", "corp_id"),
+    "WECHAT_AGENT_ID": ("channel", "agent_id"),
+    "WECHAT_SECRET": ("channel", "secret"),
+    "WECHAT_API_BASE": ("channel", "api_base"),
+    "GRIDWATCH_TZ": (None, "timezone"),
+    "GRIDWATCH_PUBLIC_URL": (None, "public_url"),
+    "GRIDWATCH_SECRET_KEY": (None, "secret_key"),
+}
+
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _time(key: str, value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    match = _HHMM.match(str(value))
+    if not match:
+        raise ConfigError(f"{key}: expected a time like 08:00, got {value!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+def _number(key: str, value: Any, kind: type, low: float, high: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if isinstance(value, bool) or not low <= number <= high:
+        raise ConfigError(f"{key}: {value!r} is out of range {low}–{high}")
+    return number
+
+
+def _string(key: str, value: Any) -> str:
+    if not isinstance(value, str | int):
+        raise ConfigError(f"{key}: expected text, got {value!r}")
+    return str(value)
+
+
+def _check_keys(section: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+    for key in data:
+        if key not in allowed:
+            where = f"{section}.{key}" if section else key
+            raise ConfigError(f"{where}: unknown setting")
+
+
+def _slots(data: Mapping[str, Any], defaults: Mapping[str, SlotTimes]) -> dict[str, SlotTimes]:
+    _check_keys("schedule", data, set(SLOTS) | {"reports", "release"})
+    slots = dict(defaults)
+    for slot in SLOTS:
+        given = data.get(slot, {})
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"schedule.{slot}: expected a table with prompt, reminder, deadline")
+        _check_keys(f"schedule.{slot}", given, {"prompt", "reminder", "deadline"})
+        base = defaults[slot]
+        times = SlotTimes(
+            *(
+                _time(f"schedule.{slot}.{part}", given.get(part, getattr(base, part)))
+                for part in ("prompt", "reminder", "deadline")
+            )
+        )
+        if not times.prompt <= times.reminder <= times.deadline:
+            raise ConfigError(f"schedule.{slot}: prompt <= reminder <= deadline is required")
+        slots[slot] = times
+    return slots
+
+
+def _channel(data: Mapping[str, Any], env: Mapping[str, str]) -> ChannelSettings:
+    names = {f.name for f in dataclasses.fields(ChannelSettings)}
+    _check_keys("channel", data, names)
+    values: dict[str, Any] = {}
+    for name in names - {"templates"}:
+        if name in data:
+            values[name] = _string(f"channel.{name}", data[name])
+    templates = data.get("templates", {})
+    if not isinstance(templates, Mapping):
+        raise ConfigError("channel.templates: expected a table of kind = template id")
+    values["templates"] = {
+        str(k): _string(f"channel.templates.{k}", v) for k, v in templates.items()
+    }
+    for var, (section, name) in ENV_KEYS.items():
+        if section == "channel" and env.get(var):
+            values[name] = env[var]
+    settings = ChannelSettings(**values)
+    if settings.kind not in CHANNELS:
+        raise ConfigError(
+            f"channel.kind (GRIDWATCH_CHANNEL): {settings.kind!r} is not one of "
+            f"{', '.join(CHANNELS)}"
+        )
+    if settings.aes_key and len(settings.aes_key) != 43:
+        raise ConfigError("channel.aes_key (WECHAT_AES_KEY): the EncodingAESKey has 43 characters")
+    if settings.kind != "console" and not settings.token:
+        raise ConfigError(f"channel.token (WECHAT_TOKEN): required for the {settings.kind} channel")
+    if settings.kind == "work" and not settings.corp_id:
+        raise ConfigError("channel.corp_id (WECHAT_CORP_ID): required for the work channel")
+    if settings.kind == "mp" and not settings.app_id:
+        raise ConfigError("channel.app_id (WECHAT_APP_ID): required for the mp channel")
+    return settings
+
+
+def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    """Validate a parsed TOML mapping, apply environment overrides, return a Config."""
+    top = {
+        "timezone",
+        "fever_threshold",
+        "period_days",
+        "categories",
+        "grace_minutes",
+        "link_days",
+        "public_url",
+        "secret_key",
+        "schedule",
+        "channel",
+    }
+    _check_keys("", data, top)
+    defaults = Config()
+    values: dict[str, Any] = {}
+    timezone = env.get("GRIDWATCH_TZ") or data.get("timezone", defaults.timezone)
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"timezone (GRIDWATCH_TZ): unknown time zone {timezone!r}") from None
+    values["timezone"] = str(timezone)
+    if "fever_threshold" in data:
+        values["fever_threshold"] = _number(
+            "fever_threshold", data["fever_threshold"], float, 36.0, 39.0
+        )
+    if "period_days" in data:
+        values["period_days"] = _number("period_days", data["period_days"], int, 1, 365)
+    if "grace_minutes" in data:
+        values["grace_minutes"] = _number("grace_minutes", data["grace_minutes"], int, 0, 1440)
+    if "link_days" in data:
+        values["link_days"] = _number("link_days", data["link_days"], int, 1, 365)
+    if "categories" in data:
+        categories = data["categories"]
+        if not isinstance(categories, list) or not categories:
+            raise ConfigError("categories: expected a non-empty list of category names")
+        values["categories"] = tuple(_string("categories", c).strip() for c in categories)
+    for key in ("public_url", "secret_key"):
+        if key in data:
+            values[key] = _string(key, data[key])
+    if env.get("GRIDWATCH_PUBLIC_URL"):
+        values["public_url"] = env["GRIDWATCH_PUBLIC_URL"]
+    if env.get("GRIDWATCH_SECRET_KEY"):
+        values["secret_key"] = env["GRIDWATCH_SECRET_KEY"]
+    values["public_url"] = values.get("public_url", defaults.public_url).rstrip("/")
+    schedule = data.get("schedule", {})
+    if not isinstance(schedule, Mapping):
+        raise ConfigError("schedule: expected a table")
+    values["slots"] = _slots(schedule, defaults.slots)
+    if "reports" in schedule:
+        reports = schedule["reports"]
+        if not isinstance(reports, list) or len(reports) != 2:
+            raise ConfigError('schedule.reports: expected two times, e.g. ["10:30", "20:30"]')
+        values["reports"] = tuple(_time("schedule.reports", r) for r in reports)
+    if "release" in schedule:
+        values["release"] = _time("schedule.release", schedule["release"])
+    channel = data.get("channel", {})
+    if not isinstance(channel, Mapping):
+        raise ConfigError("channel: expected a table")
+    values["channel"] = _channel(channel, env)
+    return Config(**values)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Load the config file (explicit path, GRIDWATCH_CONFIG, or ./gridwatch.toml if present)."""
+    env = os.environ if env is None else env
+    explicit = path or env.get("GRIDWATCH_CONFIG")
+    file = Path(explicit) if explicit else Path("gridwatch.toml")
+    data: dict[str, Any] = {}
+    if explicit and not file.exists():
+        raise ConfigError(f"config file {file} does not exist")
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{file}: not valid TOML ({error})") from None
+    return build_config(data, env)

@@ -1,0 +1,15 @@
+"""What a command or a request works with: the database and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from bot.config import Config
+
+
+@dataclass
+class Context:
+    db: sqlite_utils.Database
+    config: Config

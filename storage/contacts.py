@@ -1,0 +1,157 @@
+"""Contact reports: one current row per subject, date and slot; every earlier row kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from storage.audit import record_change
+from storage.db import transaction
+
+
+@dataclass(frozen=True)
+class NewContact:
+    subject_id: int
+    temperature: float | None
+    status: str
+    symptoms: Sequence[str]
+    note: str = ""
+
+
+def record_contacts(
+    db: sqlite_utils.Database,
+    contacts: Sequence[NewContact],
+    *,
+    day: dt.date,
+    slot: str,
+    member_id: int | None,
+    at: dt.datetime,
+    inbox_id: int | None,
+    actor: str,
+) -> list[int]:
+    """Store reports; each replaces the current one for its subject, date and slot."""
+    ids = []
+    with transaction(db):
+        for contact in contacts:
+            previous = current_contact(db, contact.subject_id, day, slot)
+            if previous:
+                db.execute("UPDATE contacts SET current = 0 WHERE id = ?", [previous["id"]])
+            new_id = (
+                db["contacts"]
+                .insert(
+                    {
+                        "subject_id": contact.subject_id,
+                        "date": day.isoformat(),
+                        "slot": slot,
+                        "member_id": member_id,
+                        "temperature": contact.temperature,
+                        "status": contact.status,
+                        "symptoms": "、".join(contact.symptoms),
+                        "note": contact.note,
+                        "reported_at": at.isoformat(timespec="seconds"),
+                        "inbox_id": inbox_id,
+                        "current": 1,
+                    }
+                )
+                .last_pk
+            )
+            if previous:
+                db.execute(
+                    "UPDATE contacts SET replaced_by = ? WHERE id = ?", [new_id, previous["id"]]
+                )
+            record_change(
+                db,
+                at,
+                actor,
+                "contacts",
+                new_id,
+                "replace" if previous else "create",
+                {
+                    "id": previous["id"],
+                    "status": previous["status"],
+                    "temperature": previous["temperature"],
+                }
+                if previous
+                else None,
+                {
+                    "subject_id": contact.subject_id,
+                    "date": day.isoformat(),
+                    "slot": slot,
+                    "status": contact.status,
+                    "temperature": contact.temperature,
+                },
+            )
+            ids.append(new_id)
+    return ids
+
+
+def current_contact(
+    db: sqlite_utils.Database, subject_id: int, day: dt.date, slot: str
+) -> dict | None:
+    return next(
+        db.query(
+            "SELECT * FROM contacts WHERE subject_id = ? AND date = ? AND slot = ? AND current = 1",
+            [subject_id, day.isoformat(), slot],
+        ),
+        None,
+    )
+
+
+def revoke_message(
+    db: sqlite_utils.Database, inbox_id: int, *, at: dt.datetime, actor: str
+) -> list[dict]:
+    """Undo the records of one message: each current row goes, the one it replaced returns."""
+    revoked = []
+    with transaction(db):
+        rows = list(
+            db.query("SELECT * FROM contacts WHERE inbox_id = ? AND current = 1", [inbox_id])
+        )
+        for row in rows:
+            db.execute("UPDATE contacts SET current = 0, revoked = 1 WHERE id = ?", [row["id"]])
+            previous = next(
+                db.query(
+                    "SELECT id FROM contacts WHERE replaced_by = ? AND revoked = 0", [row["id"]]
+                ),
+                None,
+            )
+            if previous:
+                db.execute("UPDATE contacts SET current = 1 WHERE id = ?", [previous["id"]])
+            record_change(
+                db, at, actor, "contacts", row["id"], "revoke", {"status": row["status"]}, None
+            )
+            revoked.append(row)
+    return revoked
+
+
+def contacts_on(
+    db: sqlite_utils.Database, subject_ids: Sequence[int], day: dt.date
+) -> dict[tuple[int, str], dict]:
+    """Current contacts of the given subjects on a day, keyed by (subject_id, slot)."""
+    found: dict[tuple[int, str], dict] = {}
+    ids = list(subject_ids)
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        marks = ",".join("?" * len(chunk))
+        for row in db.query(
+            f"SELECT * FROM contacts WHERE current = 1 AND date = ? AND subject_id IN ({marks})",
+            [day.isoformat(), *chunk],
+        ):
+            found[(row["subject_id"], row["slot"])] = row
+    return found
+
+
+def subject_history(
+    db: sqlite_utils.Database, subject_id: int, since: dt.date | None = None
+) -> list[dict]:
+    """Current contacts of one subject, oldest first, with the reporting member's name."""
+    return list(
+        db.query(
+            """SELECT c.*, p.name AS member FROM contacts c LEFT JOIN people p ON p.id = c.member_id
+               WHERE c.subject_id = ? AND c.current = 1 AND c.date >= ?
+               ORDER BY c.date, CASE c.slot WHEN 'morning' THEN 0 WHEN 'noon' THEN 1 ELSE 2 END""",
+            [subject_id, since.isoformat() if since else ""],
+        )
+    )

@@ -1,0 +1,81 @@
+"""Every inbound message, stored raw before it is handled, with its outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import sqlite_utils
+
+
+class DuplicateMessage(Exception):
+    "This message (same MsgId / event key) was stored already."
+
+    def __init__(self, existing: dict) -> None:
+        super().__init__(existing["id"])
+        self.existing = existing
+
+
+def store_inbound(
+    db: sqlite_utils.Database,
+    *,
+    at: dt.datetime,
+    received_at: dt.datetime,
+    channel: str,
+    sender: str,
+    text: str,
+    raw: str = "",
+    type: str = "text",
+    dedup_key: str | None = None,
+) -> int:
+    """Insert the raw message; raise DuplicateMessage when its key was seen before."""
+    try:
+        return (
+            db["inbox"]
+            .insert(
+                {
+                    "received_at": received_at.isoformat(timespec="seconds"),
+                    "at": at.isoformat(timespec="seconds"),
+                    "channel": channel,
+                    "sender": sender,
+                    "dedup_key": dedup_key,
+                    "type": type,
+                    "text": text,
+                    "raw": raw,
+                    "outcome": "received",
+                }
+            )
+            .last_pk
+        )
+    except sqlite3.IntegrityError:
+        existing = next(db.query("SELECT * FROM inbox WHERE dedup_key = ?", [dedup_key]), None)
+        if existing is None:
+            raise
+        raise DuplicateMessage(existing) from None
+
+
+def finish_inbound(
+    db: sqlite_utils.Database,
+    inbox_id: int,
+    *,
+    outcome: str,
+    reply: str | None,
+    person_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    db["inbox"].update(
+        inbox_id, {"outcome": outcome, "reply": reply, "person_id": person_id, "error": error}
+    )
+
+
+def last_report_message(db: sqlite_utils.Database, person_id: int) -> dict | None:
+    """The person's latest message that still has current contact records."""
+    return next(
+        db.query(
+            """SELECT i.* FROM inbox i WHERE i.person_id = ? AND EXISTS (
+                   SELECT 1 FROM contacts c WHERE c.inbox_id = i.id AND c.current = 1)
+               ORDER BY i.id DESC LIMIT 1""",
+            [person_id],
+        ),
+        None,
+    )

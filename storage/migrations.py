@@ -1,0 +1,176 @@
+"""Numbered schema migrations; `PRAGMA user_version` holds the number applied."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+SCHEMA_1 = [
+    """CREATE TABLE units (
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        level TEXT NOT NULL CHECK (level IN ('county', 'town', 'village', 'grid')),
+        parent TEXT REFERENCES units(code)
+    )""",
+    "CREATE INDEX units_parent ON units(parent)",
+    """CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        phone TEXT,
+        wechat_id TEXT UNIQUE,
+        roles TEXT NOT NULL,
+        unit TEXT NOT NULL REFERENCES units(code),
+        active INTEGER NOT NULL DEFAULT 1
+    )""",
+    "CREATE UNIQUE INDEX people_phone ON people(phone) WHERE phone IS NOT NULL AND phone != ''",
+    "CREATE INDEX people_unit ON people(unit)",
+    """CREATE TABLE subjects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        phone TEXT,
+        category TEXT NOT NULL,
+        address TEXT NOT NULL DEFAULT '',
+        unit TEXT NOT NULL REFERENCES units(code),
+        start_date TEXT NOT NULL,
+        days INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'released', 'hospitalized', 'transferred')),
+        released_on TEXT,
+        end_date TEXT GENERATED ALWAYS AS (date(start_date, '+' || (days - 1) || ' days')) VIRTUAL
+    )""",
+    "CREATE INDEX subjects_unit ON subjects(unit, start_date)",
+    """CREATE TABLE assignments (
+        subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        position INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (subject_id, person_id)
+    )""",
+    "CREATE INDEX assignments_person ON assignments(person_id)",
+    """CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        at TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        person_id INTEGER REFERENCES people(id),
+        dedup_key TEXT UNIQUE,
+        type TEXT NOT NULL DEFAULT 'text',
+        text TEXT NOT NULL DEFAULT '',
+        raw TEXT NOT NULL DEFAULT '',
+        outcome TEXT NOT NULL DEFAULT 'received',
+        error TEXT,
+        reply TEXT
+    )""",
+    "CREATE INDEX inbox_person ON inbox(person_id, id)",
+    """CREATE TABLE contacts (
+        id INTEGER PRIMARY KEY,
+        subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        date TEXT NOT NULL,
+        slot TEXT NOT NULL CHECK (slot IN ('morning', 'noon', 'evening')),
+        member_id INTEGER REFERENCES people(id),
+        temperature REAL,
+        status TEXT NOT NULL CHECK (status IN ('normal', 'abnormal', 'unreachable', 'absent')),
+        symptoms TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT '',
+        reported_at TEXT NOT NULL,
+        inbox_id INTEGER REFERENCES inbox(id),
+        current INTEGER NOT NULL DEFAULT 1,
+        replaced_by INTEGER REFERENCES contacts(id),
+        revoked INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE UNIQUE INDEX contacts_current ON contacts(subject_id, date, slot) WHERE current = 1",
+    "CREATE INDEX contacts_date ON contacts(date, slot, current)",
+    "CREATE INDEX contacts_inbox ON contacts(inbox_id)",
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        recipient TEXT NOT NULL DEFAULT '',
+        person_id INTEGER REFERENCES people(id),
+        person TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        sent_at TEXT,
+        next_attempt_at TEXT,
+        send_key TEXT,
+        inbox_id INTEGER REFERENCES inbox(id)
+    )""",
+    "CREATE INDEX outbox_status ON outbox(status, next_attempt_at)",
+    "CREATE INDEX outbox_at ON outbox(at)",
+    "CREATE INDEX outbox_person ON outbox(person_id, id)",
+    """CREATE TABLE sends (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        date TEXT NOT NULL,
+        slot TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE job_runs (
+        job TEXT NOT NULL,
+        due TEXT NOT NULL,
+        ran_at TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (job, due)
+    )""",
+    """CREATE TABLE needs (
+        id INTEGER PRIMARY KEY,
+        subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+        created_by INTEGER REFERENCES people(id),
+        created_at TEXT NOT NULL,
+        closed_by INTEGER REFERENCES people(id),
+        closed_at TEXT
+    )""",
+    "CREATE INDEX needs_status ON needs(status, subject_id)",
+    """CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        entity_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        before TEXT,
+        after TEXT
+    )""",
+    "CREATE INDEX audit_entity ON audit(entity, entity_id)",
+    """CREATE TABLE invites (
+        code TEXT PRIMARY KEY,
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT
+    )""",
+    """CREATE TABLE bind_attempts (
+        sender TEXT NOT NULL,
+        at TEXT NOT NULL
+    )""",
+    "CREATE INDEX bind_attempts_sender ON bind_attempts(sender, at)",
+    """CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    )""",
+    """CREATE TABLE mp_windows (
+        recipient TEXT PRIMARY KEY,
+        last_inbound_at TEXT NOT NULL,
+        sent_since INTEGER NOT NULL DEFAULT 0
+    )""",
+]
+
+
+def _apply(statements: list[str]) -> Callable[[sqlite_utils.Database], None]:
+    def migration(db: sqlite_utils.Database) -> None:
+        for statement in statements:
+            db.execute(statement)
+
+    return migration
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_apply(SCHEMA_1)]

@@ -1,0 +1,105 @@
+"""Every outbound message with its status; `sends` keys make scheduled sends idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import sqlite_utils
+
+KINDS = (
+    "reply",
+    "prompt",
+    "reminder",
+    "missed_alert",
+    "abnormal_alert",
+    "unreachable_alert",
+    "absent_alert",
+    "digest",
+    "release",
+)
+
+
+def queue_message(
+    db: sqlite_utils.Database,
+    *,
+    at: dt.datetime,
+    person: dict | None,
+    kind: str,
+    text: str,
+    recipient: str | None = None,
+    status: str = "queued",
+    send_key: str | None = None,
+    inbox_id: int | None = None,
+) -> int:
+    if kind not in KINDS:
+        raise ValueError(f"unknown outbox kind {kind!r}")
+    return (
+        db["outbox"]
+        .insert(
+            {
+                "at": at.isoformat(timespec="seconds"),
+                "recipient": recipient
+                if recipient is not None
+                else (person or {}).get("wechat_id") or "",
+                "person_id": (person or {}).get("id"),
+                "person": (person or {}).get("name", ""),
+                "kind": kind,
+                "text": text,
+                "status": status,
+                "attempts": 0,
+                "send_key": send_key,
+                "inbox_id": inbox_id,
+                "next_attempt_at": at.isoformat(timespec="seconds") if status == "queued" else None,
+            }
+        )
+        .last_pk
+    )
+
+
+def claim_send(
+    db: sqlite_utils.Database,
+    *,
+    kind: str,
+    target: str,
+    day: dt.date,
+    slot: str = "",
+    now: dt.datetime,
+) -> str | None:
+    """Reserve the idempotency key of a scheduled send; None when it was sent before."""
+    key = f"{kind}|{target}|{day.isoformat()}|{slot}"
+    try:
+        db["sends"].insert(
+            {
+                "key": key,
+                "kind": kind,
+                "target": target,
+                "date": day.isoformat(),
+                "slot": slot,
+                "created_at": now.isoformat(timespec="seconds"),
+            }
+        )
+    except sqlite3.IntegrityError:
+        return None
+    return key
+
+
+def outbox_rows(db: sqlite_utils.Database, since: dt.datetime | None = None) -> list[dict]:
+    """Full outbox rows from `since` on, oldest first."""
+    where, params = "", []
+    if since is not None:
+        where, params = "WHERE at >= ?", [since.isoformat(timespec="seconds")]
+    return list(db.query(f"SELECT * FROM outbox {where} ORDER BY at, id", params))
+
+
+def outbox_json(row: dict) -> dict:
+    """One row as `gridwatch outbox --json` prints it (DESIGN §7)."""
+    return {
+        "id": row["id"],
+        "at": row["at"],
+        "to": row["recipient"],
+        "person": row["person"],
+        "kind": row["kind"],
+        "text": row["text"],
+        "status": row["status"],
+    }
