@@ -1,0 +1,57 @@
+"""Outbound delivery. Messages are queued in the outbox; a channel delivers queued rows.
+
+The console channel (the embedded default) delivers by marking rows sent: the outbox is
+what the web chat simulator shows. The `work` and `mp` channels call the WeChat APIs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+import sqlite_utils
+
+from bot.config import Config
+from storage.db import transaction
+
+
+class Channel(Protocol):
+    name: str
+
+    def deliver(self, db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> None:
+        """Send the given queued outbox rows and record each row's status and attempts."""
+
+
+class ConsoleChannel:
+    name = "console"
+
+    def deliver(self, db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> None:
+        stamp = now.isoformat(timespec="seconds")
+        with transaction(db) as conn:
+            conn.executemany(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?,"
+                " next_attempt_at = NULL WHERE id = ?",
+                [(stamp, row["id"]) for row in rows],
+            )
+
+
+def channel_for(config: Config) -> Channel:
+    if config.channel.kind == "console":
+        return ConsoleChannel()
+    raise NotImplementedError(f"channel {config.channel.kind!r} is not available yet")
+
+
+def deliver_pending(
+    db: sqlite_utils.Database, channel: Channel, now: dt.datetime, limit: int = 5000
+) -> int:
+    """Deliver queued rows whose time has come; returns how many were handed to the channel."""
+    rows = list(
+        db.query(
+            "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?"
+            " ORDER BY id LIMIT ?",
+            [now.isoformat(timespec="seconds"), limit],
+        )
+    )
+    if rows:
+        channel.deliver(db, rows, now)
+    return len(rows)

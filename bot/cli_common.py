@@ -1,0 +1,64 @@
+"""What every command shares: --db and --config, time and date options, JSON output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from bot.clock import now as clock_now
+from bot.clock import parse_day, parse_time
+from bot.config import ConfigError, load_config
+from bot.context import Context
+from storage.db import default_db_path, open_db
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--db and --config on every command; the wrapped function receives a Context."""
+
+    @click.option(
+        "--db", "db_path", metavar="PATH", help="SQLite file (GRIDWATCH_DB, ./gridwatch.db)."
+    )
+    @click.option(
+        "--config", "config_path", metavar="FILE", help="TOML settings (GRIDWATCH_CONFIG)."
+    )
+    @functools.wraps(command)
+    def wrapper(db_path: str | None, config_path: str | None, **kwargs: Any) -> Any:
+        try:
+            config = load_config(config_path)
+        except ConfigError as error:
+            raise click.ClickException(f"config: {error}") from None
+        path = db_path or default_db_path()
+        ctx = Context(db=open_db(path), config=config)
+        try:
+            return command(ctx, **kwargs)
+        finally:
+            ctx.db.conn.close()
+
+    return wrapper
+
+
+def time_option(value: str | None, ctx: Context) -> dt.datetime:
+    if value is None:
+        return clock_now(ctx.config.tz)
+    try:
+        return parse_time(value, ctx.config.tz)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO time like 2026-03-02T08:30") from None
+
+
+def day_option(value: str | None, ctx: Context) -> dt.date:
+    if value is None:
+        return clock_now(ctx.config.tz).date()
+    try:
+        return parse_day(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-03-02") from None
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=None))
