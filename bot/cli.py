@@ -139,6 +139,71 @@ def outbox(ctx: Context, since: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--from", "sender", required=True, metavar="WECHAT_ID", help="The sender's WeChat id."
+)
+@click.option("--at", "at_text", metavar="TIME", help="When it was sent (default: now).")
+@click.argument("text")
+@common_options
+def say(ctx: Context, sender: str, at_text: str | None, text: str) -> None:
+    """Send one inbound message through the real pipeline; print the reply."""
+    from bot.channels import channel_for, deliver_pending
+    from handlers.pipeline import Incoming, handle_message
+
+    at = time_option(at_text, ctx)
+    message = Incoming(
+        channel="console", sender=sender, text=text, at=at, received_at=clock_now(ctx.config.tz)
+    )
+    handled = handle_message(ctx, message)
+    deliver_pending(ctx.db, channel_for(ctx.config), max(at, clock_now(ctx.config.tz)))
+    click.echo(handled.reply)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-scheduler", is_flag=True, help="Do not run the daily schedule in this process.")
+@common_options
+def serve(ctx: Context, host: str, port: int, no_scheduler: bool) -> None:
+    """Serve the bot: /wechat callback, /sim, secretary views, the schedule."""
+    from bot import create_app
+    from bot.serving import serve as run_server
+
+    app = create_app(
+        {
+            "GRIDWATCH": ctx.config,
+            "DB_PATH": ctx.db_path,
+            "SCHEDULER": not no_scheduler,
+        }
+    )
+    click.echo(f"gridwatch on http://{host}:{port} ({ctx.config.channel.kind} channel)")
+    run_server(app, host, port)
+
+
+@cli.command()
+@click.argument("person")
+@common_options
+def invite(ctx: Context, person: str) -> None:
+    """Print a one-time binding code for PERSON (name, phone or id) to send as 绑定 123456."""
+    from storage.invites import create_invite
+
+    rows = list(
+        ctx.db.query(
+            "SELECT * FROM people WHERE active AND (name = ? OR phone = ? OR CAST(id AS TEXT) = ?)",
+            [person, person, person],
+        )
+    )
+    if not rows:
+        raise click.ClickException(f"no person {person!r} in the roster")
+    if len(rows) > 1:
+        raise click.ClickException(
+            f"{len(rows)} people match {person!r}; give the phone number instead"
+        )
+    code = create_invite(ctx.db, rows[0]["id"], clock_now(ctx.config.tz))
+    click.echo(f"{rows[0]['name']} 的绑定码：{code}（72小时内有效，发送“绑定 {code}”）")
+
+
+@cli.command()
 @click.argument("text", required=False)
 @click.option("--names", metavar="A,B,C", help="The member's subjects, comma-separated.")
 @click.option("--at", "at_text", metavar="TIME", help="The message time (default: now).")

@@ -33,7 +33,7 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
         except ConfigError as error:
             raise click.ClickException(f"config: {error}") from None
         path = db_path or default_db_path()
-        ctx = Context(db=open_db(path), config=config)
+        ctx = Context(db=open_db(path), config=config, db_path=path)
         try:
             return command(ctx, **kwargs)
         finally:

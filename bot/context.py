@@ -13,3 +13,4 @@ from bot.config import Config
 class Context:
     db: sqlite_utils.Database
     config: Config
+    db_path: str = ""

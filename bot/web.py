@@ -19,7 +19,9 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.config["DB_PATH"] = overrides.get("DB_PATH") or default_db_path()
     app.config.update({k: v for k, v in overrides.items() if k not in ("GRIDWATCH", "DB_PATH")})
+    app.config.setdefault("SCHEDULER", True)
     open_db(app.config["DB_PATH"]).conn.close()  # migrate once at start
+    # blueprints: each area registers itself here
 
     @app.get("/healthz")
     def healthz() -> Any:
@@ -41,6 +43,8 @@ def get_context() -> Context:
 
     if "gridwatch" not in g:
         g.gridwatch = Context(
-            db=open_db(current_app.config["DB_PATH"]), config=current_app.config["GRIDWATCH"]
+            db=open_db(current_app.config["DB_PATH"]),
+            config=current_app.config["GRIDWATCH"],
+            db_path=current_app.config["DB_PATH"],
         )
     return g.gridwatch

@@ -1,0 +1,82 @@
+"""Immediate alerts when a report shows fever, symptoms, an unreachable or absent subject."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from handlers.commands import Turn
+from handlers.parser import Entry, ParseResult
+from storage.contacts import current_contact
+from storage.outbox import queue_message
+from storage.people import medics_for, monitors_for, secretaries_of
+from storage.units import get_unit, village_of
+
+SLOTS = ("morning", "noon", "evening")
+SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
+
+
+def previous_slot(day: dt.date, slot: str) -> tuple[dt.date, str]:
+    index = SLOTS.index(slot)
+    if index == 0:
+        return day - dt.timedelta(days=1), "evening"
+    return day, SLOTS[index - 1]
+
+
+def _recipients(*groups: list[dict]) -> list[dict]:
+    seen: dict[int, dict] = {}
+    for group in groups:
+        for person in group:
+            seen.setdefault(person["id"], person)
+    return list(seen.values())
+
+
+def alerts_for_contact(
+    turn: Turn, subject: dict, entry: Entry, result: ParseResult, previous: dict | None
+) -> bool:
+    """Queue the alerts this report calls for; True when any was queued.
+
+    A report that repeats the state already on record for the same slot (a correction of the
+    temperature, say) does not alert again: nobody is nagged twice for one event.
+    """
+    if entry.status == "normal":
+        return False
+    if previous is not None and previous["status"] == entry.status:
+        return False
+    db = turn.ctx.db
+    village = village_of(db, subject["unit"]) or subject["unit"]
+    unit = get_unit(db, subject["unit"])
+    where = unit["name"] if unit else subject["unit"]
+    when = f"{turn.at:%H:%M}"
+    slot = f"{result.date.month}月{result.date.day}日{SLOT_CN[result.slot]}"
+    member = turn.person["name"]
+    secretaries = secretaries_of(db, village)
+    if entry.status == "abnormal":
+        kind = "abnormal_alert"
+        temperature = f"体温{entry.temperature:.1f}℃，" if entry.temperature is not None else ""
+        symptoms = "、".join(entry.symptoms) or "异常"
+        text = (
+            f"⚠ 异常情况：{subject['name']}（{where}，{subject['category']}）"
+            f"{temperature}{symptoms}。"
+            f"\n{slot}由网格员{member} {when}上报，请尽快核实处置。"
+        )
+        recipients = _recipients(secretaries, medics_for(db, subject["unit"]))
+    elif entry.status == "unreachable":
+        kind = "unreachable_alert"
+        day, slot_before = previous_slot(result.date, result.slot)
+        before = current_contact(db, subject["id"], day, slot_before)
+        twice = before is not None and before["status"] == "unreachable"
+        text = (
+            f"⚠ 联系不上：{subject['name']}（{where}）{slot}未联系上，网格员{member} {when}上报。"
+            + ("\n已连续两个时段联系不上，请上门核实。" if twice else "\n请协助联系。")
+        )
+        recipients = _recipients(secretaries, monitors_for(db, subject["unit"]) if twice else [])
+    else:
+        kind = "absent_alert"
+        text = (
+            f"⚠ 不在隔离点：{subject['name']}（{where}）{slot}不在家/外出，"
+            f"网格员{member} {when}上报，请立即核实去向。"
+        )
+        recipients = _recipients(secretaries, monitors_for(db, subject["unit"]))
+    for person in recipients:
+        queue_message(db, at=turn.at, person=person, kind=kind, text=text, inbox_id=turn.inbox_id)
+    return bool(recipients)

@@ -1,0 +1,137 @@
+"""Chat commands: one registry, each command a small function returning the reply text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.context import Context
+
+
+class UserError(Exception):
+    "Something the user can fix; the message (Chinese, with an example) is the reply."
+
+
+@dataclass
+class Turn:
+    """One message from a bound person, as commands see it."""
+
+    ctx: Context
+    person: dict
+    roles: set[str]
+    text: str
+    at: dt.datetime
+    inbox_id: int
+    args: str = ""
+
+
+@dataclass(frozen=True)
+class Command:
+    words: tuple[str, ...]
+    roles: frozenset[str]
+    usage: str
+    run: Callable[[Turn], str]
+    takes_args: bool
+
+
+COMMANDS: list[Command] = []
+ROLE_CN = {"member": "网格员", "secretary": "书记", "monitor": "督查员", "medic": "医护"}
+
+
+def command(
+    *words: str, roles: set[str], usage: str, takes_args: bool = False
+) -> Callable[[Callable[[Turn], str]], Callable[[Turn], str]]:
+    """Register a command under its words (the first is its name) for the given roles."""
+
+    def register(run: Callable[[Turn], str]) -> Callable[[Turn], str]:
+        COMMANDS.append(Command(words, frozenset(roles), usage, run, takes_args))
+        return run
+
+    return register
+
+
+_SEPARATOR = re.compile(r"^[\s:：,，]+")
+
+
+def _match(text: str, cmd: Command, roles: set[str]) -> str | None:
+    """The arguments if `text` invokes `cmd`, else None."""
+    for word in sorted(cmd.words, key=len, reverse=True):
+        if text == word:
+            return ""
+        if not cmd.takes_args or not text.startswith(word):
+            continue
+        rest = text[len(word) :]
+        if _SEPARATOR.match(rest):
+            return _SEPARATOR.sub("", rest)
+        # "查张三" by voice: a one-character word glued to its argument is only a command for
+        # someone who does not report, or a member's report like "查某 36.5" would be lost
+        if len(word) >= 2 or "member" not in roles:
+            return rest.strip()
+    return None
+
+
+def dispatch(turn: Turn) -> str | None:
+    """Run the command the text invokes; None when it is not a command."""
+    _load_commands()
+    matches = [
+        (cmd, args) for cmd in COMMANDS if (args := _match(turn.text, cmd, turn.roles)) is not None
+    ]
+    if not matches:
+        return None
+    allowed = [(cmd, args) for cmd, args in matches if cmd.roles & turn.roles]
+    if not allowed:
+        cmd = matches[0][0]
+        who = "、".join(ROLE_CN[r] for r in sorted(cmd.roles) if r in ROLE_CN)
+        if "member" in turn.roles and cmd.takes_args:
+            return None  # a member's text that merely starts like a command: read it as a report
+        raise UserError(f"“{cmd.words[0]}”仅限{who}使用。发送“帮助”查看您可用的命令。")
+    cmd, args = allowed[0]
+    turn.args = args
+    return cmd.run(turn)
+
+
+def help_text(roles: set[str], unknown: str | None = None) -> str:
+    _load_commands()
+    lines = []
+    if unknown is not None:
+        lines.append("没看懂这条消息。")
+    if "member" in roles:
+        lines += [
+            "上报示例：张三 36.5 正常，李四 36.8",
+            "有症状：王五 37.6 咳嗽 乏力；联系不上：王五未联系上；都好：全部正常",
+        ]
+    lines.append("可用命令：")
+    seen = set()
+    for cmd in COMMANDS:
+        if cmd.roles & roles and cmd.words[0] not in seen:
+            seen.add(cmd.words[0])
+            lines.append(f"· {cmd.usage}")
+    return "\n".join(lines)
+
+
+_loaded = False
+
+
+def _load_commands() -> None:
+    """Import the modules whose decorators fill the registry (once)."""
+    global _loaded
+    if not _loaded:
+        from handlers import member_commands, secretary_commands  # noqa: F401
+
+        _loaded = True
+
+
+@command(
+    "帮助",
+    "help",
+    "?",
+    "？",
+    "菜单",
+    "用法",
+    roles={"member", "secretary", "monitor", "medic", "admin"},
+    usage="帮助 — 查看用法",
+)
+def show_help(turn: Turn) -> str:
+    return help_text(turn.roles)

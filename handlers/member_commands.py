@@ -1,0 +1,79 @@
+"""Commands for grid members: 名单, 撤销, 需求 张三 …"""
+
+from __future__ import annotations
+
+from handlers.commands import Turn, UserError, command
+from handlers.reports import SLOT_CN, monitoring_day
+from storage.contacts import contacts_on, revoke_message
+from storage.inbox import last_report_message
+from storage.needs import add_need
+from storage.subjects import member_subjects
+
+SLOTS = ("morning", "noon", "evening")
+MARK = {"normal": "✓", "abnormal": "⚠", "unreachable": "✗", "absent": "✗"}
+
+
+@command("名单", "我的名单", roles={"member"}, usage="名单 — 我负责的人和今天各时段情况")
+def my_list(turn: Turn) -> str:
+    day = monitoring_day(turn.at)
+    subjects = member_subjects(turn.ctx.db, turn.person["id"], day)
+    if not subjects:
+        return "您今天没有需要联系的监测对象。"
+    reported = contacts_on(turn.ctx.db, [s["id"] for s in subjects], day)
+    lines = [f"您负责的监测对象（{day.month}月{day.day}日，✓正常 ⚠异常 ✗未联系上/外出 —未报）："]
+    for subject in subjects:
+        cells = []
+        for slot in SLOTS:
+            row = reported.get((subject["id"], slot))
+            if row is None:
+                cells.append(f"{SLOT_CN[slot]}—")
+            else:
+                temperature = f"{row['temperature']:.1f}" if row["temperature"] is not None else ""
+                cells.append(f"{SLOT_CN[slot]}{MARK[row['status']]}{temperature}")
+        lines.append(f"{subject['name']}  {' '.join(cells)}（至{subject['end_date'][5:]}）")
+    return "\n".join(lines)
+
+
+@command("撤销", "撤回", roles={"member"}, usage="撤销 — 撤销我上一条上报")
+def undo(turn: Turn) -> str:
+    message = last_report_message(turn.ctx.db, turn.person["id"])
+    if message is None:
+        raise UserError("没有可撤销的上报。")
+    revoked = revoke_message(
+        turn.ctx.db, message["id"], at=turn.at, actor=f"person:{turn.person['id']}"
+    )
+    names = [
+        row["name"]
+        for row in turn.ctx.db.query(
+            f"SELECT name FROM subjects WHERE id IN ({','.join('?' * len(revoked))})",
+            [r["subject_id"] for r in revoked],
+        )
+    ]
+    return f"已撤销您{message['at'][11:16]}的上报：{'、'.join(names)}。如需重报请直接发送。"
+
+
+@command(
+    "需求",
+    "求助",
+    roles={"member"},
+    usage="需求 张三 买菜 — 登记生活物资/就医/心理疏导需求",
+    takes_args=True,
+)
+def add_care_need(turn: Turn) -> str:
+    if not turn.args:
+        if "secretary" in turn.roles:
+            from handlers.secretary_commands import list_needs
+
+            return list_needs(turn)
+        raise UserError("请写明是谁、需要什么，例如：需求 张三 买菜")
+    day = monitoring_day(turn.at)
+    subjects = member_subjects(turn.ctx.db, turn.person["id"], day)
+    subject = next((s for s in subjects if turn.args.startswith(s["name"])), None)
+    if subject is None:
+        names = "、".join(s["name"] for s in subjects) or "（无）"
+        raise UserError(f"请以您负责的监测对象姓名开头，例如：需求 张三 买菜。您负责：{names}")
+    text = turn.args[len(subject["name"]) :].strip(" ：:，,")
+    if not text:
+        raise UserError(f"请写明需要什么，例如：需求 {subject['name']} 买菜")
+    need = add_need(turn.ctx.db, subject["id"], text, turn.person["id"], turn.at)
+    return f"已登记需求 #{need['id']}（{need['kind']}）：{subject['name']} {text}。书记会跟进办理。"

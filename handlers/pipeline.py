@@ -1,0 +1,146 @@
+"""The message pipeline every channel uses: store raw → identify → command or report → reply."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+
+from bot.context import Context
+from handlers.commands import Turn, UserError, dispatch
+from handlers.reports import handle_report
+from storage.db import transaction
+from storage.inbox import DuplicateMessage, finish_inbound, store_inbound
+from storage.invites import BindError, redeem_invite
+from storage.outbox import queue_message
+from storage.people import person_by_wechat_id, roles_of
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 2000
+UNBOUND_REPLY = "您还未绑定身份，请向管理员索取绑定码后发送“绑定 123456”（6位数字）完成绑定。"
+ERROR_REPLY = "系统暂时出错，您的消息已保存，我们会尽快处理；如有急事请直接电话联系村书记。"
+_BIND = re.compile(r"^\s*绑定\s*[:：]?\s*(\d{6})\s*$")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One inbound message as every channel hands it over."""
+
+    channel: str
+    sender: str
+    text: str
+    at: dt.datetime  # when it was sent (WeChat CreateTime, or --at), in the configured zone
+    received_at: dt.datetime
+    type: str = "text"
+    raw: str = ""
+    dedup_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Handled:
+    reply: str
+    inbox_id: int
+    outcome: str
+    duplicate: bool = False
+
+
+def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent") -> Handled:
+    """Handle one message end to end. The raw message is committed before anything else."""
+    try:
+        inbox_id = store_inbound(
+            ctx.db,
+            at=message.at,
+            received_at=message.received_at,
+            channel=message.channel,
+            sender=message.sender,
+            text=message.text,
+            raw=message.raw,
+            type=message.type,
+            dedup_key=message.dedup_key,
+        )
+    except DuplicateMessage as seen:
+        # WeChat retries: same answer, nothing recorded again
+        reply = seen.existing["reply"] or ""
+        return Handled(reply, seen.existing["id"], "duplicate", duplicate=True)
+    try:
+        with transaction(ctx.db):
+            outcome, reply, person = _respond(ctx, message, inbox_id)
+            finish_inbound(
+                ctx.db,
+                inbox_id,
+                outcome=outcome,
+                reply=reply,
+                person_id=person["id"] if person else None,
+            )
+            if reply:
+                queue_message(
+                    ctx.db,
+                    at=message.at,
+                    person=person,
+                    recipient=message.sender,
+                    kind="reply",
+                    text=reply,
+                    status=reply_status,
+                    inbox_id=inbox_id,
+                )
+        return Handled(reply, inbox_id, outcome)
+    except Exception as error:  # the raw message is kept; the user gets a plain answer
+        log.exception(
+            "handling inbox %s from %s (%s) failed", inbox_id, message.sender, message.channel
+        )
+        finish_inbound(
+            ctx.db,
+            inbox_id,
+            outcome="error",
+            reply=ERROR_REPLY,
+            error=f"{type(error).__name__}: {error}"[:1000],
+        )
+        return Handled(ERROR_REPLY, inbox_id, "error")
+
+
+def _respond(ctx: Context, message: Incoming, inbox_id: int) -> tuple[str, str, dict | None]:
+    text = message.text.strip()
+    person = person_by_wechat_id(ctx.db, message.sender)
+    if person is None:
+        bind = _BIND.match(text)
+        if not bind:
+            return "unbound", UNBOUND_REPLY, None
+        try:
+            person = redeem_invite(ctx.db, bind[1], message.sender, message.at)
+        except BindError as error:
+            return "unbound", str(error), None
+        return "bound", f"绑定成功，{person['name']}您好！发送“帮助”查看用法。", person
+    if message.type == "voice" and not text:
+        return "problem", "没有识别出语音内容，请再说一遍或直接打字，例如：张三 36.5 正常", person
+    if message.type not in ("text", "voice"):
+        return (
+            "ignored",
+            "已收到。目前只能处理文字和语音，请用文字回复，例如：张三 36.5 正常",
+            person,
+        )
+    if not text:
+        return "help", "请发送文字，例如：张三 36.5 正常。发送“帮助”查看全部用法。", person
+    if len(text) > MAX_TEXT:
+        return (
+            "problem",
+            f"消息太长（{len(text)}字），请分几条发送，每条写几个人，"
+            "例如：张三 36.5 正常，李四 36.8",
+            person,
+        )
+    turn = Turn(
+        ctx=ctx, person=person, roles=roles_of(person), text=text, at=message.at, inbox_id=inbox_id
+    )
+    try:
+        handled = dispatch(turn)
+        if handled is not None:
+            return "command", handled, person
+        if "member" in turn.roles:
+            outcome, reply = handle_report(turn)
+            return outcome, reply, person
+        from handlers.commands import help_text
+
+        return "help", help_text(turn.roles, unknown=text), person
+    except UserError as error:
+        return "problem", str(error), person

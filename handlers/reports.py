@@ -1,0 +1,146 @@
+"""A member's report: parse it, record each contact, raise alerts, answer in plain Chinese."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from handlers.alerts import alerts_for_contact
+from handlers.commands import Turn
+from handlers.parser import Entry, ParseResult, Problem, parse_reply
+from storage.contacts import NewContact, contacts_on, current_contact, record_contacts
+from storage.subjects import member_subjects, unit_subjects
+from storage.units import village_of
+
+SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
+STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
+COVER_NOTE = "多对一代报"
+
+
+def monitoring_day(at: dt.datetime) -> dt.date:
+    """00:00–04:59 still belongs to the previous day's evening (DESIGN §3)."""
+    return (at - dt.timedelta(days=1)).date() if at.hour < 5 else at.date()
+
+
+def village_subjects(turn: Turn, day: dt.date) -> list[dict]:
+    village = village_of(turn.ctx.db, turn.person["unit"])
+    return unit_subjects(turn.ctx.db, village, day) if village else []
+
+
+def describe(entry: Entry) -> str:
+    parts = [entry.name]
+    if entry.temperature is not None:
+        parts.append(f"{entry.temperature:.1f}℃")
+    if entry.status == "abnormal":
+        parts.append("、".join(entry.symptoms) or "异常")
+    else:
+        parts.append(STATUS_CN[entry.status])
+    return " ".join(parts)
+
+
+def problem_question(problem: Problem, own_names: list[str]) -> str:
+    yours = "、".join(own_names) or "（无）"
+    if problem.reason == "unknown_name":
+        guess = f"，您是说“{problem.candidates[0]}”吗？" if problem.candidates else "。"
+        return (
+            f"“{problem.text}”中的姓名不在您的名单中{guess}您负责：{yours}。"
+            f"请用名单上的姓名重发，例如：{own_names[0] if own_names else '张三'} 36.5 正常"
+        )
+    if problem.reason == "ambiguous_name":
+        options = "、".join(problem.candidates)
+        return f"“{problem.text}”可能是{options}，请写全名重发，例如：{problem.candidates[0]} 36.5"
+    if problem.reason == "bad_temperature":
+        return (
+            f"“{problem.text}”的体温看起来不对（应在34.0–42.5之间），请核对后重发，例如：张三 36.5"
+        )
+    if problem.reason == "no_content":
+        return f"“{problem.text}”后面没写情况，请补上体温或状态，例如：{problem.text} 36.5 正常"
+    return f"“{problem.text}”没看懂，请按示例重发：张三 36.5 正常"
+
+
+def handle_report(turn: Turn) -> tuple[str, str]:
+    """Record what the member reported; return (outcome, reply)."""
+    config = turn.ctx.config
+    db = turn.ctx.db
+    day = monitoring_day(turn.at)
+    own = member_subjects(db, turn.person["id"], day)
+    own_ids = {s["id"] for s in own}
+    others = [s for s in village_subjects(turn, day) if s["id"] not in own_ids]
+    own_names = [s["name"] for s in own]
+    result: ParseResult = parse_reply(
+        turn.text,
+        own_names,
+        turn.at,
+        others=[s["name"] for s in others],
+        fever_threshold=config.fever_threshold,
+    )
+    if not result.entries and not result.problems:
+        from handlers.commands import help_text
+
+        if not own:
+            return "help", "您今天没有需要联系的监测对象。发送“帮助”查看用法。"
+        return "help", help_text(turn.roles, unknown=turn.text)
+    if result.entries and result.date != day:
+        # the parser moved the report to another day (an explicit slot after midnight)
+        own = member_subjects(db, turn.person["id"], result.date)
+    by_name = {s["name"]: s for s in others}
+    by_name.update({s["name"]: s for s in own})
+    new, entries = [], []
+    for entry in result.entries:
+        subject = by_name.get(entry.name)
+        if subject is None:
+            continue
+        note = entry.note if entry.assigned else " ".join(p for p in (entry.note, COVER_NOTE) if p)
+        previous = current_contact(db, subject["id"], result.date, result.slot)
+        new.append(NewContact(subject["id"], entry.temperature, entry.status, entry.symptoms, note))
+        entries.append((entry, subject, previous))
+    record_contacts(
+        db,
+        new,
+        day=result.date,
+        slot=result.slot,
+        member_id=turn.person["id"],
+        at=turn.at,
+        inbox_id=turn.inbox_id,
+        actor=f"person:{turn.person['id']}",
+    )
+    alerted = []
+    for entry, subject, previous in entries:
+        if alerts_for_contact(turn, subject, entry, result, previous):
+            alerted.append(entry.name)
+    return ("problem" if result.problems else "ok"), _reply(turn, result, entries, alerted, own)
+
+
+def _reply(
+    turn: Turn,
+    result: ParseResult,
+    entries: list[tuple[Entry, dict, dict | None]],
+    alerted: list[str],
+    own: list[dict],
+) -> str:
+    lines = []
+    if entries:
+        head = "已更正" if result.correction else "已记录"
+        lines.append(f"{head}（{result.date.month}月{result.date.day}日{SLOT_CN[result.slot]}）：")
+        bulk = [e for e, _, _ in entries if e.bulk]
+        for entry, _subject, previous in entries:
+            if entry.bulk:
+                continue
+            mark = "⚠ " if entry.status != "normal" else ""
+            replaced = "（已覆盖之前的上报）" if previous and not result.correction else ""
+            cover = "（非您负责，已代报）" if not entry.assigned else ""
+            lines.append(f"{mark}{describe(entry)}{cover}{replaced}")
+        if bulk:
+            lines.append(f"{'、'.join(e.name for e in bulk)} 正常")
+        if alerted:
+            abnormal = any(e.status == "abnormal" for e, _, _ in entries if e.name in alerted)
+            lines.append(f"已通知书记{'和医护' if abnormal else ''}：{'、'.join(alerted)}")
+    for problem in result.problems:
+        lines.append("❓ " + problem_question(problem, [s["name"] for s in own]))
+    reported = contacts_on(turn.ctx.db, [s["id"] for s in own], result.date)
+    missing = [s["name"] for s in own if (s["id"], result.slot) not in reported]
+    if entries and own:
+        if missing:
+            lines.append(f"本时段还差：{'、'.join(missing)}")
+        else:
+            lines.append("本时段已全部上报，辛苦了！")
+    return "\n".join(lines)

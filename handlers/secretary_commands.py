@@ -1,0 +1,217 @@
+"""Commands for secretaries and monitors: 汇总, 异常, 未报, 查, 解除, 延长, 需求, 办结."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from handlers.commands import Turn, UserError, command
+from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
+from storage.audit import record_change
+from storage.contacts import contacts_on, subject_history
+from storage.needs import close_need, open_needs
+from storage.subjects import find_subjects_by_name, subject_members, unit_subjects
+from storage.units import descendants
+
+SLOTS = ("morning", "noon", "evening")
+SECRETARY = {"secretary"}
+
+
+def mask_phone(phone: str | None) -> str:
+    if not phone:
+        return ""
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****"
+
+
+def _subject(turn: Turn, name: str) -> dict:
+    name = name.strip(" ：:，,。")
+    if not name:
+        raise UserError(f"请写上姓名，例如：{turn.text.split()[0] if turn.text else '查'} 张三")
+    found = find_subjects_by_name(turn.ctx.db, turn.person["unit"], name)
+    if not found:
+        raise UserError(f"本村没有名为“{name}”的监测对象，请核对姓名，例如：查 张三")
+    return found[0]
+
+
+def _slots_due(turn: Turn, day: dt.date) -> list[str]:
+    """Slots of `day` whose prompt time has passed at the message time."""
+    slots = []
+    for slot in SLOTS:
+        prompt = dt.datetime.combine(day, turn.ctx.config.slots[slot].prompt, tzinfo=turn.at.tzinfo)
+        if turn.at >= prompt:
+            slots.append(slot)
+    return slots
+
+
+@command("汇总", "日报", "报告", roles=SECRETARY, usage="汇总 — 现在的汇总")
+def digest_now(turn: Turn) -> str:
+    from bot.links import view_link
+    from schedules.digest import build_digest, digest_text
+
+    day = monitoring_day(turn.at)
+    digest = build_digest(turn.ctx.db, turn.ctx.config, turn.person["unit"], day, None, turn.at)
+    link = view_link(turn.ctx.config, turn.person["unit"], day, turn.at)
+    return digest_text(digest, link)
+
+
+@command("异常", "异常情况", roles=SECRETARY | {"medic"}, usage="异常 — 今天的异常、联系不上、外出")
+def abnormal_today(turn: Turn) -> str:
+    day = monitoring_day(turn.at)
+    subjects = unit_subjects(turn.ctx.db, turn.person["unit"], day)
+    names = {s["id"]: s["name"] for s in subjects}
+    reported = contacts_on(turn.ctx.db, list(names), day)
+    lines = []
+    for (subject_id, slot), row in sorted(
+        reported.items(), key=lambda item: (SLOTS.index(item[0][1]), item[0][0])
+    ):
+        if row["status"] == "normal":
+            continue
+        temperature = f" {row['temperature']:.1f}℃" if row["temperature"] is not None else ""
+        symptoms = f" {row['symptoms']}" if row["symptoms"] else ""
+        lines.append(
+            f"{SLOT_CN[slot]} {names[subject_id]} {STATUS_CN[row['status']]}{temperature}{symptoms}"
+        )
+    if not lines:
+        return f"{day.month}月{day.day}日暂无异常、联系不上或外出的情况。"
+    return f"{day.month}月{day.day}日异常情况：\n" + "\n".join(lines)
+
+
+@command("未报", "未上报", "谁没报", roles=SECRETARY | {"monitor"}, usage="未报 — 今天还没上报的人")
+def not_reported(turn: Turn) -> str:
+    db = turn.ctx.db
+    day = monitoring_day(turn.at)
+    slots = _slots_due(turn, day) if day == turn.at.date() else list(SLOTS)
+    if not slots:
+        first = turn.ctx.config.slots["morning"].prompt
+        return f"今天的联系还没开始（早上 {first:%H:%M} 提醒）。"
+    subjects = unit_subjects(db, turn.person["unit"], day)
+    reported = contacts_on(db, [s["id"] for s in subjects], day)
+    lines = []
+    for slot in slots:
+        by_member: dict[str, list[str]] = {}
+        for subject in subjects:
+            if (subject["id"], slot) in reported:
+                continue
+            members = subject_members(db, subject["id"])
+            who = members[0]["name"] if members else "（未分配）"
+            by_member.setdefault(who, []).append(subject["name"])
+        if by_member:
+            detail = "；".join(f"{m}：{'、'.join(names)}" for m, names in by_member.items())
+            lines.append(f"{SLOT_CN[slot]}（{sum(map(len, by_member.values()))}人）{detail}")
+        else:
+            lines.append(f"{SLOT_CN[slot]}：已全部上报")
+    return f"{day.month}月{day.day}日未报：\n" + "\n".join(lines)
+
+
+@command(
+    "查",
+    "查询",
+    "查看",
+    roles=SECRETARY | {"monitor", "medic"},
+    usage="查 张三 — 一人一档（近3天）",
+    takes_args=True,
+)
+def lookup(turn: Turn) -> str:
+    subject = _subject(turn, turn.args)
+    members = "、".join(m["name"] for m in subject_members(turn.ctx.db, subject["id"]))
+    since = monitoring_day(turn.at) - dt.timedelta(days=2)
+    status = {
+        "active": "监测中",
+        "released": "已解除",
+        "hospitalized": "已住院",
+        "transferred": "已转出",
+    }
+    lines = [
+        f"{subject['name']}（{subject['category']}）{status[subject['status']]}",
+        f"电话 {mask_phone(subject['phone'])}  地址 {subject['address']}",
+        f"监测期 {subject['start_date']} 至 {subject['end_date']}，"
+        f"网格员 {members or '（未分配）'}",
+    ]
+    history = subject_history(turn.ctx.db, subject["id"], since)
+    if not history:
+        lines.append("近3天没有联系记录。")
+    for row in history:
+        temperature = f" {row['temperature']:.1f}℃" if row["temperature"] is not None else ""
+        symptoms = f" {row['symptoms']}" if row["symptoms"] else ""
+        lines.append(
+            f"{row['date'][5:]}{SLOT_CN[row['slot']]} {STATUS_CN[row['status']]}{temperature}"
+            f"{symptoms}（{row['member'] or ''} {row['reported_at'][11:16]}）"
+        )
+    return "\n".join(lines)
+
+
+@command("解除", "解除隔离", roles=SECRETARY, usage="解除 张三 — 解除监测", takes_args=True)
+def release(turn: Turn) -> str:
+    subject = _subject(turn, turn.args)
+    if subject["status"] != "active":
+        return f"{subject['name']}已不在监测中，无需解除。"
+    day = monitoring_day(turn.at)
+    turn.ctx.db["subjects"].update(
+        subject["id"], {"status": "released", "released_on": day.isoformat()}
+    )
+    record_change(
+        turn.ctx.db,
+        turn.at,
+        f"person:{turn.person['id']}",
+        "subjects",
+        subject["id"],
+        "release",
+        {"status": subject["status"]},
+        {"status": "released", "released_on": day.isoformat()},
+    )
+    return f"已解除{subject['name']}的居家监测（{day.isoformat()}起不再提醒联系）。"
+
+
+_DAYS = re.compile(r"^(?P<name>.+?)\s*(?P<days>\d{1,3})\s*天?$")
+
+
+@command("延长", "延期", roles=SECRETARY, usage="延长 张三 7天 — 延长监测期", takes_args=True)
+def extend(turn: Turn) -> str:
+    match = _DAYS.match(turn.args.strip())
+    if not match:
+        raise UserError("请写明姓名和天数，例如：延长 张三 7天")
+    days = int(match["days"])
+    if not 1 <= days <= 90:
+        raise UserError("延长天数应在1到90天之间，例如：延长 张三 7天")
+    subject = _subject(turn, match["name"])
+    changes = {"days": subject["days"] + days, "status": "active", "released_on": None}
+    turn.ctx.db["subjects"].update(subject["id"], changes)
+    record_change(
+        turn.ctx.db,
+        turn.at,
+        f"person:{turn.person['id']}",
+        "subjects",
+        subject["id"],
+        "extend",
+        {"days": subject["days"], "status": subject["status"]},
+        changes,
+    )
+    end = dt.date.fromisoformat(subject["start_date"]) + dt.timedelta(days=changes["days"] - 1)
+    return f"已将{subject['name']}的监测期延长{days}天，至{end.isoformat()}。"
+
+
+@command("需求", "需求清单", roles=SECRETARY, usage="需求 — 未办结的需求")
+def list_needs(turn: Turn) -> str:
+    needs = open_needs(turn.ctx.db, descendants(turn.ctx.db, turn.person["unit"]))
+    if not needs:
+        return "目前没有未办结的需求。"
+    lines = [f"未办结需求（{len(needs)}条，办结请发“办结 编号”）："]
+    for need in needs:
+        lines.append(
+            f"#{need['id']} {need['subject']} [{need['kind']}] {need['text']}"
+            f"（{need['created_at'][5:16].replace('T', ' ')}）"
+        )
+    return "\n".join(lines)
+
+
+@command("办结", "完成", roles=SECRETARY, usage="办结 3 — 办结第3号需求", takes_args=True)
+def finish_need(turn: Turn) -> str:
+    number = turn.args.lstrip("#＃ ").strip()
+    if not number.isdigit():
+        raise UserError("请写上需求编号，例如：办结 3（发送“需求”查看编号）")
+    units = descendants(turn.ctx.db, turn.person["unit"])
+    need = next((n for n in open_needs(turn.ctx.db, units) if n["id"] == int(number)), None)
+    if need is None:
+        raise UserError(f"没有未办结的第{number}号需求，发送“需求”查看编号。")
+    close_need(turn.ctx.db, need["id"], turn.person["id"], turn.at)
+    return f"已办结 #{need['id']}：{need['subject']} {need['text']}。"
