@@ -32,16 +32,16 @@ def _recipients(*groups: list[dict]) -> list[dict]:
 
 def alerts_for_contact(
     turn: Turn, subject: dict, entry: Entry, result: ParseResult, previous: dict | None
-) -> bool:
-    """Queue the alerts this report calls for; True when any was queued.
+) -> list[dict]:
+    """Queue the alerts this report calls for; return the people alerted.
 
     A report that repeats the state already on record for the same slot (a correction of the
     temperature, say) does not alert again: nobody is nagged twice for one event.
     """
     if entry.status == "normal":
-        return False
+        return []
     if previous is not None and previous["status"] == entry.status:
-        return False
+        return []
     db = turn.ctx.db
     village = village_of(db, subject["unit"]) or subject["unit"]
     unit = get_unit(db, subject["unit"])
@@ -79,4 +79,4 @@ def alerts_for_contact(
         recipients = _recipients(secretaries, monitors_for(db, subject["unit"]))
     for person in recipients:
         queue_message(db, at=turn.at, person=person, kind=kind, text=text, inbox_id=turn.inbox_id)
-    return bool(recipients)
+    return recipients

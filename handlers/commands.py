@@ -99,9 +99,11 @@ def help_text(roles: set[str], unknown: str | None = None) -> str:
         lines.append("没看懂这条消息。")
     if "member" in roles:
         lines += [
-            "上报示例：张三 36.5 正常，李四 36.8",
+            "上报请这样写，例如：张三 36.5 正常，李四 36.8",
             "有症状：王五 37.6 咳嗽 乏力；联系不上：王五未联系上；都好：全部正常",
         ]
+    else:
+        lines.append("例如发送“汇总”查看今天的情况。")
     lines.append("可用命令：")
     seen = set()
     for cmd in COMMANDS:

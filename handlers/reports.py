@@ -91,6 +91,8 @@ def handle_report(turn: Turn) -> tuple[str, str]:
             continue
         note = entry.note if entry.assigned else " ".join(p for p in (entry.note, COVER_NOTE) if p)
         previous = current_contact(db, subject["id"], result.date, result.slot)
+        if entry.bulk and previous is not None:
+            continue  # 全部正常 covers the rest; it never overwrites a report already in
         new.append(NewContact(subject["id"], entry.temperature, entry.status, entry.symptoms, note))
         entries.append((entry, subject, previous))
     record_contacts(
@@ -105,8 +107,9 @@ def handle_report(turn: Turn) -> tuple[str, str]:
     )
     alerted = []
     for entry, subject, previous in entries:
-        if alerts_for_contact(turn, subject, entry, result, previous):
-            alerted.append(entry.name)
+        people = alerts_for_contact(turn, subject, entry, result, previous)
+        if people:
+            alerted.append(f"已通知{'、'.join(p['name'] for p in people)}（{entry.name}）")
     return ("problem" if result.problems else "ok"), _reply(turn, result, entries, alerted, own)
 
 
@@ -131,9 +134,7 @@ def _reply(
             lines.append(f"{mark}{describe(entry)}{cover}{replaced}")
         if bulk:
             lines.append(f"{'、'.join(e.name for e in bulk)} 正常")
-        if alerted:
-            abnormal = any(e.status == "abnormal" for e, _, _ in entries if e.name in alerted)
-            lines.append(f"已通知书记{'和医护' if abnormal else ''}：{'、'.join(alerted)}")
+        lines.extend(alerted)
     for problem in result.problems:
         lines.append("❓ " + problem_question(problem, [s["name"] for s in own]))
     reported = contacts_on(turn.ctx.db, [s["id"] for s in own], result.date)

@@ -190,11 +190,15 @@ def extend(turn: Turn) -> str:
     return f"已将{subject['name']}的监测期延长{days}天，至{end.isoformat()}。"
 
 
-@command("需求", "需求清单", roles=SECRETARY, usage="需求 — 未办结的需求")
+@command("需求", "需求清单", roles=SECRETARY, usage="需求 — 未办结的需求", takes_args=True)
 def list_needs(turn: Turn) -> str:
     needs = open_needs(turn.ctx.db, descendants(turn.ctx.db, turn.person["unit"]))
+    query = turn.args.strip()
+    if query:
+        needs = [n for n in needs if query in n["subject"] or query in n["text"]]
     if not needs:
-        return "目前没有未办结的需求。"
+        more = f"与“{query[:20]}”有关的" if query else ""
+        return f"目前没有{more}未办结的需求。例如发送“需求”查看全部。"
     lines = [f"未办结需求（{len(needs)}条，办结请发“办结 编号”）："]
     for need in needs:
         lines.append(

@@ -1,0 +1,125 @@
+"""Shared fixtures: real SQLite files in tmp_path, the demo roster, the CLI runner.
+
+Every test runs in its own tmp_path as the working directory, with no GRIDWATCH_* or
+WECHAT_* variable set, so a developer's ./gridwatch.toml or shell environment never leaks in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlite_utils
+from click.testing import CliRunner, Result
+
+from bot.config import Config
+from storage.db import open_db
+from storage.roster import import_roster
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_ROSTER = ROOT / "examples" / "demo_roster"
+TZ = ZoneInfo("Asia/Shanghai")
+# The demo roster's "today": 林峰 starts, 何平's last day was yesterday.
+NOW = dt.datetime(2026, 3, 2, 8, 0, tzinfo=TZ)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real config file, database or channel settings: env cleared, cwd = tmp_path."""
+    for name in list(os.environ):
+        if name.startswith(("GRIDWATCH_", "WECHAT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    return NOW
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "gridwatch.db"
+
+
+@pytest.fixture
+def make_db(tmp_path: Path) -> Iterator[Callable[[str], sqlite_utils.Database]]:
+    """Open (and migrate) more databases in tmp_path by file name; all closed at teardown."""
+    opened: list[sqlite_utils.Database] = []
+
+    def make(name: str) -> sqlite_utils.Database:
+        database = open_db(tmp_path / name)
+        opened.append(database)
+        return database
+
+    yield make
+    for database in opened:
+        database.close()
+
+
+@pytest.fixture
+def db(db_path: Path) -> Iterator[sqlite_utils.Database]:
+    """The database at db_path, opened and migrated."""
+    database = open_db(db_path)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def roster_dir(tmp_path: Path) -> Path:
+    """A private copy of examples/demo_roster (CSV, Chinese headers) that tests may edit."""
+    target = tmp_path / "roster"
+    shutil.copytree(DEMO_ROSTER, target)
+    return target
+
+
+@pytest.fixture
+def loaded_db(db: sqlite_utils.Database, roster_dir: Path, config: Config) -> sqlite_utils.Database:
+    """`db` with the demo roster imported at NOW (5 units, 9 people, 30 subjects)."""
+    report = import_roster(
+        db, roster_dir, now=NOW, categories=config.categories, period=config.period_days
+    )
+    assert not report.errors, report.errors
+    return db
+
+
+@pytest.fixture
+def dump_db() -> Callable[[sqlite_utils.Database], str]:
+    """The whole database as SQL text, to prove that something changed nothing."""
+
+    def dump(database: sqlite_utils.Database) -> str:
+        return "\n".join(database.conn.iterdump())
+
+    return dump
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def run_cli(runner: CliRunner, db_path: Path) -> Callable[..., Result]:
+    """run_cli("roster", "import", path) invokes `gridwatch ... --db db_path`.
+
+    Keyword arguments go to CliRunner.invoke (input=, env=, ...). Exceptions other than
+    SystemExit propagate, so a crash shows its traceback instead of a bare exit code 1.
+    """
+    from bot.cli import cli
+
+    def run(*args: str | os.PathLike[str], **kwargs: object) -> Result:
+        argv = [str(arg) for arg in args] + ["--db", str(db_path)]
+        kwargs.setdefault("catch_exceptions", False)
+        return runner.invoke(cli, argv, **kwargs)  # type: ignore[arg-type]
+
+    return run

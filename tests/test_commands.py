@@ -1,0 +1,170 @@
+"""Chat commands by role (DESIGN §4), as conversations through the pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlite_utils
+
+from bot.config import Config
+from bot.context import Context
+from handlers.pipeline import Incoming, handle_message
+from tests.conftest import TZ
+
+AT = dt.datetime(2026, 3, 2, 10, 40, tzinfo=TZ)
+MEMBER, SECRETARY, MONITOR, MEDIC = "lianghong", "chenzhigang", "liumin", "huangyonghong"
+
+
+@pytest.fixture
+def say(loaded_db: sqlite_utils.Database, config: Config):
+    ctx = Context(db=loaded_db, config=config)
+
+    def send(sender: str, text: str, at: dt.datetime = AT) -> str:
+        return handle_message(
+            ctx, Incoming(channel="console", sender=sender, text=text, at=at, received_at=at)
+        ).reply
+
+    return send
+
+
+def subject(db: sqlite_utils.Database, name: str) -> dict:
+    return next(db.query("SELECT * FROM subjects WHERE name = ?", [name]))
+
+
+@pytest.mark.parametrize(
+    "sender, text, expected",
+    [
+        (MEMBER, "帮助", ["上报请这样写", "名单", "撤销", "需求 张三 买菜"]),
+        (
+            SECRETARY,
+            "帮助",
+            ["汇总", "异常", "未报", "查 张三", "解除 张三", "延长 张三 7天", "办结"],
+        ),
+        (MONITOR, "帮助", ["未报", "查 张三"]),
+        (MEDIC, "帮助", ["异常", "查 张三"]),
+        (MEMBER, "？", ["名单"]),
+    ],
+    ids=["member", "secretary", "monitor", "medic", "question-mark"],
+)
+def test_help_lists_the_commands_of_the_role(say, sender: str, text: str, expected: list[str]):
+    reply = say(sender, text)
+    for word in expected:
+        assert word in reply
+
+
+def test_help_does_not_offer_other_roles_commands(say) -> None:
+    assert "解除" not in say(MEMBER, "帮助")
+    assert "撤销" not in say(SECRETARY, "帮助")
+
+
+@pytest.mark.parametrize(
+    "sender, text, refusal",
+    [
+        (MEMBER, "汇总", "仅限书记"),
+        (MEMBER, "未报", "仅限"),
+        (MONITOR, "解除 张三", "仅限书记"),
+        (MONITOR, "办结 1", "仅限书记"),
+        (SECRETARY, "名单", "仅限网格员"),
+        (SECRETARY, "撤销", "仅限网格员"),
+        (MEDIC, "延长 张三 7天", "仅限书记"),
+    ],
+)
+def test_commands_are_refused_outside_their_roles(
+    say, loaded_db: sqlite_utils.Database, sender: str, text: str, refusal: str
+) -> None:
+    before = subject(loaded_db, "张三")
+    assert refusal in say(sender, text)
+    assert subject(loaded_db, "张三") == before
+
+
+def test_member_list_shows_todays_status_per_slot(say) -> None:
+    say(MEMBER, "张三 36.5，王五 37.8 咳嗽", at=AT.replace(hour=8))
+    reply = say(MEMBER, "名单")
+    assert "张三  早✓36.5 中— 晚—" in reply
+    assert "王五  早⚠37.8 中— 晚—" in reply
+    assert reply.count("\n") == 6  # a heading and six subjects
+
+
+def test_need_is_registered_listed_and_closed(say, loaded_db: sqlite_utils.Database) -> None:
+    assert "已登记需求 #1（生活物资）：张三 买菜" in say(MEMBER, "需求 张三 买菜")
+    assert "（就医）" in say(MEMBER, "需求 王五 需要去医院开降压药")
+    listed = say(SECRETARY, "需求")
+    assert "#1 张三 [生活物资] 买菜" in listed and "#2 王五 [就医]" in listed
+    assert "已办结 #1" in say(SECRETARY, "办结 1")
+    assert "#1" not in say(SECRETARY, "需求")
+    assert "没有未办结的第1号需求" in say(SECRETARY, "办结 1")
+    assert "请写上需求编号" in say(SECRETARY, "办结 张三")
+    assert "请以您负责的监测对象姓名开头" in say(MEMBER, "需求 高远 买菜")
+    assert "请写明需要什么" in say(MEMBER, "需求 张三")
+
+
+def test_secretary_looks_up_one_persons_file(say) -> None:
+    say(MEMBER, "王五 37.8 咳嗽", at=AT.replace(hour=8))
+    reply = say(SECRETARY, "查 王五")
+    assert "王五（外地返回人员）监测中" in reply
+    assert "139****0103" in reply and "13900000103" not in reply
+    assert "03-02早 异常 37.8℃ 发热、咳嗽（梁红 08:40）" in reply
+    assert "没有名为“赵六”" in say(SECRETARY, "查 赵六")
+    assert say(SECRETARY, "查王五") == reply  # voice input glues the name on
+
+
+def test_abnormal_lists_todays_problems(say) -> None:
+    assert "暂无异常" in say(SECRETARY, "异常")
+    say(MEMBER, "王五 37.8 咳嗽，罗娟联系不上", at=AT.replace(hour=8))
+    reply = say(SECRETARY, "异常")
+    assert "早 王五 异常 37.8℃ 发热、咳嗽" in reply
+    assert "早 罗娟 未联系上" in reply
+
+
+def test_not_reported_groups_missing_subjects_by_member(say) -> None:
+    say(MEMBER, "全部正常", at=AT.replace(hour=8))
+    reply = say(MONITOR, "未报")
+    assert "梁红" not in reply
+    assert "韩冰：高远、宋佳、马晓东、朱丽" not in reply  # 朱丽 is covered by 梁红's 全部正常
+    assert "韩冰：高远、宋佳、马晓东" in reply
+    assert reply.startswith("3月2日未报：\n早（23人）")
+    assert "今天的联系还没开始" in say(SECRETARY, "未报", at=AT.replace(hour=7))
+
+
+def test_release_and_extend_change_the_period(say, loaded_db: sqlite_utils.Database) -> None:
+    assert "已将王五的监测期延长7天，至2026-03-18" in say(SECRETARY, "延长 王五 7天")
+    assert subject(loaded_db, "王五")["days"] == 21
+    assert "已解除张三" in say(SECRETARY, "解除 张三")
+    assert subject(loaded_db, "张三")["status"] == "released"
+    assert "张三" not in say(MEMBER, "名单")
+    assert "已不在监测中" in say(SECRETARY, "解除 张三")
+    assert "请写明姓名和天数" in say(SECRETARY, "延长 张三")
+    assert "延长天数应在1到90天之间" in say(SECRETARY, "延长 张三 900天")
+    actions = [
+        r["action"] for r in loaded_db.query("SELECT action FROM audit WHERE actor LIKE 'person:%'")
+    ]
+    assert actions == ["extend", "release"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "查",
+        "解除",
+        "延长",
+        "办结",
+        "查 '; DROP TABLE subjects; --",
+        "延长 🙂 7天",
+        "办结 -1",
+        "需求 " + "x" * 500,
+    ],
+)
+def test_garbage_arguments_get_an_example(
+    say, loaded_db: sqlite_utils.Database, dump_db, text: str
+):
+    before = dump_db(loaded_db)
+    reply = say(SECRETARY, text)
+    assert "例如" in reply or "没有" in reply
+    after = dump_db(loaded_db)
+    # only the inbox and the reply in the outbox may change
+    assert without_messages(before) == without_messages(after)
+
+
+def without_messages(dump: str) -> list[str]:
+    return [line for line in dump.splitlines() if '"inbox"' not in line and '"outbox"' not in line]

@@ -1,0 +1,280 @@
+"""The message pipeline, as conversations: what a member types, what is stored, who is told."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+import sqlite_utils
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.config import Config
+from bot.context import Context
+from handlers.pipeline import ERROR_REPLY, UNBOUND_REPLY, Handled, Incoming, handle_message
+from tests.conftest import TZ
+
+MORNING = dt.datetime(2026, 3, 2, 8, 40, tzinfo=TZ)
+
+Chat = Callable[..., Handled]
+
+
+@pytest.fixture
+def chat(loaded_db: sqlite_utils.Database, config: Config) -> Chat:
+    """chat("lianghong", "张三 36.5") sends one message through the pipeline."""
+    ctx = Context(db=loaded_db, config=config)
+
+    def send(sender: str, text: str, at: dt.datetime = MORNING, **fields: object) -> Handled:
+        message = Incoming(
+            channel="console", sender=sender, text=text, at=at, received_at=at, **fields
+        )  # type: ignore[arg-type]
+        return handle_message(ctx, message)
+
+    return send
+
+
+def current(db: sqlite_utils.Database, name: str, slot: str = "morning") -> dict | None:
+    return next(
+        db.query(
+            """SELECT c.* FROM contacts c JOIN subjects s ON s.id = c.subject_id
+               WHERE s.name = ? AND c.slot = ? AND c.current = 1""",
+            [name, slot],
+        ),
+        None,
+    )
+
+
+def alerts(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+    return [
+        (row["kind"], row["person"])
+        for row in db.query("SELECT kind, person FROM outbox WHERE kind LIKE '%alert' ORDER BY id")
+    ]
+
+
+def test_report_is_recorded_and_confirmed(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
+    handled = chat("lianghong", "张三 36.5 正常，李四 36.8")
+    assert handled.outcome == "ok"
+    assert "已记录（3月2日早）" in handled.reply
+    assert "张三 36.5℃ 正常" in handled.reply
+    assert "本时段还差：王五、罗娟、林峰、朱丽" in handled.reply
+    assert current(loaded_db, "张三")["temperature"] == 36.5
+    assert current(loaded_db, "李四")["status"] == "normal"
+
+
+def test_every_message_is_stored_raw_with_its_outcome(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    chat("lianghong", "张三 36.5")
+    chat("lianghong", "赵六 36.5")
+    chat("stranger", "你好")
+    rows = list(loaded_db.query("SELECT sender, text, outcome, reply FROM inbox ORDER BY id"))
+    assert [(r["sender"], r["text"], r["outcome"]) for r in rows] == [
+        ("lianghong", "张三 36.5", "ok"),
+        ("lianghong", "赵六 36.5", "problem"),
+        ("stranger", "你好", "unbound"),
+    ]
+    assert all(r["reply"] for r in rows)
+
+
+def test_replies_are_in_the_outbox(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
+    handled = chat("lianghong", "张三 36.5")
+    row = next(loaded_db.query("SELECT * FROM outbox WHERE kind = 'reply'"))
+    assert (row["person"], row["recipient"], row["text"]) == ("梁红", "lianghong", handled.reply)
+
+
+def test_unbound_sender_learns_only_how_to_bind(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    handled = chat("stranger", "张三 36.5")
+    assert handled.reply == UNBOUND_REPLY
+    assert "绑定" in handled.reply and "张三" not in handled.reply
+    assert loaded_db["contacts"].count == 0
+
+
+def test_binding_with_an_invite_code(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
+    from storage.invites import create_invite
+
+    person = next(loaded_db.query("SELECT id FROM people WHERE name = '梁红'"))
+    code = create_invite(loaded_db, person["id"], MORNING)
+    assert "不正确" in chat("openid-x", "绑定 000000" if code != "000000" else "绑定 111111").reply
+    assert "绑定成功" in chat("openid-x", f"绑定 {code}").reply
+    assert "已记录" in chat("openid-x", "张三 36.5").reply
+    assert "不正确或已使用" in chat("openid-y", f"绑定 {code}").reply
+
+
+def test_binding_guesses_are_rate_limited(chat: Chat) -> None:
+    replies = [chat("guesser", f"绑定 {n:06d}").reply for n in range(6)]
+    assert "次数过多" in replies[-1]
+
+
+def test_a_later_report_replaces_the_current_one_and_keeps_history(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    chat("lianghong", "张三 36.5")
+    handled = chat("lianghong", "更正 张三 36.4")
+    assert "已更正" in handled.reply
+    assert current(loaded_db, "张三")["temperature"] == 36.4
+    history = list(loaded_db.query("SELECT temperature, current FROM contacts ORDER BY id"))
+    assert history == [{"temperature": 36.5, "current": 0}, {"temperature": 36.4, "current": 1}]
+
+
+def test_fever_alerts_secretary_and_medic_once(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    handled = chat("lianghong", "王五 37.6 咳嗽 乏力")
+    assert "⚠ 王五 37.6℃ 发热、咳嗽、乏力" in handled.reply
+    assert alerts(loaded_db) == [("abnormal_alert", "陈志刚"), ("abnormal_alert", "黄永红")]
+    text = next(loaded_db.query("SELECT text FROM outbox WHERE kind = 'abnormal_alert'"))["text"]
+    assert "王五" in text and "37.6" in text and "梁红" in text
+    chat("lianghong", "更正 王五 37.8 咳嗽")  # the same state again: nobody is nagged twice
+    assert len(alerts(loaded_db)) == 2
+
+
+def test_unreachable_alerts_secretary_then_monitors_on_the_second_slot(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    chat("lianghong", "罗娟未联系上")
+    assert alerts(loaded_db) == [("unreachable_alert", "陈志刚")]
+    chat("lianghong", "罗娟 电话不通", at=MORNING.replace(hour=12, minute=20))
+    assert alerts(loaded_db)[1:] == [("unreachable_alert", "陈志刚"), ("unreachable_alert", "刘敏")]
+    last = list(loaded_db.query("SELECT text FROM outbox WHERE kind = 'unreachable_alert'"))[-1]
+    assert "连续两个时段" in last["text"]
+
+
+def test_absent_alerts_secretary_and_monitors(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
+    chat("lianghong", "老王 不在家")
+    assert alerts(loaded_db) == [("absent_alert", "陈志刚"), ("absent_alert", "刘敏")]
+    assert current(loaded_db, "王五")["status"] == "absent"
+
+
+def test_bulk_covers_the_rest_but_never_overwrites_a_report(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    chat("lianghong", "王五 37.6 咳嗽")
+    handled = chat("lianghong", "都正常，张三 37.4")
+    assert current(loaded_db, "王五")["status"] == "abnormal"
+    assert current(loaded_db, "张三")["status"] == "abnormal"
+    assert current(loaded_db, "李四")["status"] == "normal"
+    assert "本时段已全部上报" in handled.reply
+
+
+def test_cover_report_for_a_subject_of_the_same_village(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    handled = chat("lianghong", "高远 36.6")  # 高远 is 韩冰's subject, same village
+    assert "非您负责，已代报" in handled.reply
+    row = current(loaded_db, "高远")
+    assert row["note"].endswith("多对一代报")
+    member = next(loaded_db.query("SELECT name FROM people WHERE id = ?", [row["member_id"]]))
+    assert member["name"] == "梁红"
+
+
+def test_slot_marker_and_small_hours(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
+    chat("lianghong", "早：张三36.5李四36.7", at=MORNING.replace(hour=12))
+    assert current(loaded_db, "张三", "morning") is not None
+    chat("lianghong", "李四 36.6", at=dt.datetime(2026, 3, 3, 0, 30, tzinfo=TZ))
+    row = current(loaded_db, "李四", "evening")
+    assert (row["date"], row["reported_at"]) == ("2026-03-02", "2026-03-03T00:30:00+08:00")
+
+
+def test_problems_get_precise_questions(chat: Chat) -> None:
+    reply = chat("lianghong", "赵六 36.5").reply
+    assert "不在您的名单中" in reply and "您负责：张三、李四、王五、罗娟、林峰、朱丽" in reply
+    assert "体温看起来不对" in chat("lianghong", "张三 45.1").reply
+    assert "后面没写情况" in chat("lianghong", "张三").reply
+
+
+def test_undo_restores_the_report_it_replaced(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
+    chat("lianghong", "张三 36.5")
+    chat("lianghong", "张三 37.5")
+    reply = chat("lianghong", "撤销").reply
+    assert "已撤销" in reply and "张三" in reply
+    assert current(loaded_db, "张三")["temperature"] == 36.5
+    chat("lianghong", "撤销")
+    assert current(loaded_db, "张三") is None
+    assert "没有可撤销" in chat("lianghong", "撤销").reply
+
+
+def test_retry_with_the_same_key_is_recorded_once(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    first = chat("lianghong", "张三 36.5", dedup_key="console:msg:1")
+    again = chat("lianghong", "张三 36.5", dedup_key="console:msg:1")
+    assert again.duplicate and again.reply == first.reply
+    assert loaded_db["contacts"].count == 1
+    assert loaded_db["inbox"].count == 1
+
+
+def test_non_text_messages_are_stored_and_answered(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    assert "只能处理文字和语音" in chat("lianghong", "", type="image").reply
+    assert "没有识别出语音" in chat("lianghong", "", type="voice").reply
+    assert "已记录" in chat("lianghong", "张三三十六度五没什么不舒服", type="voice").reply
+    assert loaded_db["inbox"].count == 3
+
+
+def test_a_failure_keeps_the_raw_message(
+    chat: Chat, loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handlers.pipeline
+
+    def broken(turn: object) -> tuple[str, str]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(handlers.pipeline, "handle_report", broken)
+    handled = chat("lianghong", "张三 36.5")
+    assert handled.reply == ERROR_REPLY
+    row = next(loaded_db.query("SELECT * FROM inbox"))
+    assert (row["text"], row["outcome"], row["error"]) == (
+        "张三 36.5",
+        "error",
+        "RuntimeError: disk on fire",
+    )
+    assert loaded_db["contacts"].count == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "🙂🙂🙂",
+        "'; DROP TABLE contacts; --",
+        "SELECT * FROM people WHERE 1=1",
+        "a" * 10_000,
+        "张三" * 5_000,
+        "\x00\x01\x02",
+        "<xml><b>hi</b></xml>",
+    ],
+    ids=[
+        "empty",
+        "spaces",
+        "emoji",
+        "sql-drop",
+        "sql-select",
+        "10k-latin",
+        "10k-names",
+        "control",
+        "markup",
+    ],
+)
+def test_garbage_gets_a_helpful_reply(
+    chat: Chat, loaded_db: sqlite_utils.Database, text: str
+) -> None:
+    handled = chat("lianghong", text)
+    assert handled.outcome in {"help", "problem"}
+    assert "例如" in handled.reply
+    assert loaded_db["contacts"].count == 0
+    assert loaded_db["inbox"].count == 1
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=200))
+def test_never_crashes(chat: Chat, text: str) -> None:
+    handled = chat("lianghong", text)
+    assert handled.outcome != "error"
+    assert handled.reply
