@@ -8,6 +8,8 @@ from typing import Any
 
 import sqlite_utils
 
+from storage.db import insert_row
+
 
 def record_change(
     db: sqlite_utils.Database,
@@ -19,7 +21,9 @@ def record_change(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    db["audit"].insert(
+    insert_row(
+        db,
+        "audit",
         {
             "at": now.isoformat(timespec="seconds"),
             "actor": actor,
@@ -28,5 +32,5 @@ def record_change(
             "action": action,
             "before": json.dumps(before, ensure_ascii=False) if before is not None else None,
             "after": json.dumps(after, ensure_ascii=False) if after is not None else None,
-        }
+        },
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from storage.audit import record_change
-from storage.db import transaction
+from storage.db import insert_row, transaction
 
 
 @dataclass(frozen=True)
@@ -39,24 +39,22 @@ def record_contacts(
             previous = current_contact(db, contact.subject_id, day, slot)
             if previous:
                 db.execute("UPDATE contacts SET current = 0 WHERE id = ?", [previous["id"]])
-            new_id = (
-                db["contacts"]
-                .insert(
-                    {
-                        "subject_id": contact.subject_id,
-                        "date": day.isoformat(),
-                        "slot": slot,
-                        "member_id": member_id,
-                        "temperature": contact.temperature,
-                        "status": contact.status,
-                        "symptoms": "、".join(contact.symptoms),
-                        "note": contact.note,
-                        "reported_at": at.isoformat(timespec="seconds"),
-                        "inbox_id": inbox_id,
-                        "current": 1,
-                    }
-                )
-                .last_pk
+            new_id = insert_row(
+                db,
+                "contacts",
+                {
+                    "subject_id": contact.subject_id,
+                    "date": day.isoformat(),
+                    "slot": slot,
+                    "member_id": member_id,
+                    "temperature": contact.temperature,
+                    "status": contact.status,
+                    "symptoms": "、".join(contact.symptoms),
+                    "note": contact.note,
+                    "reported_at": at.isoformat(timespec="seconds"),
+                    "inbox_id": inbox_id,
+                    "current": 1,
+                },
             )
             if previous:
                 db.execute(

@@ -72,3 +72,21 @@ class transaction:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
+
+
+def insert_row(db: sqlite_utils.Database, table: str, record: dict[str, object]) -> int:
+    """INSERT one row by plain SQL (hot paths: sqlite-utils inspects the schema on each call)."""
+    columns = ", ".join(record)
+    marks = ", ".join("?" * len(record))
+    cursor = db.conn.execute(
+        f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(record.values())
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def update_row(
+    db: sqlite_utils.Database, table: str, row_id: object, changes: dict[str, object]
+) -> None:
+    """UPDATE one row by its `id`."""
+    sets = ", ".join(f"{column} = ?" for column in changes)
+    db.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*changes.values(), row_id])

@@ -7,6 +7,8 @@ import sqlite3
 
 import sqlite_utils
 
+from storage.db import insert_row, update_row
+
 
 class DuplicateMessage(Exception):
     "This message (same MsgId / event key) was stored already."
@@ -30,22 +32,20 @@ def store_inbound(
 ) -> int:
     """Insert the raw message; raise DuplicateMessage when its key was seen before."""
     try:
-        return (
-            db["inbox"]
-            .insert(
-                {
-                    "received_at": received_at.isoformat(timespec="seconds"),
-                    "at": at.isoformat(timespec="seconds"),
-                    "channel": channel,
-                    "sender": sender,
-                    "dedup_key": dedup_key,
-                    "type": type,
-                    "text": text,
-                    "raw": raw,
-                    "outcome": "received",
-                }
-            )
-            .last_pk
+        return insert_row(
+            db,
+            "inbox",
+            {
+                "received_at": received_at.isoformat(timespec="seconds"),
+                "at": at.isoformat(timespec="seconds"),
+                "channel": channel,
+                "sender": sender,
+                "dedup_key": dedup_key,
+                "type": type,
+                "text": text,
+                "raw": raw,
+                "outcome": "received",
+            },
         )
     except sqlite3.IntegrityError:
         existing = next(db.query("SELECT * FROM inbox WHERE dedup_key = ?", [dedup_key]), None)
@@ -63,8 +63,11 @@ def finish_inbound(
     person_id: int | None = None,
     error: str | None = None,
 ) -> None:
-    db["inbox"].update(
-        inbox_id, {"outcome": outcome, "reply": reply, "person_id": person_id, "error": error}
+    update_row(
+        db,
+        "inbox",
+        inbox_id,
+        {"outcome": outcome, "reply": reply, "person_id": person_id, "error": error},
     )
 
 

@@ -7,6 +7,8 @@ import sqlite3
 
 import sqlite_utils
 
+from storage.db import insert_row
+
 KINDS = (
     "reply",
     "prompt",
@@ -34,26 +36,24 @@ def queue_message(
 ) -> int:
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
-    return (
-        db["outbox"]
-        .insert(
-            {
-                "at": at.isoformat(timespec="seconds"),
-                "recipient": recipient
-                if recipient is not None
-                else (person or {}).get("wechat_id") or "",
-                "person_id": (person or {}).get("id"),
-                "person": (person or {}).get("name", ""),
-                "kind": kind,
-                "text": text,
-                "status": status,
-                "attempts": 0,
-                "send_key": send_key,
-                "inbox_id": inbox_id,
-                "next_attempt_at": at.isoformat(timespec="seconds") if status == "queued" else None,
-            }
-        )
-        .last_pk
+    return insert_row(
+        db,
+        "outbox",
+        {
+            "at": at.isoformat(timespec="seconds"),
+            "recipient": recipient
+            if recipient is not None
+            else (person or {}).get("wechat_id") or "",
+            "person_id": (person or {}).get("id"),
+            "person": (person or {}).get("name", ""),
+            "kind": kind,
+            "text": text,
+            "status": status,
+            "attempts": 0,
+            "send_key": send_key,
+            "inbox_id": inbox_id,
+            "next_attempt_at": at.isoformat(timespec="seconds") if status == "queued" else None,
+        },
     )
 
 
