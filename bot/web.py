@@ -1,14 +1,43 @@
-"""The Flask app: configuration, the database per request, blueprints."""
+"""The Flask app: configuration, one database connection per serving thread, blueprints."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import sqlite_utils
 from flask import Flask, g, jsonify
 
 from bot.config import load_config
 from bot.context import Context
-from storage.db import default_db_path, open_db
+from storage.db import connect, default_db_path, open_db
+
+
+class ConnectionPool:
+    """One connection per thread, reused across requests (opening one costs more than a
+    request's queries); the schema was migrated once when the app was built."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.opened: list[sqlite_utils.Database] = []
+
+    def get(self) -> sqlite_utils.Database:
+        db = getattr(self.local, "db", None)
+        if db is None:
+            db = connect(self.path)
+            self.local.db = db
+            with self.lock:
+                self.opened.append(db)
+        return db
+
+    def close_all(self) -> None:
+        with self.lock:
+            for db in self.opened:
+                db.conn.close()
+            self.opened.clear()
+        self.local = threading.local()
 
 
 def build_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -21,6 +50,7 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update({k: v for k, v in overrides.items() if k not in ("GRIDWATCH", "DB_PATH")})
     app.config.setdefault("SCHEDULER", True)
     open_db(app.config["DB_PATH"]).conn.close()  # migrate once at start
+    app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
 
     @app.get("/healthz")
@@ -29,10 +59,10 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
         return jsonify(status="ok")
 
     @app.teardown_appcontext
-    def close_db(_error: BaseException | None) -> None:
+    def release_db(_error: BaseException | None) -> None:
         context = g.pop("gridwatch", None)
-        if context is not None:
-            context.db.conn.close()
+        if context is not None and context.db.conn.in_transaction:
+            context.db.conn.rollback()
 
     return app
 
@@ -43,7 +73,7 @@ def get_context() -> Context:
 
     if "gridwatch" not in g:
         g.gridwatch = Context(
-            db=open_db(current_app.config["DB_PATH"]),
+            db=current_app.extensions["gridwatch_pool"].get(),
             config=current_app.config["GRIDWATCH"],
             db_path=current_app.config["DB_PATH"],
         )
