@@ -101,6 +101,8 @@ def _number(key: str, value: Any, kind: type, low: float, high: float) -> Any:
         number = kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
     if isinstance(value, bool) or not low <= number <= high:
         raise ConfigError(f"{key}: {value!r} is out of range {low}–{high}")
     return number
@@ -193,7 +195,7 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     timezone = env.get("GRIDWATCH_TZ") or data.get("timezone", defaults.timezone)
     try:
         ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a folder: IsADirectoryError
         raise ConfigError(f"timezone (GRIDWATCH_TZ): unknown time zone {timezone!r}") from None
     values["timezone"] = str(timezone)
     if "fever_threshold" in data:
@@ -211,6 +213,8 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         if not isinstance(categories, list) or not categories:
             raise ConfigError("categories: expected a non-empty list of category names")
         values["categories"] = tuple(_string("categories", c).strip() for c in categories)
+        if not all(values["categories"]):
+            raise ConfigError("categories: a category name is empty")
     for key in ("public_url", "secret_key"):
         if key in data:
             values[key] = _string(key, data[key])
@@ -246,7 +250,8 @@ def load_config(
     file = Path(explicit) if explicit else Path("gridwatch.toml")
     data: dict[str, Any] = {}
     if explicit and not file.exists():
-        raise ConfigError(f"config file {file} does not exist")
+        source = "" if path else "GRIDWATCH_CONFIG: "
+        raise ConfigError(f"{source}config file {file} does not exist")
     if file.exists():
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))

@@ -204,6 +204,12 @@ class _Validator:
         phones: dict[str, int] = {}
         wechat_ids: dict[str, int] = {}
         names: dict[tuple[str, str], int] = {}
+        # wechat_id is unique in the table: a row may not take one held by another person
+        held = {
+            r["wechat_id"]: r
+            for r in self.db.query("SELECT id, name, unit, wechat_id FROM people")
+            if r["wechat_id"]
+        }
         for row in rows:
             v = row.values
             ok = True
@@ -249,6 +255,18 @@ class _Validator:
                 ok = False
             else:
                 names[(v["name"], unit)] = row.line
+            holder = held.get(v["wechat_id"])
+            if ok and holder:
+                match = _find_existing(
+                    self.db, "people", {"phone": phone or None, "name": v["name"], "unit": unit}
+                )
+                if match is None or match["id"] != holder["id"]:
+                    self.fail(
+                        row,
+                        f"微信号 {v['wechat_id']} 已属于“{holder['name']}”（{holder['unit']}），"
+                        "不能重复",
+                    )
+                    ok = False
             if ok:
                 self.plan.people.append(
                     {

@@ -137,12 +137,14 @@ def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
 
 
 def _read_xlsx(path: Path) -> dict[str, list[tuple[int, list[str]]]]:
+    import zipfile
+
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as error:
+    except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as error:
         raise RosterFileError(f"{path.name}：不是有效的 Excel 文件（{error}）") from None
     try:
         sheets = {}

@@ -1,0 +1,273 @@
+"""The SQLite file: settings, versioned migrations, derived columns, what "active" means."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from storage import db as storage_db
+from storage.db import connect, migrate, open_db, schema_version, transaction
+from storage.migrations import MIGRATIONS
+from storage.subjects import member_subjects, unit_subjects
+
+TABLES = {
+    "units",
+    "people",
+    "subjects",
+    "assignments",
+    "contacts",
+    "inbox",
+    "outbox",
+    "sends",
+    "needs",
+    "audit",
+}
+
+
+def schema(database: sqlite_utils.Database) -> list[tuple]:
+    return database.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+    ).fetchall()
+
+
+def pragma(database: sqlite_utils.Database, name: str) -> object:
+    return database.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def test_migrate_from_empty_applies_every_migration(db_path: Path) -> None:
+    database = connect(db_path)
+    try:
+        assert schema_version(database) == 0
+        assert migrate(database) == list(range(1, len(MIGRATIONS) + 1))
+        assert schema_version(database) == len(MIGRATIONS)
+        assert TABLES <= set(database.table_names())
+    finally:
+        database.close()
+
+
+def test_migrate_from_current_changes_nothing(db_path: Path) -> None:
+    first = open_db(db_path)
+    before = schema(first)
+    first.close()
+    second = connect(db_path)
+    try:
+        assert migrate(second) == []
+        assert schema(second) == before
+        assert schema_version(second) == len(MIGRATIONS)
+    finally:
+        second.close()
+
+
+def test_reopening_keeps_the_data(db_path: Path) -> None:
+    first = open_db(db_path)
+    first["units"].insert({"code": "HX", "name": "河西村", "level": "village", "parent": None})
+    first.close()
+    second = open_db(db_path)
+    try:
+        assert second.execute("SELECT name FROM units").fetchall() == [("河西村",)]
+    finally:
+        second.close()
+
+
+def test_a_failing_migration_is_rolled_back(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(database: sqlite_utils.Database) -> None:
+        database.execute("CREATE TABLE half_done (x INTEGER)")
+        database.execute("THIS IS NOT SQL")
+
+    database = open_db(db_path)
+    try:
+        before = schema(database)
+        monkeypatch.setattr(storage_db, "MIGRATIONS", [*MIGRATIONS, broken])
+        with pytest.raises(sqlite3.OperationalError):
+            migrate(database)
+        assert schema_version(database) == len(MIGRATIONS)
+        assert schema(database) == before
+    finally:
+        database.close()
+
+
+def test_open_db_without_create_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="gridwatch init"):
+        open_db(tmp_path / "missing.db", create=False)
+    assert not (tmp_path / "missing.db").exists()
+
+
+# ---------------------------------------------------------------- connection settings
+
+
+def test_wal_foreign_keys_and_busy_timeout(db: sqlite_utils.Database) -> None:
+    assert pragma(db, "journal_mode") == "wal"
+    assert pragma(db, "foreign_keys") == 1
+    assert pragma(db, "busy_timeout") == 30000
+
+
+def test_foreign_keys_are_enforced(db: sqlite_utils.Database) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO people (name, roles, unit) VALUES ('梁红', 'member', 'NOWHERE')")
+
+
+def test_unit_level_is_checked(db: sqlite_utils.Database) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO units (code, name, level) VALUES ('P', '浙江省', 'province')")
+
+
+def test_transaction_rolls_back_on_error_and_nests(db: sqlite_utils.Database) -> None:
+    with pytest.raises(RuntimeError):
+        with transaction(db):
+            db.execute("INSERT INTO units (code, name, level) VALUES ('HX', '河西村', 'village')")
+            with transaction(db):
+                db.execute("INSERT INTO units (code, name, level) VALUES ('CG', '城关镇', 'town')")
+            raise RuntimeError("abort")
+    assert db.execute("SELECT count(*) FROM units").fetchone()[0] == 0
+    with transaction(db):
+        db.execute("INSERT INTO units (code, name, level) VALUES ('HX', '河西村', 'village')")
+    assert not db.conn.in_transaction
+    assert db.execute("SELECT count(*) FROM units").fetchone()[0] == 1
+
+
+def test_a_second_connection_sees_committed_writes(db: sqlite_utils.Database, db_path: Path):
+    other = connect(db_path)
+    try:
+        with transaction(db):
+            db.execute("INSERT INTO units (code, name, level) VALUES ('HX', '河西村', 'village')")
+        assert other.execute("SELECT code FROM units").fetchall() == [("HX",)]
+    finally:
+        other.close()
+
+
+# ---------------------------------------------------------------- subjects and "active"
+
+
+@pytest.fixture
+def tree(db: sqlite_utils.Database) -> sqlite_utils.Database:
+    """A village with one grid, one member."""
+    db["units"].insert_all(
+        [
+            {"code": "HX", "name": "河西村", "level": "village", "parent": None},
+            {"code": "HX01", "name": "河西村第一网格", "level": "grid", "parent": "HX"},
+        ]
+    )
+    db["people"].insert({"id": 1, "name": "梁红", "roles": "member", "unit": "HX01"})
+    return db
+
+
+def add_subject(
+    database: sqlite_utils.Database,
+    start: str,
+    days: int,
+    status: str = "active",
+    released_on: str | None = None,
+    unit: str = "HX01",
+) -> int:
+    subject_id = (
+        database["subjects"]
+        .insert(
+            {
+                "name": "张三",
+                "category": "涉鄂人员",
+                "unit": unit,
+                "start_date": start,
+                "days": days,
+                "status": status,
+                "released_on": released_on,
+            }
+        )
+        .last_pk
+    )
+    database["assignments"].insert({"subject_id": subject_id, "person_id": 1, "position": 0})
+    return subject_id
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "end"),
+    [
+        ("2026-03-01", 14, "2026-03-14"),
+        ("2026-03-01", 1, "2026-03-01"),
+        ("2026-02-16", 14, "2026-03-01"),  # across the end of February
+        ("2028-02-20", 10, "2028-02-29"),  # leap year
+        ("2026-12-25", 14, "2027-01-07"),  # across the new year
+    ],
+)
+def test_end_date_is_the_last_monitored_day(
+    tree: sqlite_utils.Database, start: str, days: int, end: str
+) -> None:
+    subject_id = add_subject(tree, start, days)
+    assert tree["subjects"].get(subject_id)["end_date"] == end
+
+
+def test_end_date_follows_a_change_of_days(tree: sqlite_utils.Database) -> None:
+    subject_id = add_subject(tree, "2026-03-01", 14)
+    tree["subjects"].update(subject_id, {"days": 21})
+    assert tree["subjects"].get(subject_id)["end_date"] == "2026-03-21"
+
+
+ACTIVE = [
+    # id, start, days, status, released_on, day, active?
+    ("day-before-start", "2026-03-01", 14, "active", None, "2026-02-28", False),
+    ("start-day", "2026-03-01", 14, "active", None, "2026-03-01", True),
+    ("middle", "2026-03-01", 14, "active", None, "2026-03-07", True),
+    ("last-day-start-plus-days-minus-1", "2026-03-01", 14, "active", None, "2026-03-14", True),
+    ("day-after-last", "2026-03-01", 14, "active", None, "2026-03-15", False),
+    ("one-day-period", "2026-03-01", 1, "active", None, "2026-03-01", True),
+    ("one-day-period-next-day", "2026-03-01", 1, "active", None, "2026-03-02", False),
+    ("released-before-released-on", "2026-03-01", 14, "released", "2026-03-05", "2026-03-04", True),
+    ("released-on-released-on", "2026-03-01", 14, "released", "2026-03-05", "2026-03-05", False),
+    ("released-after", "2026-03-01", 14, "released", "2026-03-05", "2026-03-10", False),
+    ("hospitalized-before", "2026-03-01", 14, "hospitalized", "2026-03-03", "2026-03-02", True),
+    ("hospitalized-from-its-day", "2026-03-01", 14, "hospitalized", "2026-03-03", "2026-03-03",
+     False),
+    ("transferred-without-a-date", "2026-03-01", 14, "transferred", None, "2026-03-02", False),
+    ("released-on-after-the-period", "2026-03-01", 14, "released", "2026-03-20", "2026-03-15",
+     False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "status", "released_on", "day", "active"),
+    [c[1:] for c in ACTIVE],
+    ids=[c[0] for c in ACTIVE],
+)
+def test_active_on_a_day(
+    tree: sqlite_utils.Database,
+    start: str,
+    days: int,
+    status: str,
+    released_on: str | None,
+    day: str,
+    active: bool,
+) -> None:
+    subject_id = add_subject(tree, start, days, status, released_on)
+    on = dt.date.fromisoformat(day)
+    expected = [subject_id] if active else []
+    assert [s["id"] for s in member_subjects(tree, 1, on)] == expected
+    assert [s["id"] for s in unit_subjects(tree, "HX01", on)] == expected
+    assert [s["id"] for s in unit_subjects(tree, "HX", on)] == expected  # from the village
+
+
+def test_unit_subjects_covers_the_tree_only(tree: sqlite_utils.Database) -> None:
+    tree["units"].insert({"code": "HD", "name": "河东村", "level": "village", "parent": None})
+    in_grid = add_subject(tree, "2026-03-01", 14, unit="HX01")
+    in_village = add_subject(tree, "2026-03-01", 14, unit="HX")
+    elsewhere = add_subject(tree, "2026-03-01", 14, unit="HD")
+    day = dt.date(2026, 3, 2)
+    assert [s["id"] for s in unit_subjects(tree, "HX", day)] == [in_grid, in_village]
+    assert [s["id"] for s in unit_subjects(tree, "HX01", day)] == [in_grid]
+    assert [s["id"] for s in unit_subjects(tree, "HD", day)] == [elsewhere]
+    assert unit_subjects(tree, "NOWHERE", day) == []
+
+
+def test_member_subjects_only_lists_assigned_ones(tree: sqlite_utils.Database) -> None:
+    tree["people"].insert({"id": 2, "name": "韩冰", "roles": "member", "unit": "HX01"})
+    mine = add_subject(tree, "2026-03-01", 14)
+    theirs = add_subject(tree, "2026-03-01", 14)
+    tree.execute("UPDATE assignments SET person_id = 2 WHERE subject_id = ?", [theirs])
+    day = dt.date(2026, 3, 2)
+    assert [s["id"] for s in member_subjects(tree, 1, day)] == [mine]
+    assert [s["id"] for s in member_subjects(tree, 2, day)] == [theirs]

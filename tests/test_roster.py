@@ -1,0 +1,844 @@
+"""Roster import and export (DESIGN §6): all or nothing, every bad row reported, idempotent."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import openpyxl
+import pytest
+import sqlite_utils
+
+from bot.config import Config
+from storage.roster import ImportReport, export_roster, import_roster
+from storage.roster_file import COLUMNS, SHEETS, RosterFileError
+
+NOW = dt.datetime.fromisoformat("2026-03-02T08:00:00+08:00")
+LATER = NOW + dt.timedelta(days=1)
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo_roster"
+
+Tables = dict[str, list[list[str]] | None]  # sheet → rows, header first (line 1); None: absent
+
+ROLE_EN = {
+    "网格员": "member",
+    "联户党员": "member",
+    "书记": "secretary",
+    "督查员": "monitor",
+    "医护": "medic",
+}
+LEVEL_EN = {"县": "county", "镇": "town", "村": "village", "网格": "grid"}
+
+
+# ---------------------------------------------------------------- building roster files
+
+
+def demo_tables() -> Tables:
+    tables: Tables = {}
+    for sheet in SHEETS:
+        with open(DEMO / f"{sheet}.csv", encoding="utf-8-sig", newline="") as file:
+            tables[sheet] = [row for row in csv.reader(file)]
+    return tables
+
+
+def english(tables: Tables) -> Tables:
+    """English headers, role names and level names."""
+    out: Tables = {}
+    for sheet, rows in tables.items():
+        assert rows is not None
+        to_english = {chinese: eng for eng, chinese in COLUMNS[sheet].values()}
+        header = [to_english[title] for title in rows[0]]
+        body = [list(row) for row in rows[1:]]
+        for row in body:
+            if sheet == "people":
+                i = header.index("roles")
+                row[i] = ",".join(ROLE_EN[r] for r in row[i].split("、"))
+            if sheet == "units":
+                i = header.index("level")
+                row[i] = LEVEL_EN[row[i]]
+        out[sheet] = [header, *body]
+    return out
+
+
+def write_csv(tables: Tables, folder: Path, encoding: str = "utf-8") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for sheet, rows in tables.items():
+        if rows is not None:
+            with open(folder / f"{sheet}.csv", "w", encoding=encoding, newline="") as file:
+                csv.writer(file).writerows(rows)
+    return folder
+
+
+def write_xlsx(tables: Tables, path: Path, names: dict[str, str] | None = None) -> Path:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for sheet, rows in tables.items():
+        if rows is not None:
+            worksheet = book.create_sheet((names or {}).get(sheet, sheet))
+            for row in rows:
+                worksheet.append(row)
+    book.save(path)
+    book.close()
+    return path
+
+
+def write_roster(tables: Tables, where: Path, fmt: str) -> Path:
+    if fmt == "csv":
+        return write_csv(tables, where)
+    return write_xlsx(tables, where.with_suffix(".xlsx"))
+
+
+def run_import(
+    database: sqlite_utils.Database, path: Path, *, now: dt.datetime = LATER, **kwargs: object
+) -> ImportReport:
+    config = Config()
+    return import_roster(
+        database,
+        path,
+        now=now,
+        categories=config.categories,
+        period=config.period_days,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def snapshot(database: sqlite_utils.Database) -> dict[str, list[tuple]]:
+    """The roster as a user sees it: no ids, members by name in their order."""
+    subjects = []
+    for s in database.query("SELECT * FROM subjects ORDER BY name, unit"):
+        members = [
+            r["name"]
+            for r in database.query(
+                "SELECT p.name FROM assignments a JOIN people p ON p.id = a.person_id "
+                "WHERE a.subject_id = ? ORDER BY a.position",
+                [s["id"]],
+            )
+        ]
+        subjects.append(
+            (s["name"], s["phone"], s["category"], s["address"], s["unit"], s["start_date"],
+             s["days"], s["end_date"], s["status"], tuple(members))
+        )  # fmt: skip
+    return {
+        "units": database.execute(
+            "SELECT code, name, level, parent FROM units ORDER BY code"
+        ).fetchall(),
+        "people": database.execute(
+            "SELECT name, phone, wechat_id, roles, unit, active FROM people ORDER BY name"
+        ).fetchall(),
+        "subjects": subjects,
+    }
+
+
+def count(database: sqlite_utils.Database, table: str) -> int:
+    return database.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def ids_by_name(database: sqlite_utils.Database, table: str) -> dict[str, int]:
+    return {r["name"]: r["id"] for r in database.query(f"SELECT id, name FROM {table}")}
+
+
+def members_of(database: sqlite_utils.Database, subject: str) -> list[str]:
+    return [
+        r["name"]
+        for r in database.query(
+            "SELECT p.name FROM subjects s JOIN assignments a ON a.subject_id = s.id "
+            "JOIN people p ON p.id = a.person_id WHERE s.name = ? ORDER BY a.position",
+            [subject],
+        )
+    ]
+
+
+# ---------------------------------------------------------------- edits for the bad-file table
+
+
+def column_index(tables: Tables, sheet: str, column: str) -> int:
+    rows = tables[sheet]
+    assert rows is not None
+    return rows[0].index(column)
+
+
+def set_cell(sheet: str, line: int, column: str, value: str) -> Callable[[Tables], None]:
+    def edit(tables: Tables) -> None:
+        tables[sheet][line - 1][column_index(tables, sheet, column)] = value  # type: ignore[index]
+
+    return edit
+
+
+def drop_column(sheet: str, column: str) -> Callable[[Tables], None]:
+    def edit(tables: Tables) -> None:
+        index = column_index(tables, sheet, column)
+        for row in tables[sheet]:  # type: ignore[union-attr]
+            del row[index]
+
+    return edit
+
+
+def add_row(sheet: str, *cells: str) -> Callable[[Tables], None]:
+    def edit(tables: Tables) -> None:
+        tables[sheet].append(list(cells))  # type: ignore[union-attr]
+
+    return edit
+
+
+def drop_sheet(sheet: str) -> Callable[[Tables], None]:
+    def edit(tables: Tables) -> None:
+        tables[sheet] = None
+
+    return edit
+
+
+def empty_sheet(sheet: str) -> Callable[[Tables], None]:
+    def edit(tables: Tables) -> None:
+        tables[sheet] = []
+
+    return edit
+
+
+def edited(*edits: Callable[[Tables], None]) -> Tables:
+    tables = demo_tables()
+    for edit in edits:
+        edit(tables)
+    return tables
+
+
+# ---------------------------------------------------------------- a good import
+
+
+def test_good_import_creates_everything(db: sqlite_utils.Database, roster_dir: Path) -> None:
+    report = run_import(db, roster_dir, now=NOW)
+    assert report.errors == []
+    assert report.applied
+    assert report.created == {"units": 5, "people": 9, "subjects": 30}
+    assert report.updated == {"units": 0, "people": 0, "subjects": 0}
+    assert report.unchanged == {"units": 0, "people": 0, "subjects": 0}
+    assert report.summary().startswith("units: 新增 5，更新 0，未变 0")
+    assert (count(db, "units"), count(db, "people"), count(db, "subjects")) == (5, 9, 30)
+    assert count(db, "assignments") == 32  # 30 subjects, two of them 多对一
+    history = db.execute(
+        "SELECT entity, action, count(*) FROM audit GROUP BY entity, action ORDER BY 1, 2"
+    ).fetchall()
+    assert history == [
+        ("people", "create", 9),
+        ("subjects", "assign", 30),
+        ("subjects", "create", 30),
+        ("units", "create", 5),
+    ]
+
+
+def test_good_import_stores_the_unit_tree(loaded_db: sqlite_utils.Database) -> None:
+    assert snapshot(loaded_db)["units"] == [
+        ("CG", "城关镇", "town", "KC"),
+        ("HX", "河西村", "village", "CG"),
+        ("HX01", "河西村第一网格", "grid", "HX"),
+        ("HX02", "河西村第二网格", "grid", "HX"),
+        ("KC", "柯城区", "county", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "roles"),
+    [
+        ("陈志刚", "secretary"),
+        ("刘敏", "monitor"),
+        ("黄永红", "medic"),
+        ("梁红", "member"),
+        ("周建国", "member"),  # 网格员、联户党员: both mean member
+    ],
+)
+def test_good_import_parses_chinese_roles(
+    loaded_db: sqlite_utils.Database, name: str, roles: str
+) -> None:
+    person = next(loaded_db.query("SELECT * FROM people WHERE name = ?", [name]))
+    assert person["roles"] == roles
+
+
+def test_good_import_stores_subjects_and_assignments(loaded_db: sqlite_utils.Database) -> None:
+    subject = next(loaded_db.query("SELECT * FROM subjects WHERE name = '张三'"))
+    assert {k: subject[k] for k in ("phone", "category", "address", "unit", "start_date")} == {
+        "phone": "13900000101",
+        "category": "涉鄂人员",
+        "address": "河西村1组12号",
+        "unit": "HX01",
+        "start_date": "2026-02-24",
+    }
+    assert (subject["days"], subject["end_date"], subject["status"]) == (14, "2026-03-09", "active")
+    assert members_of(loaded_db, "张三") == ["梁红"]
+    assert members_of(loaded_db, "朱丽") == ["韩冰", "梁红"]  # 多对一, in the file's order
+    assert members_of(loaded_db, "沈玉兰") == ["郑海峰", "孙丽萍"]
+
+
+def test_blank_days_take_the_configured_period(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    folder = write_csv(edited(set_cell("subjects", 2, "天数", "")), tmp_path / "r")
+    config = Config()
+    report = import_roster(db, folder, now=NOW, categories=config.categories, period=21)
+    assert report.errors == []
+    assert next(db.query("SELECT days FROM subjects WHERE name = '张三'"))["days"] == 21
+
+
+@pytest.mark.parametrize(
+    ("cell", "stored"),
+    [
+        ("2026-02-24", "2026-02-24"),
+        ("2026/2/24", "2026-02-24"),
+        ("2026.02.24", "2026-02-24"),
+        ("2026年2月24日", "2026-02-24"),
+        ("20260224", "2026-02-24"),
+    ],
+)
+def test_start_date_spellings(db: sqlite_utils.Database, tmp_path: Path, cell: str, stored: str):
+    folder = write_csv(edited(set_cell("subjects", 2, "开始日期", cell)), tmp_path / "r")
+    assert run_import(db, folder).errors == []
+    assert next(db.query("SELECT start_date FROM subjects WHERE name = '张三'"))["start_date"] == (
+        stored
+    )
+
+
+@pytest.mark.parametrize(
+    ("cell", "stored"),
+    [
+        ("书记", "secretary"),
+        ("网格员、联户党员", "member"),
+        ("书记,督查员", "secretary,monitor"),
+        ("督查员，书记", "secretary,monitor"),
+        ("member, secretary", "member,secretary"),
+        ("Medic", "medic"),
+        ("医护人员 网格员", "member,medic"),
+        ("管理员", "admin"),
+    ],
+)
+def test_role_names_in_either_language(
+    db: sqlite_utils.Database, tmp_path: Path, cell: str, stored: str
+) -> None:
+    folder = write_csv(edited(set_cell("people", 2, "角色", cell)), tmp_path / "r")
+    assert run_import(db, folder).errors == []
+    assert next(db.query("SELECT roles FROM people WHERE name = '陈志刚'"))["roles"] == stored
+
+
+@pytest.mark.parametrize(
+    ("line", "cell", "level"),
+    [
+        (2, "county", "county"),
+        (2, "县", "county"),
+        (2, "区", "county"),
+        (2, "县(市、区)", "county"),
+        (3, "town", "town"),
+        (3, "乡镇", "town"),
+        (3, "街道", "town"),
+        (3, "乡镇(街道)", "town"),
+        (4, "Village", "village"),
+        (4, "村", "village"),
+        (4, "社区", "village"),
+        (4, "村(社)", "village"),
+        (5, "grid", "grid"),
+        (5, "网格", "grid"),
+    ],
+)
+def test_level_names_in_either_language(
+    db: sqlite_utils.Database, tmp_path: Path, line: int, cell: str, level: str
+) -> None:
+    tables = edited(set_cell("units", line, "层级", cell))
+    code = tables["units"][line - 1][0]  # type: ignore[index]
+    assert run_import(db, write_csv(tables, tmp_path / "r")).errors == []
+    assert next(db.query("SELECT level FROM units WHERE code = ?", [code]))["level"] == level
+
+
+def test_units_and_members_may_be_named_instead_of_coded(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    tables = edited(
+        set_cell("units", 5, "上级", "河西村"),
+        set_cell("people", 5, "所属单位", "河西村第一网格"),
+        set_cell("subjects", 2, "所属单位", "河西村第一网格"),
+        set_cell("subjects", 2, "网格员", "13800000012、周建国"),  # a phone and a name
+    )
+    assert run_import(db, write_csv(tables, tmp_path / "r")).errors == []
+    assert next(db.query("SELECT unit FROM subjects WHERE name = '张三'"))["unit"] == "HX01"
+    assert members_of(db, "张三") == ["韩冰", "周建国"]
+
+
+def test_a_parent_may_come_after_its_child(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    tables = demo_tables()
+    header, *rows = tables["units"]  # type: ignore[misc]
+    tables["units"] = [header, *reversed(rows)]
+    assert run_import(db, write_csv(tables, tmp_path / "r")).errors == []
+    assert count(db, "units") == 5
+
+
+# ---------------------------------------------------------------- formats and languages
+
+
+@pytest.mark.parametrize("language", ["chinese", "english"])
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_both_formats_and_both_header_languages(
+    loaded_db: sqlite_utils.Database,
+    make_db: Callable[[str], sqlite_utils.Database],
+    tmp_path: Path,
+    fmt: str,
+    language: str,
+) -> None:
+    tables = demo_tables() if language == "chinese" else english(demo_tables())
+    path = write_roster(tables, tmp_path / "built", fmt)
+    fresh = make_db("fresh.db")
+    report = run_import(fresh, path)
+    assert report.errors == []
+    assert report.created == {"units": 5, "people": 9, "subjects": 30}
+    assert snapshot(fresh) == snapshot(loaded_db)
+    # and the same roster in the other spelling changes nothing in the demo database
+    again = run_import(loaded_db, path)
+    assert (again.created, again.updated) == (dict.fromkeys(SHEETS, 0), dict.fromkeys(SHEETS, 0))
+
+
+def test_english_headers_in_any_case(
+    loaded_db: sqlite_utils.Database, make_db: Callable[[str], sqlite_utils.Database], tmp_path
+) -> None:
+    tables = english(demo_tables())
+    for rows in tables.values():
+        rows[0] = [f" {title.upper()} " for title in rows[0]]  # type: ignore[index]
+    fresh = make_db("fresh.db")
+    assert run_import(fresh, write_csv(tables, tmp_path / "r")).errors == []
+    assert snapshot(fresh) == snapshot(loaded_db)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"])
+def test_csv_encodings(
+    loaded_db: sqlite_utils.Database,
+    make_db: Callable[[str], sqlite_utils.Database],
+    tmp_path: Path,
+    encoding: str,
+) -> None:
+    folder = write_csv(demo_tables(), tmp_path / "r", encoding=encoding)
+    fresh = make_db("fresh.db")
+    assert run_import(fresh, folder).errors == []
+    assert snapshot(fresh) == snapshot(loaded_db)
+
+
+def test_chinese_sheet_and_file_names(
+    loaded_db: sqlite_utils.Database, make_db: Callable[[str], sqlite_utils.Database], tmp_path
+) -> None:
+    names = {"units": "单位", "people": "人员", "subjects": "监测对象"}
+    book = write_xlsx(demo_tables(), tmp_path / "名单.xlsx", names=names)
+    folder = tmp_path / "folder"
+    write_csv(demo_tables(), folder)
+    for sheet, name in names.items():
+        (folder / f"{sheet}.csv").rename(folder / f"{name}.csv")
+    for i, path in enumerate([book, folder]):
+        fresh = make_db(f"fresh{i}.db")
+        assert run_import(fresh, path).errors == []
+        assert snapshot(fresh) == snapshot(loaded_db)
+
+
+def test_xlsx_with_typed_cells(
+    loaded_db: sqlite_utils.Database, make_db: Callable[[str], sqlite_utils.Database], tmp_path
+) -> None:
+    """Excel turns phones and days into numbers and dates into dates; all read back as text."""
+    tables = demo_tables()
+    typed: dict[str, list[list[object]]] = {}
+    for sheet, rows in tables.items():
+        header, *body = rows  # type: ignore[misc]
+        typed_rows: list[list[object]] = [header]
+        for row in body:
+            cells: list[object] = []
+            for title, cell in zip(header, row, strict=True):
+                if title == "手机":
+                    cells.append(int(cell))
+                elif title == "天数":
+                    cells.append(float(cell))
+                elif title == "开始日期":
+                    cells.append(dt.datetime.fromisoformat(cell))
+                elif title == "上级" and not cell:
+                    cells.append(None)
+                else:
+                    cells.append(cell)
+            typed_rows.append(cells)
+        typed[sheet] = typed_rows
+    path = write_xlsx(typed, tmp_path / "typed.xlsx")  # type: ignore[arg-type]
+    fresh = make_db("fresh.db")
+    assert run_import(fresh, path).errors == []
+    assert snapshot(fresh) == snapshot(loaded_db)
+
+
+# ---------------------------------------------------------------- idempotent and updates
+
+
+def test_reimporting_the_same_file_changes_nothing(
+    loaded_db: sqlite_utils.Database, roster_dir: Path, dump_db
+) -> None:
+    before = dump_db(loaded_db)
+    audit_rows = count(loaded_db, "audit")
+    report = run_import(loaded_db, roster_dir)
+    assert report.errors == []
+    assert report.created == dict.fromkeys(SHEETS, 0)
+    assert report.updated == dict.fromkeys(SHEETS, 0)
+    assert report.unchanged == {"units": 5, "people": 9, "subjects": 30}
+    assert count(loaded_db, "audit") == audit_rows
+    assert dump_db(loaded_db) == before
+
+
+def test_changed_rows_update_in_place_with_history(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    subject_ids = ids_by_name(loaded_db, "subjects")
+    person_ids = ids_by_name(loaded_db, "people")
+    audit_before = count(loaded_db, "audit")
+    tables = edited(
+        set_cell("subjects", 2, "地址", "河西村1组99号"),  # 张三 moved
+        set_cell("subjects", 3, "网格员", "韩冰"),  # 李四: 梁红 → 韩冰
+        set_cell("people", 5, "微信号", "lianghong2026"),  # 梁红's new WeChat id
+    )
+    report = run_import(loaded_db, write_csv(tables, roster_dir))
+    assert report.errors == []
+    assert report.created == dict.fromkeys(SHEETS, 0)
+    assert report.updated == {"units": 0, "people": 1, "subjects": 2}
+    assert report.unchanged == {"units": 5, "people": 8, "subjects": 28}
+
+    assert ids_by_name(loaded_db, "subjects") == subject_ids  # same rows, same ids
+    assert ids_by_name(loaded_db, "people") == person_ids
+    assert next(loaded_db.query("SELECT address FROM subjects WHERE name = '张三'"))["address"] == (
+        "河西村1组99号"
+    )
+    assert members_of(loaded_db, "李四") == ["韩冰"]
+    assert (
+        person_ids["梁红"]
+        == next(loaded_db.query("SELECT id FROM people WHERE wechat_id = 'lianghong2026'"))["id"]
+    )
+
+    history = [
+        (r["entity"], r["entity_id"], r["action"], json.loads(r["before"]), json.loads(r["after"]),
+         r["actor"], r["at"])
+        for r in loaded_db.query("SELECT * FROM audit WHERE id > ? ORDER BY id", [audit_before])
+    ]  # fmt: skip
+    at = LATER.isoformat()
+    assert history == [
+        ("people", str(person_ids["梁红"]), "update", {"wechat_id": "lianghong"},
+         {"wechat_id": "lianghong2026"}, "roster import", at),
+        ("subjects", str(subject_ids["张三"]), "update", {"address": "河西村1组12号"},
+         {"address": "河西村1组99号"}, "roster import", at),
+        ("subjects", str(subject_ids["李四"]), "assign", {"members": [person_ids["梁红"]]},
+         {"members": [person_ids["韩冰"]]}, "roster import", at),
+    ]  # fmt: skip
+
+
+def test_an_update_keeps_contacts_and_status(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    loaded_db.execute(
+        "UPDATE subjects SET status = 'released', released_on = '2026-03-02' WHERE name = '何平'"
+    )
+    tables = edited(set_cell("subjects", 9, "地址", "河西村2组18号"))  # 何平
+    assert run_import(loaded_db, write_csv(tables, roster_dir)).updated["subjects"] == 1
+    row = next(loaded_db.query("SELECT * FROM subjects WHERE name = '何平'"))
+    assert (row["status"], row["released_on"], row["address"]) == (
+        "released",
+        "2026-03-02",
+        "河西村2组18号",
+    )
+
+
+def test_a_new_row_is_added_next_to_the_existing_ones(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    tables = edited(
+        add_row("people", "李明", "13800000017", "liming", "网格员", "HX02"),
+        add_row("subjects", "赵六", "13900000131", "外地返回人员", "河西村6组30号", "HX02",
+                "2026-03-03", "7", "李明"),
+    )  # fmt: skip
+    report = run_import(loaded_db, write_csv(tables, roster_dir))
+    assert report.created == {"units": 0, "people": 1, "subjects": 1}
+    assert members_of(loaded_db, "赵六") == ["李明"]
+
+
+def test_members_may_be_people_already_in_the_database(
+    loaded_db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    """A subjects-only update file refers to members imported before."""
+    subjects = demo_tables()["subjects"]
+    assert subjects is not None
+    zhang_san = subjects[1][:7] + ["梁红、13800000016"]
+    tables: Tables = {
+        "units": [["编码", "名称", "层级", "上级"]],
+        "people": [["姓名", "手机", "微信号", "角色", "所属单位"]],
+        "subjects": [subjects[0], zhang_san],
+    }
+    report = run_import(loaded_db, write_csv(tables, tmp_path / "r"))
+    assert report.errors == []
+    assert members_of(loaded_db, "张三") == ["梁红", "孙丽萍"]
+
+
+# ---------------------------------------------------------------- bad files
+
+
+BAD = [
+    # id, edits to the demo roster, messages that must all be reported
+    ("missing-column", [drop_column("subjects", "开始日期")],
+     ["subjects 第1行：缺少列 start_date（开始日期）"]),
+    ("missing-unit-column", [drop_column("people", "所属单位")],
+     ["people 第1行：缺少列 unit（所属单位）"]),
+    ("unknown-unit", [set_cell("subjects", 5, "所属单位", "HX09")],
+     ["subjects 第5行：单位“HX09”不存在"]),
+    ("unknown-parent", [set_cell("units", 4, "上级", "XX")], ["units 第4行：单位“XX”不存在"]),
+    ("bad-date", [set_cell("subjects", 5, "开始日期", "2026-02-30")],
+     ["subjects 第5行：开始日期“2026-02-30”无法识别"]),
+    ("date-in-words", [set_cell("subjects", 6, "开始日期", "三月二日")],
+     ["subjects 第6行：开始日期“三月二日”无法识别"]),
+    ("duplicate-person-same-phone",
+     [add_row("people", "李明", "13800000011", "liming", "网格员", "HX01")],
+     ["people 第11行：手机号 13800000011 与第5行重复（人员重复）"]),
+    ("duplicate-person-same-name-and-unit",
+     [add_row("people", "梁红", "13800000099", "", "网格员", "HX01")],
+     ["people 第11行：人员“梁红”与第5行重复（同一单位同名）"]),
+    ("duplicate-wechat-id",
+     [add_row("people", "李明", "13800000099", "lianghong", "网格员", "HX01")],
+     ["people 第11行：微信号 lianghong 与第5行重复"]),
+    ("duplicate-subject", [add_row("subjects", "张三", "13900000101", "涉鄂人员", "", "HX01",
+                                   "2026-02-24", "14", "梁红")],
+     ["subjects 第32行：手机号 13900000101 与第2行重复（监测对象重复）"]),
+    ("duplicate-unit-code", [add_row("units", "HX01", "重复网格", "网格", "HX")],
+     ["units 第7行：编码 HX01 与第5行重复"]),
+    ("member-does-not-exist", [set_cell("subjects", 3, "网格员", "王大锤")],
+     ["subjects 第3行：网格员“王大锤”不存在"]),
+    ("one-of-two-members-does-not-exist", [set_cell("subjects", 11, "网格员", "韩冰、梁虹")],
+     ["subjects 第11行：网格员“梁虹”不存在"]),
+    ("member-is-not-a-grid-member", [set_cell("subjects", 3, "网格员", "陈志刚")],
+     ["subjects 第3行：“陈志刚”的角色不是网格员"]),
+    ("no-member", [set_cell("subjects", 3, "网格员", "")],
+     ["subjects 第3行：members（网格员）不能为空"]),
+    ("unknown-category", [set_cell("subjects", 4, "类别", "密接人员")],
+     ["subjects 第4行：类别“密接人员”无法识别"]),
+    ("bad-person-phone", [set_cell("people", 2, "手机", "1380000")],
+     ["people 第2行：手机号“1380000”格式不对"]),
+    ("bad-subject-phone", [set_cell("subjects", 7, "手机", "0571-8888888")],
+     ["subjects 第7行：手机号“0571-8888888”格式不对"]),
+    ("days-in-words", [set_cell("subjects", 2, "天数", "两周")],
+     ["subjects 第2行：天数“两周”应为 1 到 365 的整数"]),
+    ("days-zero", [set_cell("subjects", 2, "天数", "0")], ["subjects 第2行：天数“0”应为"]),
+    ("bad-role", [set_cell("people", 4, "角色", "队长")], ["people 第4行：角色“队长”无法识别"]),
+    ("no-role", [set_cell("people", 4, "角色", "")], ["people 第4行：roles（角色）不能为空"]),
+    ("bad-level", [set_cell("units", 2, "层级", "省")], ["units 第2行：层级“省”无法识别"]),
+    ("grid-under-a-town", [set_cell("units", 5, "上级", "CG")],
+     ["units 第5行：网格的上级必须是村(社)"]),
+    ("grid-without-parent", [set_cell("units", 6, "上级", "")],
+     ["units 第6行：网格的上级必须是村(社)"]),
+    ("village-under-a-grid", [set_cell("units", 4, "上级", "HX01")],
+     ["units 第4行：村的上级不能是网格"]),
+    ("subject-in-a-town", [set_cell("subjects", 3, "所属单位", "CG")],
+     ["subjects 第3行：所属单位“CG”应为村(社)或网格"]),
+    ("no-subject-name", [set_cell("subjects", 8, "姓名", "")],
+     ["subjects 第8行：name（姓名）不能为空"]),
+    ("missing-sheet", [drop_sheet("people")], ["缺少工作表 people（人员）"]),
+    ("empty-sheet", [empty_sheet("units")], ["units：工作表是空的"]),
+]  # fmt: skip
+
+
+def error_text(report: ImportReport) -> str:
+    return "\n".join(report.errors)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize(("edits", "messages"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_a_bad_file_is_refused_and_changes_nothing(
+    loaded_db: sqlite_utils.Database,
+    tmp_path: Path,
+    dump_db: Callable[[sqlite_utils.Database], str],
+    edits: list[Callable[[Tables], None]],
+    messages: list[str],
+    fmt: str,
+) -> None:
+    # one harmless change rides along: it must not be applied either
+    tables = edited(set_cell("subjects", 2, "地址", "河西村1组99号"), *edits)
+    path = write_roster(tables, tmp_path / "bad", fmt)
+    before = dump_db(loaded_db)
+    report = run_import(loaded_db, path)
+    for message in messages:
+        assert message in error_text(report)
+    for line in report.errors:
+        assert line.startswith(("units", "people", "subjects", "缺少工作表")), line
+    assert not report.applied
+    assert dump_db(loaded_db) == before
+
+
+@pytest.mark.parametrize(("edits", "messages"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_a_bad_file_leaves_an_empty_database_empty(
+    db: sqlite_utils.Database,
+    tmp_path: Path,
+    edits: list[Callable[[Tables], None]],
+    messages: list[str],
+) -> None:
+    report = run_import(db, write_csv(edited(*edits), tmp_path / "bad"))
+    for message in messages:
+        assert message in error_text(report)
+    assert [count(db, t) for t in ("units", "people", "subjects", "assignments", "audit")] == [
+        0
+    ] * 5
+
+
+def test_every_error_of_a_file_is_listed_in_order(
+    loaded_db: sqlite_utils.Database, tmp_path: Path, dump_db
+) -> None:
+    tables = edited(
+        set_cell("subjects", 2, "地址", "河西村1组99号"),  # valid, but must not be applied
+        set_cell("units", 5, "上级", "CG"),
+        add_row("people", "李明", "13800000011", "liming", "网格员", "HX01"),
+        set_cell("subjects", 3, "网格员", "王大锤"),
+        set_cell("subjects", 5, "开始日期", "2026-13-01"),
+        set_cell("subjects", 6, "所属单位", "HX09"),
+        set_cell("subjects", 7, "类别", "密接人员"),
+    )
+    before = dump_db(loaded_db)
+    report = run_import(loaded_db, write_csv(tables, tmp_path / "bad"))
+    assert [line.split("：")[0] for line in report.errors] == [
+        "units 第5行",
+        "people 第11行",
+        "subjects 第3行",
+        "subjects 第5行",
+        "subjects 第6行",
+        "subjects 第7行",
+    ]
+    assert dump_db(loaded_db) == before
+
+
+def test_one_row_with_several_problems_reports_each(db: sqlite_utils.Database, tmp_path) -> None:
+    tables = edited(
+        set_cell("subjects", 4, "开始日期", "昨天"),
+        set_cell("subjects", 4, "天数", "-1"),
+        set_cell("subjects", 4, "类别", "密接"),
+    )
+    errors = run_import(db, write_csv(tables, tmp_path / "bad")).errors
+    assert len(errors) == 3
+    assert all(line.startswith("subjects 第4行：") for line in errors)
+
+
+def test_line_numbers_count_blank_lines(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    tables = demo_tables()
+    subjects = tables["subjects"]
+    assert subjects is not None
+    subjects.insert(2, [])  # a blank line 3: 王五 moves from line 4 to line 5
+    subjects.insert(2, [""] * 8)  # and an empty row: 王五 is on line 6
+    subjects[5][2] = "密接人员"
+    errors = run_import(db, write_csv(tables, tmp_path / "bad")).errors
+    assert len(errors) == 1
+    assert errors[0].startswith("subjects 第6行：类别“密接人员”无法识别，应为：涉鄂人员、")
+
+
+def test_line_numbers_in_xlsx_count_blank_rows(db: sqlite_utils.Database, tmp_path) -> None:
+    tables = demo_tables()
+    subjects = tables["subjects"]
+    assert subjects is not None
+    subjects.insert(2, [""] * 8)
+    subjects[3][2] = "密接人员"
+    errors = run_import(db, write_xlsx(tables, tmp_path / "bad.xlsx")).errors
+    assert [line.split("：")[0] for line in errors] == ["subjects 第4行"]
+
+
+def test_a_wechat_id_held_by_someone_not_in_the_file_is_refused(
+    loaded_db: sqlite_utils.Database, tmp_path: Path, dump_db
+) -> None:
+    tables = demo_tables()
+    tables["people"] = [
+        ["姓名", "手机", "微信号", "角色", "所属单位"],
+        ["李明", "13800000099", "chenzhigang", "网格员", "HX01"],
+    ]
+    tables["subjects"] = tables["subjects"][:1]  # type: ignore[index]
+    before = dump_db(loaded_db)
+    errors = run_import(loaded_db, write_csv(tables, tmp_path / "bad")).errors
+    assert errors == ["people 第2行：微信号 chenzhigang 已属于“陈志刚”（HX），不能重复"]
+    assert dump_db(loaded_db) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing", "文件不存在"),
+        ("roster.txt", "请提供 .xlsx 文件"),
+        ("fake.xlsx", "不是有效的 Excel"),
+    ],
+)
+def test_an_unreadable_file_is_a_file_error(
+    db: sqlite_utils.Database, tmp_path: Path, name: str, message: str
+) -> None:
+    path = tmp_path / name
+    if name != "missing":
+        path.write_text("姓名,手机\n", encoding="utf-8")
+    with pytest.raises(RosterFileError, match=message):
+        run_import(db, path)
+
+
+# ---------------------------------------------------------------- dry run, export
+
+
+def test_dry_run_validates_and_writes_nothing(
+    db: sqlite_utils.Database, roster_dir: Path, dump_db
+) -> None:
+    before = dump_db(db)
+    report = run_import(db, roster_dir, dry_run=True)
+    assert report.errors == []
+    assert not report.applied
+    assert dump_db(db) == before
+
+
+def test_dry_run_reports_errors(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    folder = write_csv(edited(set_cell("subjects", 5, "所属单位", "HX09")), tmp_path / "bad")
+    report = run_import(db, folder, dry_run=True)
+    assert report.errors == ["subjects 第5行：单位“HX09”不存在，请先在 units 表中填写"]
+
+
+def test_export_is_a_chinese_workbook(loaded_db: sqlite_utils.Database, tmp_path: Path) -> None:
+    path = tmp_path / "export.xlsx"
+    export_roster(loaded_db, path)
+    book = openpyxl.load_workbook(path)
+    try:
+        assert book.sheetnames == ["units", "people", "subjects"]
+        for sheet in SHEETS:
+            worksheet = book[sheet]
+            assert [c.value for c in worksheet[1]] == [c[1] for c in COLUMNS[sheet].values()]
+            assert worksheet.freeze_panes == "A2"
+        units = [[c.value for c in row] for row in book["units"].iter_rows(min_row=2)]
+        assert units[0] == ["KC", "柯城区", "县", None]
+        people = {row[0].value: row[3].value for row in book["people"].iter_rows(min_row=2)}
+        assert people["周建国"] == "网格员"
+        assert book["subjects"].max_row == 31
+    finally:
+        book.close()
+
+
+def test_export_then_import_into_a_fresh_database(
+    loaded_db: sqlite_utils.Database, make_db: Callable[[str], sqlite_utils.Database], tmp_path
+) -> None:
+    path = tmp_path / "export.xlsx"
+    export_roster(loaded_db, path)
+    fresh = make_db("fresh.db")
+    report = run_import(fresh, path)
+    assert report.errors == []
+    assert report.created == {"units": 5, "people": 9, "subjects": 30}
+    assert snapshot(fresh) == snapshot(loaded_db)
+
+
+def test_export_then_import_into_the_same_database_changes_nothing(
+    loaded_db: sqlite_utils.Database, tmp_path: Path, dump_db
+) -> None:
+    loaded_db.execute(
+        "UPDATE people SET roles = 'member,secretary' WHERE name = '陈志刚'"
+    )  # several roles survive the round trip too
+    path = tmp_path / "export.xlsx"
+    export_roster(loaded_db, path)
+    before = dump_db(loaded_db)
+    report = run_import(loaded_db, path)
+    assert report.unchanged == {"units": 5, "people": 9, "subjects": 30}
+    assert dump_db(loaded_db) == before
+
+
+def test_export_of_an_updated_roster_round_trips(
+    loaded_db: sqlite_utils.Database,
+    make_db: Callable[[str], sqlite_utils.Database],
+    roster_dir: Path,
+    tmp_path: Path,
+) -> None:
+    tables = edited(set_cell("subjects", 3, "网格员", "韩冰、梁红"))
+    run_import(loaded_db, write_csv(tables, roster_dir))
+    path = tmp_path / "export.xlsx"
+    export_roster(loaded_db, path)
+    fresh = make_db("fresh.db")
+    assert run_import(fresh, path).errors == []
+    assert members_of(fresh, "李四") == ["韩冰", "梁红"]
+    assert snapshot(fresh) == snapshot(loaded_db)
