@@ -104,7 +104,10 @@ def _rows(sheet: str, table: list[tuple[int, list[str]]], errors: list[str]) -> 
         errors.append(f"{sheet}：工作表是空的，第1行应是表头")
         return []
     _, header = table[0]
+    found = len(errors)
     mapping = _header_map(sheet, header, errors)
+    if len(errors) > found:
+        return []  # without a required column every row would fail: name the column once
     rows = []
     for line, cells in table[1:]:
         if not any(cell.strip() for cell in cells):
