@@ -1,0 +1,40 @@
+"""`make bench`: every budget of DESIGN §9, measured here, printed as one table.
+
+Each part is a module with `run() -> list[dict]` giving rows {name, budget, measured, unit,
+pass}; the table goes to stdout and the rows to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+PARTS = ("bench.parser", "bench.callback", "bench.routine")
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def format_table(rows: list[dict]) -> str:
+    header = ("budget", "measured", "pass", "what")
+    lines = [f"{header[0]:<24} {header[1]:>16}  {header[2]:<4}  {header[3]}"]
+    for row in rows:
+        measured = f"{row['measured']:,.2f} {row['unit']}"
+        verdict = "PASS" if row["pass"] else "FAIL"
+        lines.append(f"{row['budget']:<24} {measured:>16}  {verdict:<4}  {row['name']}")
+    return "\n".join(lines)
+
+
+def main(parts: list[str]) -> int:
+    rows: list[dict] = []
+    for name in parts or PARTS:
+        print(f"… {name}", file=sys.stderr, flush=True)
+        rows.extend(importlib.import_module(name).run())
+    RESULTS.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(format_table(rows))
+    print(f"\n{sum(r['pass'] for r in rows)} of {len(rows)} budgets met; rows in {RESULTS}")
+    return 0 if all(r["pass"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

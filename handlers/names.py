@@ -1,0 +1,235 @@
+"""Matching what a member typed to a subject's name: exact, homophone, close, courtesy.
+
+Order (first hit wins): the member's own subjects by exact text, then by the same toneless
+pinyin (IME homophones: 章三 → 张三); subjects of the village not assigned to the member
+(`others`, 多对一 cover) by exact text, then by pinyin; the member's subjects by a close
+pinyin match; finally courtesy forms (老王, 小李, 王奶奶, 李叔) when exactly one of the
+member's subjects has that surname. Two equally good candidates → ambiguous.
+
+"Close" is measured on pinyin folded for the usual accent and IME confusions
+(zh/z ch/c sh/s, n/l, f/h, ang/an eng/en ing/in): same number of characters and a
+rapidfuzz ratio >= 85 on the folded strings. So 张山 (zhangshan → zangsan) is 张三,
+李时 is 李四, 牛六 is 刘六, but 王武 vs 黄武 (76) is not.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pypinyin import lazy_pinyin
+from rapidfuzz import fuzz
+
+FUZZY_MIN = 85.0
+SUGGEST_MIN = 60.0
+
+COMPOUND_SURNAMES = (
+    "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "慕容", "司徒", "令狐", "夏侯", "长孙",
+    "宇文", "尉迟", "公孙", "端木", "独孤", "南宫", "西门", "呼延", "轩辕", "澹台", "万俟",
+)  # fmt: skip
+# Common surnames, minus characters that mostly start ordinary words (都 和 来 时 明 平 …):
+# an unknown run is reported as an unknown name only when it starts with one of these.
+SURNAMES = frozenset(
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜"
+    "叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫阎段雷侯龙史"
+    "陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷"
+    "詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳"
+    "管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏"
+    "席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩佘池查麻苑迟邝"
+    "官封谈匡鞠惠荆乐冀郁胥南班储原栗燕楚鄢劳谌奚皮粟冼蔺楼盘满闻位厉伊仝区郜阚权强帅屠豆"
+    "朴盖练廉禹井祖漆巴丰支卿狄计索宣晋初云容敬扈晁芮阙浦戈伏鹿薄邸雍辜羊母裘亓修邰赫杭况"
+    "宿鲜印逯隆茹诸战慕危银亢嵇湛宾戎勾茅揭尉冶斯束檀衣展阴昝智幸奉植衡富尧闭"
+)
+_PREFIXES = "老小阿"
+_SUFFIXES = (
+    "大爷", "大妈", "大娘", "大叔", "大婶", "大哥", "大姐", "大伯", "奶奶", "爷爷", "阿姨",
+    "叔叔", "婶婶", "婶子", "伯伯", "婆婆", "姥姥", "姥爷", "老汉", "老太", "老太太", "师傅",
+    "嫂子", "叔", "婶", "伯", "姨", "哥", "姐", "嫂", "妹", "弟", "爷", "奶",
+)  # fmt: skip
+_SURNAME_RE = "|".join(COMPOUND_SURNAMES) + "|."
+COURTESY = re.compile(
+    rf"(?:[{_PREFIXES}](?P<pre>{_SURNAME_RE})|(?P<post>{_SURNAME_RE})(?:{'|'.join(_SUFFIXES)}))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a typed name resolved to: one subject, or several equally good ones."""
+
+    name: str | None  # the roster name, None when ambiguous
+    assigned: bool
+    candidates: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=65536)
+def syllables(text: str) -> tuple[str, ...]:
+    """Toneless pinyin, one syllable per Chinese character."""
+    return tuple(lazy_pinyin(text))
+
+
+def fold(syllable: str) -> str:
+    """Fold a syllable for common accent / IME confusions."""
+    s = syllable
+    if s[:2] in ("zh", "ch", "sh"):
+        s = s[0] + s[2:]
+    elif s[:1] == "n" and len(s) > 1:
+        s = "l" + s[1:]
+    elif s[:1] == "f":
+        s = "h" + s[1:]
+    if s[-3:] in ("ang", "eng", "ing"):
+        s = s[:-1]
+    return s
+
+
+def _folded(text: str) -> str:
+    return "".join(fold(s) for s in syllables(text))
+
+
+def surname_of(name: str) -> str:
+    """The surname: a compound one (欧阳) or the first character."""
+    for compound in COMPOUND_SURNAMES:
+        if name.startswith(compound):
+            return compound
+    return name[:1]
+
+
+def looks_like_name(run: str) -> bool:
+    """A 2–4 character run that starts like a Chinese name or a courtesy form."""
+    if not 2 <= len(run) <= 4:
+        return False
+    if run[0] in SURNAMES or run[:2] in COMPOUND_SURNAMES:
+        return True
+    return COURTESY.fullmatch(run) is not None
+
+
+def _clean(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n.strip() for n in names if isinstance(n, str) and n.strip()))
+
+
+class _Pool:
+    """What does not depend on who is asking: every active name of a village.
+
+    Shared by all the members of the village (their `names + others` are the same set),
+    so the exact-name regex is compiled once per village, not once per member.
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        # Keys are NFKC-normalised like the text; values are roster names.
+        self.exact = {unicodedata.normalize("NFKC", n): n for n in names}
+        keys = sorted(self.exact, key=len, reverse=True)
+        self.regex = re.compile("|".join(map(re.escape, keys))) if keys else None
+        self.by_pinyin: dict[tuple[str, ...], set[str]] = {}
+        for n in names:
+            self.by_pinyin.setdefault(syllables(n), set()).add(n)
+
+
+@lru_cache(maxsize=1024)
+def _pool(names: tuple[str, ...]) -> _Pool:
+    return _Pool(names)
+
+
+class NameIndex:
+    """Lookup structures for one (names, others) pair; build once, use for many messages."""
+
+    def __init__(self, names: tuple[str, ...], others: tuple[str, ...]) -> None:
+        self.names = _clean(names)
+        own = frozenset(self.names)
+        self.others = tuple(n for n in _clean(others) if n not in own)
+        self._own = own
+        self._pool = _pool(tuple(sorted(own.union(self.others))))
+        self.regex = self._pool.regex
+        self._folded = [(n, len(syllables(n)), _folded(n)) for n in self.names]
+        self._surnames: dict[str, list[str]] = {}
+        for n in self.names:
+            self._surnames.setdefault(surname_of(n), []).append(n)
+        self._cache: dict[str, Resolution | None] = {}
+        self._exact_cache: dict[str, Resolution] = {}
+
+    def exact_match(self, typed: str) -> Resolution:
+        """A name found verbatim in the text (the regex only finds exact keys)."""
+        found = self._exact_cache.get(typed)
+        if found is None:
+            found = self._exact_cache[typed] = self._exact_match(typed)
+        return found
+
+    def _exact_match(self, typed: str) -> Resolution:
+        name = self._pool.exact[typed]
+        if name in self._own:
+            return Resolution(name, True)
+        return self._by_pinyin(syllables(typed)) or Resolution(name, False)
+
+    def _by_pinyin(self, key: tuple[str, ...]) -> Resolution | None:
+        """Same toneless pinyin: the member's own subjects first, then the others."""
+        found = self._pool.by_pinyin.get(key)
+        if not found:
+            return None
+        own = [n for n in self.names if n in found]
+        if own:
+            return _one_or_many(own, True)
+        return _one_or_many([n for n in self.others if n in found], False)
+
+    def resolve(self, typed: str) -> Resolution | None:
+        """Resolve a run of text that sits where a name would; None when nothing fits."""
+        try:
+            return self._cache[typed]
+        except KeyError:
+            pass
+        result = self._resolve(typed)
+        if len(self._cache) < 4096:
+            self._cache[typed] = result
+        return result
+
+    def _resolve(self, typed: str) -> Resolution | None:
+        if typed in self._pool.exact:
+            return self.exact_match(typed)
+        key = syllables(typed)
+        found = self._by_pinyin(key)
+        if found is not None:
+            return found
+        folded = "".join(fold(s) for s in key)
+        best: list[str] = []
+        best_score = 0.0
+        for name, count, name_folded in self._folded:
+            if count != len(key):
+                continue
+            score = fuzz.ratio(folded, name_folded)
+            if score < FUZZY_MIN:
+                continue
+            if score > best_score:
+                best, best_score = [name], score
+            elif score == best_score:
+                best.append(name)
+        if best:
+            return _one_or_many(best, True)
+        m = COURTESY.fullmatch(typed)
+        if m:
+            found = self._surnames.get(m["pre"] or m["post"])
+            if found:
+                return _one_or_many(found, True)
+        return None
+
+    def suggest(self, typed: str) -> tuple[str, ...]:
+        """Up to three of the member's subjects that sound somewhat like `typed`."""
+        folded = _folded(typed)
+        scored = [
+            (fuzz.ratio(folded, name_folded), name)
+            for name, count, name_folded in self._folded
+            if abs(count - len(typed)) <= 1
+        ]
+        scored = [s for s in scored if s[0] >= SUGGEST_MIN]
+        scored.sort(key=lambda s: -s[0])
+        return tuple(name for _, name in scored[:3])
+
+
+def _one_or_many(found: list[str], assigned: bool) -> Resolution:
+    if len(found) == 1:
+        return Resolution(found[0], assigned)
+    return Resolution(None, assigned, tuple(found))
+
+
+@lru_cache(maxsize=4096)
+def name_index(names: tuple[str, ...], others: tuple[str, ...] = ()) -> NameIndex:
+    """The cached NameIndex for a member's subjects (the hot path builds it once)."""
+    return NameIndex(names, others)

@@ -1,0 +1,50 @@
+"""Which contact slot (早/中/晚) and monitoring date a message belongs to."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+SLOTS = ("morning", "noon", "evening")
+
+_MARKERS = {
+    "早上": "morning", "早间": "morning", "上午": "morning", "早晨": "morning",
+    "今早": "morning", "早": "morning",
+    "中午": "noon", "午间": "noon", "下午": "noon", "中": "noon",
+    "晚上": "evening", "晚间": "evening", "傍晚": "evening", "今晚": "evening", "晚": "evening",
+}  # fmt: skip
+_ALT = "|".join(sorted(_MARKERS, key=len, reverse=True))
+# At the start of the message or of a line: [补报][今天]早上[的][汇报|情况|报],
+# then : , 、 or space (full-width forms are NFKC-normalised before).
+MARKER = re.compile(
+    rf"[ \t]*(?:补报|补)?(?:今天|今日)?(?P<m>{_ALT})(?:的)?(?:汇报|报告|情况|报|测温|联系)?"
+    r"(?:[ \t]*[:,、.。\-—][ \t]*|[ \t]+)?"
+)
+
+
+def marker_slot(word: str) -> str:
+    """The slot a marker word stands for."""
+    return _MARKERS[word]
+
+
+def slot_from_time(at: datetime.datetime) -> tuple[str, datetime.date]:
+    """Slot and monitoring date from the message time alone.
+
+    Before 11:00 morning, 11:00–16:59 noon, 17:00 and later evening; 00:00–04:59 is the
+    previous day's evening (a late report of last night).
+    """
+    hour = at.hour
+    if hour < 5:
+        return "evening", at.date() - datetime.timedelta(days=1)
+    if hour < 11:
+        return "morning", at.date()
+    if hour < 17:
+        return "noon", at.date()
+    return "evening", at.date()
+
+
+def explicit_date(at: datetime.datetime) -> datetime.date:
+    """The date for an explicit marker: today, except after midnight (still last night)."""
+    if at.hour < 5:
+        return at.date() - datetime.timedelta(days=1)
+    return at.date()

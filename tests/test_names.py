@@ -1,0 +1,86 @@
+"""Name matching: exact, homophone, close, courtesy (handlers.names)."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.names import Resolution, fold, looks_like_name, name_index, surname_of
+
+NAMES = ("张三", "李四", "王五", "欧阳娜娜", "刘建国")
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [
+        ("章三", "张三"),  # same pinyin
+        ("李思", "李四"),
+        ("张山", "张三"),  # zh/z sh/s
+        ("牛建国", "刘建国"),  # n/l
+        ("刘建锅", "刘建国"),
+        ("老王", "王五"),  # courtesy
+        ("小张", "张三"),
+        ("王奶奶", "王五"),
+        ("李叔", "李四"),
+        ("欧阳阿姨", "欧阳娜娜"),
+        ("小欧阳", "欧阳娜娜"),
+    ],
+)
+def test_resolves(typed: str, name: str) -> None:
+    assert name_index(NAMES).resolve(typed) == Resolution(name, True)
+
+
+@pytest.mark.parametrize("typed", ["赵六", "老赵", "今天", "张", "王五一", "黄武"])
+def test_does_not_resolve(typed: str) -> None:
+    assert name_index(NAMES).resolve(typed) is None
+
+
+def test_same_sound_is_ambiguous() -> None:
+    index = name_index(("张伟", "章伟"))
+    assert index.resolve("彰伟") == Resolution(None, True, ("张伟", "章伟"))
+
+
+def test_courtesy_with_two_of_a_surname_is_ambiguous() -> None:
+    index = name_index(("王五", "王建军", "李四"))
+    assert index.resolve("老王") == Resolution(None, True, ("王五", "王建军"))
+
+
+def test_others_exact_and_pinyin_but_never_courtesy_or_fuzzy() -> None:
+    index = name_index(("张三",), ("赵六", "孙七"))
+    assert index.exact_match("赵六") == Resolution("赵六", False)
+    assert index.resolve("孙琪") == Resolution("孙七", False)
+    assert index.resolve("老孙") is None
+    assert index.resolve("赵流") == Resolution("赵六", False)  # zhao liu: same pinyin
+    assert index.resolve("赵牛") is None
+
+
+def test_own_homophone_beats_exact_other() -> None:
+    index = name_index(("张三",), ("章三",))
+    assert index.exact_match("章三") == Resolution("张三", True)
+
+
+def test_suggestions() -> None:
+    index = name_index(NAMES)
+    assert index.suggest("刘建") == ("刘建国",)
+    assert index.suggest("赵六") == ()
+
+
+def test_index_is_cached_and_cleans_names() -> None:
+    assert name_index(("张三", "李四")) is name_index(("张三", "李四"))
+    index = name_index(("", " 张三 ", "张三"), ("张三", "赵六"))
+    assert index.names == ("张三",)
+    assert index.others == ("赵六",)
+
+
+@pytest.mark.parametrize(
+    ("syllable", "folded"),
+    [("zhang", "zan"), ("shan", "san"), ("niu", "liu"), ("fang", "han"), ("ling", "lin")],
+)
+def test_fold(syllable: str, folded: str) -> None:
+    assert fold(syllable) == folded
+
+
+def test_surname_and_name_shape() -> None:
+    assert surname_of("欧阳娜娜") == "欧阳"
+    assert surname_of("张三") == "张"
+    assert looks_like_name("赵六") and looks_like_name("老赵") and looks_like_name("赵大爷")
+    assert not looks_like_name("今天") and not looks_like_name("赵") and not looks_like_name("都好")

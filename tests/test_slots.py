@@ -1,0 +1,64 @@
+"""Slot and monitoring date of a message (handlers.slots)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from handlers.slots import MARKER, explicit_date, marker_slot, slot_from_time
+
+DAY = datetime.date(2026, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "slot", "days_back"),
+    [
+        (0, 0, "evening", 1),
+        (4, 59, "evening", 1),
+        (5, 0, "morning", 0),
+        (10, 59, "morning", 0),
+        (11, 0, "noon", 0),
+        (16, 59, "noon", 0),
+        (17, 0, "evening", 0),
+        (23, 59, "evening", 0),
+    ],
+)
+def test_slot_from_time(hour: int, minute: int, slot: str, days_back: int) -> None:
+    at = datetime.datetime.combine(DAY, datetime.time(hour, minute))
+    assert slot_from_time(at) == (slot, DAY - datetime.timedelta(days=days_back))
+
+
+def test_explicit_date() -> None:
+    assert explicit_date(datetime.datetime(2026, 3, 2, 1, 0)) == datetime.date(2026, 3, 1)
+    assert explicit_date(datetime.datetime(2026, 3, 2, 14, 0)) == DAY
+
+
+@pytest.mark.parametrize(
+    ("line", "slot"),
+    [
+        ("早：张三36.5", "morning"),
+        ("早上 张三", "morning"),
+        ("上午,张三", "morning"),
+        ("早间张三", "morning"),
+        ("补报早上 张三", "morning"),
+        ("今天早上张三", "morning"),
+        ("中午：", "noon"),
+        ("午间 ", "noon"),
+        ("下午", "noon"),
+        ("补报中午的：李四", "noon"),
+        ("晚上好", "evening"),
+        ("晚间", "evening"),
+        ("傍晚 王五", "evening"),
+        ("晚：", "evening"),
+    ],
+)
+def test_marker(line: str, slot: str) -> None:
+    m = MARKER.match(line)
+    assert m is not None
+    assert marker_slot(m["m"]) == slot
+
+
+@pytest.mark.parametrize("line", ["张三今天早上36.5", "你好", "36.5", ""])
+def test_no_marker(line: str) -> None:
+    assert MARKER.match(line) is None
