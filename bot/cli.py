@@ -81,7 +81,13 @@ def roster_export(ctx: Context, file: Path) -> None:
 @cli.command()
 @click.option("--unit", metavar="CODE", help="A unit; its descendants are included.")
 @click.option("--date", "date_text", metavar="D", help="Only this date (YYYY-MM-DD).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx", "json"]),
+    required=True,
+    help="csv and json for scripts; xlsx (Chinese headers) needs --out.",
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
 @common_options
 def ledger(
@@ -181,6 +187,79 @@ def serve(ctx: Context, host: str, port: int, no_scheduler: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--db",
+    "db_path",
+    default="gridwatch-demo.db",
+    show_default=True,
+    metavar="PATH",
+    help="The demo database, replaced on every run (GRIDWATCH_DB is not used).",
+)
+@click.option("--config", "config_path", metavar="FILE", help="TOML settings (GRIDWATCH_CONFIG).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option(
+    "--at",
+    "at_text",
+    metavar="TIME",
+    help="Start the simulator clock at TIME instead of now (the live scheduler stays off).",
+)
+@click.option(
+    "--days", default=3, show_default=True, type=click.IntRange(0, 10), help="Days of history."
+)
+@click.option("--no-scheduler", is_flag=True, help="Do not run the daily schedule live.")
+def demo(
+    db_path: str,
+    config_path: str | None,
+    host: str,
+    port: int,
+    at_text: str | None,
+    days: int,
+    no_scheduler: bool,
+) -> None:
+    """Fresh demo data (the example roster dated around today), console channel, /sim."""
+    import dataclasses
+    import os
+
+    from bot import create_app
+    from bot.config import ChannelSettings
+    from bot.demo import DemoError, build_demo
+    from bot.serving import serve as run_server
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        raise click.ClickException(f"config: {error}") from None
+    public_url = os.environ.get("GRIDWATCH_PUBLIC_URL") or f"http://{host}:{port}"
+    config = dataclasses.replace(
+        config, channel=ChannelSettings(), public_url=public_url.rstrip("/")
+    )
+    at = clock_now(config.tz)
+    if at_text:
+        try:
+            at = parse_time(at_text, config.tz)
+        except ValueError:
+            raise click.BadParameter(f"{at_text!r} is not an ISO time", param_hint="--at") from None
+    try:
+        summary = build_demo(Path(db_path), config, at, days=days)
+    except DemoError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"demo data in {db_path}: {summary['subjects']} subjects, {summary['people']} people,"
+        f" {summary['messages']} messages and {summary['reports']} reports played"
+    )
+    click.echo(f"chat simulator: {public_url}/sim")
+    click.echo(f"secretary view: {summary['link']}")
+    live = not no_scheduler and not at_text
+    app = create_app({"GRIDWATCH": config, "DB_PATH": db_path, "SCHEDULER": live})
+    if live:
+        from schedules.wiring import start_scheduler
+
+        start_scheduler(db_path, config)  # None when the app already runs it
+    run_server(app, host, port)
+
+
+@cli.command()
 @click.argument("person")
 @common_options
 def invite(ctx: Context, person: str) -> None:
@@ -254,3 +333,9 @@ def parse(
     for problem in result.problems:
         candidates = f" → {'、'.join(problem.candidates)}" if problem.candidates else ""
         click.echo(f"  ? {problem.reason}: {problem.text}{candidates}")
+
+
+from bot.cli_routine import digest, tick  # noqa: E402
+
+cli.add_command(tick)
+cli.add_command(digest)

@@ -1,0 +1,49 @@
+"""`gridwatch tick` and `gridwatch digest`: the daily routine from the command line."""
+
+from __future__ import annotations
+
+import click
+
+from bot.cli_common import common_options, day_option, print_json, time_option
+from bot.context import Context
+
+
+@click.command()
+@click.option("--at", "at_text", metavar="TIME", help="Run jobs due up to TIME (default: now).")
+@common_options
+def tick(ctx: Context, at_text: str | None) -> None:
+    """Run every scheduled job due up to TIME that has not run yet."""
+    from schedules.runner import run_due
+
+    runs = run_due(ctx.db, ctx.config, time_option(at_text, ctx))
+    if not runs:
+        click.echo("nothing due")
+    for run in runs:
+        click.echo(
+            f"{run.outcome:<7} {run.due.isoformat(timespec='minutes')} {run.job}: {run.detail}"
+        )
+
+
+@click.command()
+@click.option("--unit", metavar="CODE", required=True, help="A village, or a unit above it.")
+@click.option("--date", "date_text", metavar="D", help="The date (default: today).")
+@click.option("--report", type=click.IntRange(1, 2), help="Report 1 or 2 (default: as of now).")
+@click.option("--json", "as_json", is_flag=True, help="Print the digest JSON.")
+@common_options
+def digest(
+    ctx: Context, unit: str, date_text: str | None, report: int | None, as_json: bool
+) -> None:
+    """A unit's digest: the text the secretary receives, or its JSON."""
+    from bot.links import view_link
+    from schedules.digest import UnknownUnit, build_digest, digest_text
+
+    day = day_option(date_text, ctx)
+    now = time_option(None, ctx)
+    try:
+        found = build_digest(ctx.db, ctx.config, unit, day, report, now)
+    except UnknownUnit:
+        raise click.BadParameter(f"unknown unit {unit!r}", param_hint="--unit") from None
+    if as_json:
+        print_json(found)
+    else:
+        click.echo(digest_text(found, view_link(ctx.config, unit, day, now)))

@@ -1,0 +1,359 @@
+"""The scheduled jobs of the daily routine (DESIGN §2) as plain functions.
+
+Each job takes `(db, config, send, now)`, where `now` is the job's scheduled time (its date
+decides the content), and `send(person, kind, text, key)` queues one outbox message. A job
+claims an idempotency key (kind, target, date, slot) with `claim_send` before each send, so
+running it twice sends nothing new. Each returns how many messages it queued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import sqlite_utils
+
+from bot.config import Config
+from bot.links import view_link
+from schedules.digest import (
+    ABOVE_VILLAGE,
+    UNASSIGNED,
+    UnitTree,
+    day_label,
+    digest_text,
+    digests_for,
+    load_day,
+    report_time,
+)
+from schedules.digest import deadline as deadline_time
+from storage.audit import record_change
+from storage.outbox import claim_send
+from storage.people import roles_of
+from storage.subjects import ACTIVE_ON
+
+Send = Callable[[dict, str, str, str], None]
+SLOT_TITLES = {"morning": "早间", "noon": "午间", "evening": "晚间"}
+ACTOR = "schedule"
+
+
+def person_target(person: dict) -> str:
+    return f"person:{person['id']}"
+
+
+def _send_once(
+    db: sqlite_utils.Database,
+    send: Send,
+    person: dict,
+    kind: str,
+    text: str,
+    *,
+    target: str,
+    day: dt.date,
+    slot: str,
+    now: dt.datetime,
+) -> int:
+    key = claim_send(db, kind=kind, target=target, day=day, slot=slot, now=now)
+    if key is None:
+        return 0
+    send(person, kind, text, key)
+    return 1
+
+
+def _active_people(db: sqlite_utils.Database) -> dict[int, dict]:
+    return {row["id"]: row for row in db.query("SELECT * FROM people WHERE active ORDER BY id")}
+
+
+def _assigned(db: sqlite_utils.Database, day: dt.date) -> dict[int, list[tuple[int, str]]]:
+    """Each active person's active assigned subjects on `day`: {person_id: [(id, name)]}."""
+    found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    rows = db.conn.execute(
+        f"""SELECT a.person_id, s.id, s.name FROM assignments a
+            JOIN subjects s ON s.id = a.subject_id JOIN people p ON p.id = a.person_id
+            WHERE p.active AND {ACTIVE_ON} ORDER BY a.person_id, s.id""",
+        {"day": day.isoformat()},
+    )
+    for person_id, subject_id, name in rows:
+        found[person_id].append((subject_id, name))
+    return found
+
+
+def example_reply(names: list[str]) -> str:
+    """One reply in the grammar members type (DESIGN §3)."""
+    if len(names) == 1:
+        return f"{names[0]} 36.5 正常"
+    return f"{names[0]} 36.5 正常，{names[1]} 36.8"
+
+
+def prompt_text(slot: str, day: dt.date, names: list[str]) -> str:
+    return "\n".join(
+        [
+            f"【{SLOT_TITLES[slot]}联系】{day_label(day)}，"
+            f"请联系您负责的 {len(names)} 位监测对象：",
+            "、".join(names),
+            "联系后直接回复体温和情况，例如：",
+            example_reply(names),
+        ]
+    )
+
+
+def prompt(
+    db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime, slot: str
+) -> int:
+    """Each member with an active subject gets the list to contact and an example reply."""
+    day = now.date()
+    people = _active_people(db)
+    sent = 0
+    for person_id, subjects in _assigned(db, day).items():
+        text = prompt_text(slot, day, [name for _, name in subjects])
+        sent += _send_once(
+            db,
+            send,
+            people[person_id],
+            "prompt",
+            text,
+            target=person_target(people[person_id]),
+            day=day,
+            slot=slot,
+            now=now,
+        )
+    return sent
+
+
+def reminder_text(slot: str, config: Config, names: list[str]) -> str:
+    due = config.slots[slot].deadline
+    return "\n".join(
+        [
+            f"【{SLOT_TITLES[slot]}提醒】还有 {len(names)} 位监测对象未报告（{due:%H:%M} 截止）：",
+            "、".join(names),
+            f"联系后直接回复，例如：{example_reply(names[:1])}",
+        ]
+    )
+
+
+def reminder(
+    db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime, slot: str
+) -> int:
+    """Each member still missing subjects in the slot gets the names left.
+
+    A report by anyone (another member covering) counts: the subject is contacted.
+    """
+    day = now.date()
+    reported = {
+        row[0]
+        for row in db.conn.execute(
+            "SELECT subject_id FROM contacts WHERE date = ? AND slot = ? AND current = 1",
+            [day.isoformat(), slot],
+        )
+    }
+    people = _active_people(db)
+    sent = 0
+    for person_id, subjects in _assigned(db, day).items():
+        left = [name for subject_id, name in subjects if subject_id not in reported]
+        if left:
+            sent += _send_once(
+                db,
+                send,
+                people[person_id],
+                "reminder",
+                reminder_text(slot, config, left),
+                target=person_target(people[person_id]),
+                day=day,
+                slot=slot,
+                now=now,
+            )
+    return sent
+
+
+def _responsible(tree: UnitTree, monitor_unit: str, subject_unit: str) -> bool:
+    """storage.people.monitors_for: a monitor at the unit, below it, or above it."""
+    return monitor_unit in tree.ancestors(subject_unit) or subject_unit in tree.ancestors(
+        monitor_unit
+    )
+
+
+def missed_text(slot: str, day: dt.date, due: dt.time, lines: list[str], count: int) -> str:
+    head = (
+        f"【{SLOT_TITLES[slot]}未报】{day_label(day)} {due:%H:%M} 截止，{count} 位监测对象未报告："
+    )
+    return "\n".join([head, *lines])
+
+
+def deadline(
+    db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime, slot: str
+) -> int:
+    """Each monitor gets one message listing, per member, the subjects with no report.
+
+    Missing means no report recorded by the deadline; a monitor sees only units it is
+    responsible for; nothing is sent when nothing is missing.
+    """
+    day = now.date()
+    tree = UnitTree.load(db)
+    data = load_day(db, config, day, deadline_time(config, day, slot), units=tree)
+    missing = [s for s in data.subjects if s.active and (s.id, slot) not in data.reports.status]
+    if not missing:
+        return 0
+    people = _active_people(db)
+    monitors = [p for p in people.values() if "monitor" in roles_of(p)]
+    sent = 0
+    for monitor in monitors:
+        mine = [s for s in missing if _responsible(tree, monitor["unit"], s.unit)]
+        if not mine:
+            continue
+        villages = {tree.village_of(s.unit) for s in mine}
+        by_member: dict[tuple[int, str], list[str]] = defaultdict(list)
+        for subject in mine:
+            for member in data.members.get(subject.id) or [(0, UNASSIGNED)]:
+                by_member[member].append(subject.name)
+        lines = []
+        for (member_id, member), names in sorted(
+            by_member.items(), key=lambda item: (item[0][0] == 0, item[0][0])
+        ):
+            where = ""
+            if len(villages) > 1 and member_id in people:
+                village = tree.village_of(people[member_id]["unit"])
+                where = f"（{tree.units[village].name}）" if village else ""
+            lines.append(f"{member}{where}：{'、'.join(names)}")
+        text = missed_text(slot, day, config.slots[slot].deadline, lines, len(mine))
+        sent += _send_once(
+            db,
+            send,
+            monitor,
+            "missed_alert",
+            text,
+            target=person_target(monitor),
+            day=day,
+            slot=slot,
+            now=now,
+        )
+    return sent
+
+
+def _digest_recipients(tree: UnitTree, people: Iterable[dict]) -> dict[str, list[dict]]:
+    """Village → its secretaries (at it or its grids); above → secretaries and monitors there."""
+    found: dict[str, list[dict]] = defaultdict(list)
+    for person in people:
+        unit = tree.get(person["unit"])
+        if unit is None:
+            continue
+        roles = roles_of(person)
+        if unit.level in ABOVE_VILLAGE:
+            if roles & {"secretary", "monitor"}:
+                found[unit.code].append(person)
+        elif "secretary" in roles:
+            village = tree.village_of(unit.code)
+            if village:
+                found[village].append(person)
+    return found
+
+
+def digest(
+    db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime, report: int
+) -> int:
+    """Report `report` (1 or 2): each village's digest to its secretaries, roll-ups above.
+
+    A village with nothing to report (no active subject, no release, no open need) is skipped.
+    """
+    day = now.date()
+    as_of = report_time(config, day, report)
+    tree = UnitTree.load(db)
+    recipients = _digest_recipients(tree, _active_people(db).values())
+    data = load_day(db, config, day, as_of, units=tree)
+    digests = digests_for(data, config, sorted(recipients), report, as_of)
+    sent = 0
+    for code, found in digests.items():
+        if not (found["active"] or found["released_today"] or found["needs"]):
+            continue
+        text = digest_text(found, view_link(config, code, day, now))
+        for person in recipients[code]:
+            sent += _send_once(
+                db,
+                send,
+                person,
+                "digest",
+                text,
+                target=f"{code}/{person_target(person)}",
+                day=day,
+                slot=f"report{report}",
+                now=now,
+            )
+    return sent
+
+
+def release_text(lines: list[str], released_on: dt.date) -> str:
+    return "\n".join(
+        [
+            f"【期满解除】以下 {len(lines)} 位监测对象监测期满，"
+            f"{day_label(released_on)}起解除居家监测，无需再每日联系：",
+            *lines,
+        ]
+    )
+
+
+def release(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime) -> int:
+    """Record every release whose period ended before today and was not yet recorded.
+
+    Each subject becomes 'released' from the day after its last day (audited); its members
+    and its village's secretaries get one `release` message per release date.
+    """
+    today = now.date()
+    ended = list(
+        db.query(
+            "SELECT * FROM subjects WHERE status = 'active' AND end_date < ? ORDER BY id",
+            [today.isoformat()],
+        )
+    )
+    if not ended:
+        return 0
+    tree = UnitTree.load(db)
+    people = _active_people(db)
+    secretaries = _digest_recipients(tree, people.values())
+    members: dict[int, list[int]] = defaultdict(list)
+    for subject_id, person_id in db.conn.execute(
+        "SELECT a.subject_id, a.person_id FROM assignments a JOIN subjects s"
+        " ON s.id = a.subject_id WHERE s.status = 'active' AND s.end_date < ?"
+        " ORDER BY a.subject_id, a.position",
+        [today.isoformat()],
+    ):
+        members[subject_id].append(person_id)
+    notices: dict[tuple[int, dt.date], list[str]] = defaultdict(list)
+    for subject in ended:
+        last = dt.date.fromisoformat(subject["end_date"])
+        released_on = last + dt.timedelta(days=1)
+        db.execute(
+            "UPDATE subjects SET status = 'released', released_on = ? WHERE id = ?",
+            [released_on.isoformat(), subject["id"]],
+        )
+        record_change(
+            db,
+            now,
+            ACTOR,
+            "subjects",
+            subject["id"],
+            "release",
+            {"status": "active", "released_on": subject["released_on"]},
+            {"status": "released", "released_on": released_on.isoformat()},
+        )
+        start = dt.date.fromisoformat(subject["start_date"])
+        village = tree.village_of(subject["unit"])
+        where = f"{tree.units[village].name}，" if village else ""
+        line = f"{subject['name']}（{where}{day_label(start)}—{day_label(last)}）"
+        to = [pid for pid in members[subject["id"]] if pid in people]
+        to += [p["id"] for p in secretaries.get(village or "", []) if p["id"] not in to]
+        for person_id in to:
+            notices[(person_id, released_on)].append(line)
+    sent = 0
+    for (person_id, released_on), lines in sorted(notices.items()):
+        person = people[person_id]
+        sent += _send_once(
+            db,
+            send,
+            person,
+            "release",
+            release_text(lines, released_on),
+            target=person_target(person),
+            day=released_on,
+            slot="",
+            now=now,
+        )
+    return sent

@@ -1,0 +1,163 @@
+"""The schedule as data, and running whatever is due (the live scheduler and `tick` share it).
+
+A job is done once per (name, due) — recorded in `job_runs` in the same transaction as its
+messages, so a crash leaves either both or neither. Jobs missed less than the grace time ago
+are caught up; older ones are recorded as skipped, except `release`, which always runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import sqlite_utils
+
+from bot.channels import channel_for, deliver_pending
+from bot.config import SLOTS, Config
+from schedules import jobs
+from storage.db import transaction
+from storage.outbox import queue_message
+
+log = logging.getLogger("gridwatch.schedule")
+
+Job = Callable[[sqlite_utils.Database, Config, jobs.Send, dt.datetime], int]
+DELIVERY_BATCH = 5000
+MAX_BATCHES = 20
+
+
+class DueJob(NamedTuple):
+    name: str
+    due: dt.datetime
+    run: Job
+
+
+@dataclass(frozen=True)
+class JobRun:
+    job: str
+    due: dt.datetime
+    outcome: str  # ran | skipped | failed
+    detail: str = ""
+
+
+def day_jobs(config: Config, day: dt.date) -> list[DueJob]:
+    """One day's jobs in time order; at equal times: release, slot jobs, then digests."""
+    planned: list[tuple[str, dt.time, Job]] = [("release", config.release, jobs.release)]
+    for slot in SLOTS:
+        times = config.slots[slot]
+        planned += [
+            (f"prompt:{slot}", times.prompt, functools.partial(jobs.prompt, slot=slot)),
+            (f"reminder:{slot}", times.reminder, functools.partial(jobs.reminder, slot=slot)),
+            (f"deadline:{slot}", times.deadline, functools.partial(jobs.deadline, slot=slot)),
+        ]
+    for number, at in enumerate(config.reports, start=1):
+        planned.append((f"digest:{number}", at, functools.partial(jobs.digest, report=number)))
+    due = [
+        DueJob(name, dt.datetime.combine(day, at, tzinfo=config.tz), run)
+        for name, at, run in planned
+    ]
+    return sorted(due, key=lambda job: job.due)  # stable: ties keep the order above
+
+
+def due_jobs(config: Config, start: dt.datetime, end: dt.datetime) -> list[DueJob]:
+    """Every job due in [start, end], in order."""
+    start, end = start.astimezone(config.tz), end.astimezone(config.tz)
+    found: list[DueJob] = []
+    day = start.date()
+    while day <= end.date():
+        found += [job for job in day_jobs(config, day) if start <= job.due <= end]
+        day += dt.timedelta(days=1)
+    return found
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _history(db: sqlite_utils.Database) -> tuple[set[tuple[str, str]], dt.datetime | None]:
+    """The (job, due) pairs already done, and the latest due among them."""
+    done = {(job, due) for job, due in db.conn.execute("SELECT job, due FROM job_runs")}
+    latest = max((dt.datetime.fromisoformat(due) for _, due in done), default=None)
+    return done, latest
+
+
+def _sender(db: sqlite_utils.Database, at: dt.datetime) -> jobs.Send:
+    def send(person: dict, kind: str, text: str, key: str) -> None:
+        queue_message(db, at=at, person=person, kind=kind, text=text, send_key=key)
+
+    return send
+
+
+def _record(db: sqlite_utils.Database, run: JobRun, now: dt.datetime) -> None:
+    db.conn.execute(
+        "INSERT INTO job_runs (job, due, ran_at, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+        [run.job, _stamp(run.due), _stamp(now), run.outcome, run.detail],
+    )
+
+
+def run_job(
+    db: sqlite_utils.Database, config: Config, job: DueJob, now: dt.datetime
+) -> JobRun | None:
+    """Run or skip one due job; None when another process did it first."""
+    grace = dt.timedelta(minutes=config.grace_minutes)
+    late = now - job.due
+    with transaction(db) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM job_runs WHERE job = ? AND due = ?", [job.name, _stamp(job.due)]
+        ).fetchone()
+        if exists:
+            return None
+        if job.name != "release" and late >= grace:
+            minutes = int(late.total_seconds() // 60)
+            run = JobRun(
+                job.name,
+                job.due,
+                "skipped",
+                f"{minutes} min late, beyond the {config.grace_minutes} min grace",
+            )
+            log.warning("skipped %s due %s: %s", job.name, _stamp(job.due), run.detail)
+        else:
+            count = job.run(db, config, _sender(db, now), job.due)
+            run = JobRun(job.name, job.due, "ran", f"{count} queued")
+            log.info("ran %s due %s: %s", job.name, _stamp(job.due), run.detail)
+        _record(db, run, now)
+    return run
+
+
+def run_due(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> list[JobRun]:
+    """Run every job due up to `now` that has not run, then deliver what they queued.
+
+    On a database that never ran a job, only jobs of `now`'s day are considered.
+    """
+    now = now.astimezone(config.tz)
+    done, latest = _history(db)
+    start = latest or dt.datetime.combine(now.date(), dt.time(0), tzinfo=config.tz)
+    runs: list[JobRun] = []
+    for job in due_jobs(config, start, now):
+        if (job.name, _stamp(job.due)) in done:
+            continue
+        try:
+            run = run_job(db, config, job, now)
+        except Exception as error:  # a failed job is not recorded, so the next tick retries it
+            log.exception("job %s due %s failed", job.name, _stamp(job.due))
+            run = JobRun(job.name, job.due, "failed", f"{type(error).__name__}: {error}")
+        if run is not None:
+            runs.append(run)
+    deliver_all(db, config, now)
+    return runs
+
+
+def deliver_all(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> int:
+    """Hand every queued message whose time has come to the configured channel."""
+    channel = channel_for(config)
+    total = 0
+    # bounded: a channel that leaves rows queued and due must not spin this forever
+    for _ in range(MAX_BATCHES):
+        count = deliver_pending(db, channel, now, limit=DELIVERY_BATCH)
+        total += count
+        if count < DELIVERY_BATCH:
+            break
+    return total

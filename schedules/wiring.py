@@ -1,0 +1,108 @@
+"""The live scheduler: APScheduler calls `run_due` at each job time and once at start.
+
+Only one process may run it: under gunicorn every worker calls `start_scheduler`, and the one
+that takes an exclusive lock on a file next to the database runs the scheduler; the others
+get None. The lock lives as long as the process (or until `stop_scheduler`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.clock import now as clock_now
+from bot.config import SLOTS, Config
+from schedules.runner import run_due
+from storage.db import open_db
+
+log = logging.getLogger("gridwatch.schedule")
+
+_locks: dict[int, IO[str]] = {}
+
+
+def lock_path(db_path: str | os.PathLike[str]) -> Path:
+    if str(db_path) == ":memory:":
+        return Path(tempfile.gettempdir()) / f"gridwatch-memory-{os.getpid()}.scheduler.lock"
+    return Path(f"{db_path}.scheduler.lock")
+
+
+def take_lock(path: Path) -> IO[str] | None:
+    """An exclusive, non-blocking flock on `path`; None when another holder has it."""
+    handle = open(path, "a+", encoding="utf-8")  # held open: closing it drops the lock
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def job_times(config: Config) -> list[tuple[int, int]]:
+    """Every (hour, minute) at which some job is due, sorted."""
+    times = {config.release, *config.reports}
+    for slot in SLOTS:
+        slot_times = config.slots[slot]
+        times |= {slot_times.prompt, slot_times.reminder, slot_times.deadline}
+    return sorted((t.hour, t.minute) for t in times)
+
+
+def tick(db_path: str | os.PathLike[str], config: Config) -> None:
+    """One scheduler firing: run whatever is due now (the clock is read here, at the edge)."""
+    db = open_db(db_path)
+    try:
+        for run in run_due(db, config, clock_now(config.tz)):
+            log.info("%s %s due %s %s", run.outcome, run.job, run.due.isoformat(), run.detail)
+    except Exception:
+        log.exception("scheduled run failed")
+    finally:
+        db.conn.close()
+
+
+def start_scheduler(db_path: str | os.PathLike[str], config: Config) -> BackgroundScheduler | None:
+    """Start the one scheduler of this database, or return None if another process runs it."""
+    handle = take_lock(lock_path(db_path))
+    if handle is None:
+        log.info("scheduler runs in another process")
+        return None
+    scheduler = BackgroundScheduler(
+        timezone=config.tz,
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": max(config.grace_minutes, 1) * 60,
+        },
+    )
+    for number, (hour, minute) in enumerate(job_times(config)):
+        extra = {}
+        if number == 0:  # the catch-up run at start (a one-off date job races shutdown)
+            extra["next_run_time"] = clock_now(config.tz)
+        scheduler.add_job(
+            tick,
+            CronTrigger(hour=hour, minute=minute, timezone=config.tz),
+            args=[str(db_path), config],
+            id=f"tick-{hour:02d}{minute:02d}",
+            **extra,
+        )
+    scheduler.start()
+    _locks[id(scheduler)] = handle
+    return scheduler
+
+
+def stop_scheduler(scheduler: BackgroundScheduler, wait: bool = True) -> None:
+    """Shut down and release the lock so another process may take over."""
+    scheduler.shutdown(wait=wait)
+    handle = _locks.pop(id(scheduler), None)
+    if handle is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

@@ -1,0 +1,256 @@
+"""The schedule as data, catch-up and skip rules, idempotency, and the scheduler wiring."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlite_utils
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.config import Config
+from schedules import runner, wiring
+from schedules.runner import DueJob, due_jobs, run_due
+from storage.db import open_db
+
+TZ = ZoneInfo("Asia/Shanghai")
+DAY = dt.date(2026, 3, 2)
+DAY_NAMES = [
+    "release",
+    "prompt:morning",
+    "reminder:morning",
+    "deadline:morning",
+    "digest:1",
+    "prompt:noon",
+    "reminder:noon",
+    "deadline:noon",
+    "prompt:evening",
+    "reminder:evening",
+    "deadline:evening",
+    "digest:2",
+]
+
+
+def at(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=TZ)
+
+
+def runs(db: sqlite_utils.Database) -> list[tuple[str, str, str]]:
+    return [
+        (row["job"], row["due"][11:16], row["outcome"])
+        for row in db.query("SELECT * FROM job_runs ORDER BY due, rowid")
+    ]
+
+
+def test_day_jobs_in_order() -> None:
+    found = due_jobs(Config(), at(0), at(23, 59))
+    assert [job.name for job in found] == DAY_NAMES
+    assert [job.due.strftime("%H:%M") for job in found] == [
+        "00:05", "08:00", "09:30", "10:00", "10:30", "12:00", "13:30", "14:00",
+        "18:00", "19:30", "20:00", "20:30",
+    ]  # fmt: skip
+    assert all(isinstance(job, DueJob) and callable(job.run) for job in found)
+
+
+def test_due_jobs_window_is_inclusive_and_spans_days() -> None:
+    found = due_jobs(Config(), at(20, 30), at(8, 0, DAY + dt.timedelta(days=1)))
+    assert [(job.name, job.due.day) for job in found] == [
+        ("digest:2", 2),
+        ("release", 3),
+        ("prompt:morning", 3),
+    ]
+
+
+def test_due_jobs_accepts_other_zones() -> None:
+    utc = dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.UTC)  # 08:00 in Shanghai
+    assert [job.name for job in due_jobs(Config(), utc, utc)] == ["prompt:morning"]
+
+
+def test_fresh_database_considers_only_today(loaded_db: sqlite_utils.Database) -> None:
+    done = run_due(loaded_db, Config(), at(10, 31))
+    assert [(r.job, r.outcome) for r in done] == [
+        ("release", "ran"),
+        ("prompt:morning", "skipped"),
+        ("reminder:morning", "skipped"),
+        ("deadline:morning", "ran"),
+        ("digest:1", "ran"),
+    ]
+    assert done[1].detail == "151 min late, beyond the 60 min grace"
+    assert runs(loaded_db)[0] == ("release", "00:05", "ran")
+    kinds = [row["kind"] for row in loaded_db.query("SELECT kind FROM outbox ORDER BY id")]
+    assert kinds == ["release", "release", "missed_alert", "digest", "digest"]
+
+
+def test_second_run_adds_nothing(
+    loaded_db: sqlite_utils.Database, dump_db: Callable[[sqlite_utils.Database], str]
+) -> None:
+    run_due(loaded_db, Config(), at(12, 0))
+    before = dump_db(loaded_db)
+    assert run_due(loaded_db, Config(), at(12, 0)) == []
+    assert dump_db(loaded_db) == before
+
+
+@pytest.mark.parametrize(("minutes", "outcome"), [(59, "ran"), (60, "skipped")])
+def test_grace_boundary(loaded_db: sqlite_utils.Database, minutes: int, outcome: str) -> None:
+    run_due(loaded_db, Config(), at(7))
+    done = run_due(loaded_db, Config(), at(8) + dt.timedelta(minutes=minutes))
+    assert [(r.job, r.outcome) for r in done] == [("prompt:morning", outcome)]
+
+
+def test_grace_comes_from_config(loaded_db: sqlite_utils.Database) -> None:
+    run_due(loaded_db, Config(grace_minutes=10), at(7))
+    done = run_due(loaded_db, Config(grace_minutes=10), at(8, 15))
+    assert [(r.job, r.outcome) for r in done] == [("prompt:morning", "skipped")]
+
+
+def test_release_always_catches_up(loaded_db: sqlite_utils.Database) -> None:
+    run_due(loaded_db, Config(), at(20, 30))
+    # down from 20:31 on 3/2 until noon on 3/9
+    done = run_due(loaded_db, Config(), at(12, 30, dt.date(2026, 3, 9)))
+    ran = [(r.job, r.due.day) for r in done if r.outcome == "ran"]
+    assert ran == [("release", day) for day in range(3, 10)] + [("prompt:noon", 9)]
+    assert len([r for r in done if r.outcome == "skipped"]) == 6 * 11 + 4
+    released = dict(
+        loaded_db.execute("SELECT name, released_on FROM subjects WHERE status = 'released'")
+    )
+    assert released["高远"] == "2026-03-09"  # recorded by the 3/9 run, dated by its period
+
+
+def test_messages_are_delivered_after_the_jobs(loaded_db: sqlite_utils.Database) -> None:
+    run_due(loaded_db, Config(), at(8))
+    statuses = {row["status"] for row in loaded_db.query("SELECT status FROM outbox")}
+    assert statuses == {"sent"}
+    assert loaded_db["outbox"].count == 8  # 2 release + 6 prompts
+
+
+def test_outbox_at_is_the_run_time(loaded_db: sqlite_utils.Database) -> None:
+    run_due(loaded_db, Config(), at(8, 20))
+    assert {row["at"] for row in loaded_db.query("SELECT at FROM outbox")} == {
+        "2026-03-02T08:20:00+08:00"
+    }
+
+
+def test_failed_job_is_not_recorded_and_retried(
+    loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner.jobs, "prompt", broken)
+    done = run_due(loaded_db, Config(), at(8))
+    assert [(r.job, r.outcome, r.detail) for r in done] == [
+        ("release", "ran", "2 queued"),
+        ("prompt:morning", "failed", "RuntimeError: boom"),
+    ]
+    assert loaded_db["outbox"].count == 2  # the failed job's messages rolled back
+    monkeypatch.undo()
+    done = run_due(loaded_db, Config(), at(8, 10))
+    assert [(r.job, r.outcome) for r in done] == [("prompt:morning", "ran")]
+
+
+def test_two_processes_never_run_a_job_twice(
+    loaded_db: sqlite_utils.Database, db_path: Path
+) -> None:
+    other = open_db(db_path)
+    try:
+        first = run_due(loaded_db, Config(), at(8))
+        assert run_due(other, Config(), at(8)) == []
+        # the other connection raced past the history read: the job_runs row stops it
+        assert runner.run_job(other, Config(), due_jobs(Config(), at(8), at(8))[0], at(8)) is None
+    finally:
+        other.close()
+    assert len(first) == 2
+    assert loaded_db["outbox"].count == 8
+
+
+def test_cli_tick(loaded_db: sqlite_utils.Database, run_cli: Callable[..., object]) -> None:
+    result = run_cli("tick", "--at", "2026-03-02T08:00")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "ran     2026-03-02T00:05+08:00 release: 2 queued",
+        "ran     2026-03-02T08:00+08:00 prompt:morning: 6 queued",
+    ]
+    result = run_cli("tick", "--at", "2026-03-02T09:40")
+    assert result.output.splitlines() == [
+        "ran     2026-03-02T09:30+08:00 reminder:morning: 6 queued"
+    ]
+    assert run_cli("tick", "--at", "2026-03-02T09:40").output == "nothing due\n"
+    bad = run_cli("tick", "--at", "nine")
+    assert bad.exit_code == 2
+    assert "is not an ISO time" in bad.output
+
+
+# the wiring
+
+
+def test_job_times() -> None:
+    assert wiring.job_times(Config()) == [
+        (0, 5), (8, 0), (9, 30), (10, 0), (10, 30), (12, 0), (13, 30), (14, 0),
+        (18, 0), (19, 30), (20, 0), (20, 30),
+    ]  # fmt: skip
+
+
+def test_one_scheduler_per_database(db_path: Path) -> None:
+    open_db(db_path).close()
+    config = Config(timezone="Europe/Berlin")
+    first = wiring.start_scheduler(db_path, config)
+    assert first is not None
+    try:
+        assert wiring.start_scheduler(db_path, config) is None
+        crons = [job for job in first.get_jobs() if isinstance(job.trigger, CronTrigger)]
+        assert len(crons) == 12
+        assert {str(job.trigger.timezone) for job in crons} == {"Europe/Berlin"}
+        berlin = ZoneInfo("Europe/Berlin")
+        prompt = next(job for job in crons if job.id == "tick-0800")
+        fire = prompt.trigger.get_next_fire_time(None, dt.datetime(2026, 3, 2, 7, tzinfo=berlin))
+        assert fire == dt.datetime(2026, 3, 2, 8, tzinfo=berlin)
+        assert prompt.misfire_grace_time == 3600
+        assert prompt.coalesce is True
+    finally:
+        wiring.stop_scheduler(first)
+    again = wiring.start_scheduler(db_path, config)
+    assert again is not None
+    wiring.stop_scheduler(again)
+
+
+def test_only_one_worker_process_gets_the_scheduler(db_path: Path, tmp_path: Path) -> None:
+    """Three processes start at once, as gunicorn workers do; exactly one runs it."""
+    open_db(db_path).close()
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from bot.config import Config
+        from schedules.wiring import start_scheduler, stop_scheduler
+        scheduler = start_scheduler({str(db_path)!r}, Config())
+        print("scheduler" if scheduler else "none", flush=True)
+        time.sleep(1.5)
+        if scheduler:
+            stop_scheduler(scheduler)
+        """
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = sorted(worker.communicate(timeout=60)[0].strip() for worker in workers)
+    assert outputs == ["none", "none", "scheduler"]
+
+
+def test_tick_reads_the_clock_and_runs(db_path: Path) -> None:
+    open_db(db_path).close()
+    wiring.tick(db_path, Config())  # on an empty roster: records today's due jobs, sends nothing
+    db = open_db(db_path)
+    try:
+        assert db["outbox"].count == 0
+        assert {row["outcome"] for row in db.query("SELECT outcome FROM job_runs")} <= {
+            "ran",
+            "skipped",
+        }
+    finally:
+        db.close()
