@@ -112,8 +112,16 @@ def _respond(ctx: Context, message: Incoming, inbox_id: int) -> tuple[str, str, 
         except BindError as error:
             return "unbound", str(error), None
         return "bound", f"绑定成功，{person['name']}您好！发送“帮助”查看用法。", person
-    if message.type == "voice" and not text:
-        return "problem", "没有识别出语音内容，请再说一遍或直接打字，例如：张三 36.5 正常", person
+    if message.type == "event":  # subscribe / enter_agent
+        from handlers.commands import help_text
+
+        return "welcome", f"{person['name']}您好，欢迎使用！\n{help_text(roles_of(person))}", person
+    if message.type == "voice" and not text:  # no Recognition: speech recognition is off
+        return (
+            "problem",
+            "没有识别出语音内容（未开启语音识别或没听清），请直接打字，例如：张三 36.5 正常",
+            person,
+        )
     if message.type not in ("text", "voice"):
         return (
             "ignored",

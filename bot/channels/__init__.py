@@ -36,9 +36,15 @@ class ConsoleChannel:
 
 
 def channel_for(config: Config) -> Channel:
-    if config.channel.kind == "console":
-        return ConsoleChannel()
-    raise NotImplementedError(f"channel {config.channel.kind!r} is not available yet")
+    if config.channel.kind == "work":
+        from bot.channels.work import WorkChannel
+
+        return WorkChannel(config)
+    if config.channel.kind == "mp":
+        from bot.channels.mp import MpChannel
+
+        return MpChannel(config)
+    return ConsoleChannel()
 
 
 def deliver_pending(

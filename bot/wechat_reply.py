@@ -1,0 +1,128 @@
+"""The 5-second rule: a reply goes back passively when it is ready in time, else through the API.
+
+WeChat gives a callback 5 seconds, then retries. The message is handled in a worker thread;
+the request waits `budget` seconds for the reply. When the worker is late the request
+answers `success` (no retry), and the worker, once done, queues its reply in the outbox
+and delivers it through the channel's API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import sqlite_utils
+
+from bot.clock import now as clock_now
+from bot.config import Config
+from bot.context import Context
+from handlers.pipeline import Incoming, handle_message
+from storage.db import connect, transaction
+
+log = logging.getLogger(__name__)
+
+
+class HandlingFailed(Exception):
+    "The message could not even be stored; WeChat should send it again."
+
+
+class ReplyRunner:
+    """Handles callbacks in worker threads, each with its own database connection."""
+
+    def __init__(
+        self,
+        db_path: str,
+        config: Config,
+        budget: float,
+        connections: Any = None,
+        workers: int = 16,
+    ) -> None:
+        self.db_path = db_path
+        self.config = config
+        self.budget = budget
+        self.connections = connections  # the app's per-thread ConnectionPool, when it has one
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="wechat-reply")
+
+    def connect(self) -> tuple[sqlite_utils.Database, bool]:
+        """A connection for this worker thread, and whether the caller must close it."""
+        if self.connections is not None:
+            return self.connections.get(), False
+        return connect(self.db_path), True
+
+    def answer(self, message: Incoming) -> str | None:
+        """The passive reply ("" for none), or None when it will come through the API."""
+        job = _Job(self, message)
+        self.pool.submit(job.run)
+        return job.wait(self.budget)
+
+
+class _Job:
+    def __init__(self, runner: ReplyRunner, message: Incoming) -> None:
+        self.runner = runner
+        self.message = message
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.late = False
+        self.reply = ""
+        self.failed = False
+
+    def wait(self, budget: float) -> str | None:
+        self.done.wait(budget)
+        with self.lock:
+            if self.failed:
+                raise HandlingFailed(self.message.dedup_key)
+            if self.done.is_set():
+                return self.reply
+            self.late = True
+            return None
+
+    def run(self) -> None:
+        config = self.runner.config
+        db, owned = self.runner.connect()
+        try:
+            handled = handle_message(Context(db, config, self.runner.db_path), self.message)
+            if config.channel.kind == "mp":
+                from bot.channels.mp import record_inbound
+
+                record_inbound(db, self.message.sender, self.message.at)
+            with self.lock:
+                self.reply, late = handled.reply, self.late
+                self.done.set()
+            if late and handled.reply and not handled.duplicate:
+                deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
+        except Exception:
+            log.exception("wechat callback from %s failed", self.message.sender)
+            with self.lock:
+                self.failed = not self.done.is_set()
+                self.done.set()
+        finally:
+            if db.conn.in_transaction:
+                db.conn.rollback()
+            if owned:
+                db.close()
+
+
+def deliver_late(
+    db: sqlite_utils.Database, config: Config, inbox_id: int, now: dt.datetime
+) -> None:
+    """Send a reply that missed the passive window through the API (it was recorded 'sent')."""
+    from bot.channels import channel_for
+
+    stamp = now.isoformat(timespec="seconds")
+    with transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = ? WHERE inbox_id = ?"
+            " AND kind = 'reply' AND status = 'sent' AND sent_at IS NULL",
+            [stamp, inbox_id],
+        )
+    rows = list(
+        db.query(
+            "SELECT * FROM outbox WHERE inbox_id = ? AND kind = 'reply' AND status = 'queued'",
+            [inbox_id],
+        )
+    )
+    if rows:
+        channel_for(config).deliver(db, rows, now)

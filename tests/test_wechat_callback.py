@@ -1,0 +1,415 @@
+"""/wechat through Flask's test client: verification, the three mp modes, WeCom, retries, hostile
+input, binding, and the late reply that goes out through the API."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_utils
+from flask import Flask
+from flask.testing import FlaskClient
+from pytest_httpserver import HTTPServer
+
+from bot.config import ChannelSettings, Config
+from bot.web import build_app
+from bot.wechat_crypto import sign
+from bot.wechat_xml import check_xml
+from storage.invites import create_invite
+from tests.conftest import NOW
+from tests.fake_wechat import MP, WORK, FakeWeChat, config_for
+from tests.test_wechat_xml import WECOM_VERIFY
+
+CREATED = 1772412060  # 2026-03-02 08:41 Asia/Shanghai
+
+
+def inner_xml(sender: str, msg_type: str, body: str, msg_id: int | None, created: int) -> str:
+    msg = f"<MsgId>{msg_id}</MsgId>" if msg_id is not None else ""
+    return (
+        f"<xml><ToUserName><![CDATA[to]]></ToUserName><FromUserName><![CDATA[{sender}]]>"
+        f"</FromUserName><CreateTime>{created}</CreateTime><MsgType><![CDATA[{msg_type}]]>"
+        f"</MsgType>{body}{msg}<AgentID>1000002</AgentID></xml>"
+    )
+
+
+def encrypt(settings: ChannelSettings, xml: str, receiver: str | None = None) -> str:
+    if settings.kind == "work":
+        from wechatpy.enterprise.crypto import PrpCrypto
+    else:
+        from wechatpy.crypto import PrpCrypto
+    key = base64.b64decode(settings.aes_key + "=")
+    receiver = receiver or (settings.corp_id if settings.kind == "work" else settings.app_id)
+    return PrpCrypto(key).encrypt(xml, receiver).decode()
+
+
+def wecom_request(
+    settings: ChannelSettings, xml: str, receiver: str | None = None
+) -> tuple[dict[str, str], str]:
+    """What WeCom POSTs: the query (msg_signature, timestamp, nonce) and the envelope."""
+    ciphertext = encrypt(settings, xml, receiver)
+    timestamp, nonce = str(CREATED), "1372623149"
+    query = {
+        "msg_signature": sign(settings.token, timestamp, nonce, ciphertext),
+        "timestamp": timestamp,
+        "nonce": nonce,
+    }
+    if settings.kind == "mp":
+        query |= {"signature": sign(settings.token, timestamp, nonce), "encrypt_type": "aes"}
+    body = (
+        "<xml><ToUserName><![CDATA[x]]></ToUserName>"
+        f"<Encrypt><![CDATA[{ciphertext}]]></Encrypt></xml>"
+    )
+    return query, body
+
+
+def open_reply(settings: ChannelSettings, text: str) -> Any:
+    """Decrypt a passive reply the way WeChat does; return its <xml> root."""
+    if settings.kind == "work":
+        from wechatpy.enterprise.crypto import WeChatCrypto
+    else:
+        from wechatpy.crypto import WeChatCrypto
+    receiver = settings.corp_id if settings.kind == "work" else settings.app_id
+    crypto = WeChatCrypto(settings.token, settings.aes_key, receiver)
+    root = check_xml(text)
+    sig, stamp, nonce = (root.findtext(k) for k in ("MsgSignature", "TimeStamp", "Nonce"))
+    assert sig == sign(settings.token, stamp, nonce, root.findtext("Encrypt"))
+    return check_xml(crypto.decrypt_message(text, sig, stamp, nonce))
+
+
+def make_app(db_path: Path, config: Config, **extra: Any) -> Flask:
+    app = build_app({"GRIDWATCH": config, "DB_PATH": str(db_path), "SCHEDULER": False, **extra})
+    app.testing = True
+    return app
+
+
+@pytest.fixture
+def work(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
+    return make_app(db_path, config_for(WORK)).test_client()
+
+
+@pytest.fixture
+def mp(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
+    return make_app(db_path, config_for(MP)).test_client()
+
+
+Post = Callable[..., Any]
+
+
+@pytest.fixture
+def post_work(work: FlaskClient) -> Post:
+    def post(sender: str, text: str, msg_id: int | None = 1, **kw: Any) -> Any:
+        xml = inner_xml(
+            sender,
+            kw.pop("msg_type", "text"),
+            kw.pop("body", f"<Content><![CDATA[{text}]]></Content>"),
+            msg_id,
+            kw.pop("created", CREATED),
+        )
+        query, body = wecom_request(WORK, xml)
+        return work.post("/wechat", query_string=query, data=body.encode())
+
+    return post
+
+
+def inbox(db: sqlite_utils.Database) -> list[dict]:
+    return list(db.query("SELECT * FROM inbox ORDER BY id"))
+
+
+# -- verification ---------------------------------------------------------------------
+
+
+def test_wecom_url_verification_with_the_official_vector(work: FlaskClient) -> None:
+    started = time.monotonic()
+    answer = work.get("/wechat", query_string=WECOM_VERIFY)
+    assert time.monotonic() - started < 1.0
+    assert answer.status_code == 200
+    assert answer.get_data(as_text=True) == "1616140317555161061"
+
+
+def test_mp_url_verification(mp: FlaskClient) -> None:
+    query = {"timestamp": "1409735669", "nonce": "1320562132", "echostr": "4783209436"}
+    query["signature"] = sign("spamtest", query["timestamp"], query["nonce"])
+    answer = mp.get("/wechat", query_string=query)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "4783209436")
+    bad = mp.get("/wechat", query_string={**query, "signature": "0" * 40})
+    assert bad.status_code == 403 and "4783209436" not in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "change", [{"msg_signature": "0" * 40}, {"timestamp": "1409659590"}, {"echostr": None}]
+)
+def test_wecom_verification_refused(work: FlaskClient, change: dict) -> None:
+    query = {k: v for k, v in {**WECOM_VERIFY, **change}.items() if v is not None}
+    assert work.get("/wechat", query_string=query).status_code in (400, 403)
+
+
+def test_console_channel_has_no_callback(loaded_db: sqlite_utils.Database, db_path: Path) -> None:
+    client = make_app(db_path, Config()).test_client()
+    assert client.get("/wechat", query_string=WECOM_VERIFY).status_code == 404
+
+
+# -- WeCom messages -------------------------------------------------------------------
+
+
+def test_wecom_retries_are_recorded_once_with_the_same_reply(
+    post_work: Post, loaded_db: sqlite_utils.Database
+) -> None:
+    replies = []
+    for _ in range(3):
+        answer = post_work("lianghong", "帮助", msg_id=777)
+        assert answer.status_code == 200
+        replies.append(open_reply(WORK, answer.get_data(as_text=True)))
+    contents = {root.findtext("Content") for root in replies}
+    assert len(contents) == 1 and "上报请这样写" in contents.pop()
+    assert replies[0].findtext("ToUserName") == "lianghong"
+    assert replies[0].findtext("FromUserName") == "to"
+    rows = inbox(loaded_db)
+    assert [(r["sender"], r["dedup_key"], r["text"]) for r in rows] == [
+        ("lianghong", "work:msg:777", "帮助")
+    ]
+    assert loaded_db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
+
+
+def test_wecom_report_is_recorded_once(post_work: Post, loaded_db: sqlite_utils.Database) -> None:
+    for _ in range(3):
+        reply = open_reply(
+            WORK, post_work("lianghong", "张三 36.5 正常", msg_id=9).get_data(as_text=True)
+        )
+        assert "已记录" in reply.findtext("Content")
+    assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 1
+    assert loaded_db.execute("SELECT at FROM inbox").fetchone()[0] == "2026-03-02T08:41:00+08:00"
+
+
+def test_wecom_unknown_member_gets_how_to_bind(post_work: Post) -> None:
+    reply = open_reply(WORK, post_work("stranger", "张三 36.5").get_data(as_text=True))
+    assert "绑定" in reply.findtext("Content") and "张三" not in reply.findtext("Content")
+
+
+@pytest.mark.parametrize(
+    "msg_type, body, msg_id, expected",
+    [
+        ("event", "<Event><![CDATA[enter_agent]]></Event>", None, "欢迎"),
+        ("event", "<Event><![CDATA[subscribe]]></Event>", None, "欢迎"),
+        ("voice", "<MediaId>m</MediaId><Format>amr</Format>", 5, "未开启语音识别"),
+        ("image", "<PicUrl>http://p</PicUrl><MediaId>m</MediaId>", 6, "只能处理文字和语音"),
+        ("location", "<Location_X>23.1</Location_X><Label>河西村</Label>", 7, "只能处理文字和语音"),
+        ("file", "<Title>a.xlsx</Title>", 8, "只能处理文字和语音"),
+    ],
+)
+def test_wecom_other_types(
+    post_work: Post,
+    loaded_db: sqlite_utils.Database,
+    msg_type: str,
+    body: str,
+    msg_id: int | None,
+    expected: str,
+) -> None:
+    for _ in range(2):
+        answer = post_work("lianghong", "", msg_id=msg_id, msg_type=msg_type, body=body)
+        assert expected in open_reply(WORK, answer.get_data(as_text=True)).findtext("Content")
+    rows = inbox(loaded_db)
+    assert (
+        len(rows) == 1 and rows[0]["type"] == msg_type and body.split(">")[1][:5] in rows[0]["raw"]
+    )
+
+
+def test_wecom_other_events_are_acknowledged_and_not_stored(
+    post_work: Post, loaded_db: sqlite_utils.Database
+) -> None:
+    answer = post_work("lianghong", "", msg_id=None, msg_type="event", body="<Event>view</Event>")
+    assert answer.get_data(as_text=True) == "success"
+    assert inbox(loaded_db) == []
+
+
+# -- hostile input ----------------------------------------------------------------------
+
+
+def hostile_cases() -> list[tuple[str, Callable[[], tuple[dict, bytes]], tuple[int, ...]]]:
+    good_xml = inner_xml("lianghong", "text", "<Content>张三 36.5</Content>", 1, CREATED)
+
+    def good() -> tuple[dict, bytes]:
+        query, body = wecom_request(WORK, good_xml)
+        return query, body.encode()
+
+    def with_query(**change: str) -> Callable[[], tuple[dict, bytes]]:
+        def make() -> tuple[dict, bytes]:
+            query, body = good()
+            return {k: v for k, v in {**query, **change}.items() if v}, body
+
+        return make
+
+    def with_body(transform: Callable[[bytes], bytes]) -> Callable[[], tuple[dict, bytes]]:
+        def make() -> tuple[dict, bytes]:
+            query, body = good()
+            return query, transform(body)
+
+        return make
+
+    def signed(xml: str, receiver: str | None = None) -> Callable[[], tuple[dict, bytes]]:
+        def make() -> tuple[dict, bytes]:
+            query, body = wecom_request(WORK, xml, receiver)
+            return query, body.encode()
+
+        return make
+
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;">]>'
+        "<xml><ToUserName>x</ToUserName><Encrypt>&c;</Encrypt></xml>"
+    )
+    xxe = (
+        '<!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><Encrypt>&e;</Encrypt></xml>'
+    )
+    return [
+        ("bad signature", with_query(msg_signature="0" * 40), (403,)),
+        ("no signature", with_query(msg_signature=""), (400,)),
+        ("other timestamp", with_query(timestamp="1"), (403,)),
+        ("malformed XML", with_body(lambda b: b[:-7]), (400,)),
+        ("not XML", with_body(lambda b: b"hello"), (400,)),
+        ("empty", with_body(lambda b: b""), (400,)),
+        ("XML bomb", with_body(lambda b: bomb.encode()), (400,)),
+        ("external entity", with_body(lambda b: xxe.encode()), (400,)),
+        ("too big", with_body(lambda b: b + b" " * 70_000), (413,)),
+        ("not UTF-8", with_body(lambda b: b.replace(b"<xml>", "<xml>张".encode("gbk"))), (400,)),
+        ("wrong CorpId", signed(good_xml, receiver="wx0000000000000000"), (403,)),
+        ("inner bomb", signed(bomb.replace("Encrypt", "Content")), (400,)),
+        ("inner garbage", signed("not xml at all"), (400,)),
+        ("no MsgType", signed("<xml><FromUserName>a</FromUserName></xml>"), (400,)),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, make, statuses", hostile_cases(), ids=[c[0] for c in hostile_cases()]
+)
+def test_hostile_posts_are_refused_and_change_nothing(
+    work: FlaskClient,
+    loaded_db: sqlite_utils.Database,
+    dump_db: Callable[[sqlite_utils.Database], str],
+    name: str,
+    make: Callable[[], tuple[dict, bytes]],
+    statuses: tuple[int, ...],
+) -> None:
+    before = dump_db(loaded_db)
+    query, body = make()
+    answer = work.post("/wechat", query_string=query, data=body)
+    assert answer.status_code in statuses
+    assert dump_db(loaded_db) == before
+
+
+def test_control_characters_are_stripped_and_the_message_kept(
+    post_work: Post, loaded_db: sqlite_utils.Database
+) -> None:
+    answer = post_work("lianghong", "张三\x0b 36.5\x01 正常\x1f")
+    assert answer.status_code == 200
+    assert inbox(loaded_db)[0]["text"] == "张三 36.5 正常"
+
+
+# -- the Official Account ------------------------------------------------------------------
+
+
+def mp_plain(client: FlaskClient, sender: str, text: str, msg_id: int) -> Any:
+    query = {"timestamp": str(CREATED), "nonce": "42", "openid": sender}
+    query["signature"] = sign("spamtest", query["timestamp"], query["nonce"])
+    xml = inner_xml(sender, "text", f"<Content><![CDATA[{text}]]></Content>", msg_id, CREATED)
+    return client.post("/wechat", query_string=query, data=xml.encode())
+
+
+def test_mp_plaintext_mode(mp: FlaskClient, loaded_db: sqlite_utils.Database) -> None:
+    for _ in range(3):
+        answer = mp_plain(mp, "lianghong", "帮助", 11)
+        assert answer.status_code == 200
+        root = check_xml(answer.get_data(as_text=True))
+        assert "上报请这样写" in root.findtext("Content")
+    assert len(inbox(loaded_db)) == 1
+    window = loaded_db.execute("SELECT * FROM mp_windows").fetchall()
+    assert window == [("lianghong", "2026-03-02T08:41:00+08:00", 0)]
+
+
+def test_mp_plaintext_bad_signature(mp: FlaskClient, loaded_db: sqlite_utils.Database) -> None:
+    query = {"timestamp": str(CREATED), "nonce": "42", "signature": "f" * 40}
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 1, CREATED)
+    assert mp.post("/wechat", query_string=query, data=xml.encode()).status_code == 403
+    assert inbox(loaded_db) == []
+
+
+def test_mp_safe_mode_and_binding(mp: FlaskClient, loaded_db: sqlite_utils.Database) -> None:
+    person = loaded_db.execute("SELECT id FROM people WHERE name = '梁红'").fetchone()[0]
+    loaded_db.execute("UPDATE people SET wechat_id = NULL WHERE id = ?", [person])
+    code = create_invite(loaded_db, person, NOW)
+
+    def say(text: str, msg_id: int) -> str:
+        xml = inner_xml(
+            "oOPENID123", "text", f"<Content><![CDATA[{text}]]></Content>", msg_id, CREATED
+        )
+        query, body = wecom_request(MP, xml)
+        answer = mp.post("/wechat", query_string=query, data=body.encode())
+        return open_reply(MP, answer.get_data(as_text=True)).findtext("Content")
+
+    assert "绑定" in say("张三 36.5", 1)
+    for _ in range(3):  # the retries of the binding message
+        assert "绑定成功" in say(f"绑定 {code}", 2)
+    assert loaded_db.execute("SELECT wechat_id FROM people WHERE id = ?", [person]).fetchone() == (
+        "oOPENID123",
+    )
+    assert "已记录" in say("张三 36.5 正常", 3)
+    assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 1
+
+
+def test_mp_official_compatible_mode_message(
+    mp: FlaskClient, loaded_db: sqlite_utils.Database
+) -> None:
+    from tests.test_wechat_xml import MP_BODY, MP_POST
+
+    answer = mp.post("/wechat", query_string=MP_POST, data=MP_BODY.encode())
+    root = open_reply(MP, answer.get_data(as_text=True))
+    assert "绑定" in root.findtext("Content")
+    assert root.findtext("ToUserName") == "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
+    assert inbox(loaded_db)[0]["dedup_key"] == "mp:msg:6054768590064713728"
+
+
+def test_mp_subscribe_gets_a_welcome(mp: FlaskClient) -> None:
+    query = {"timestamp": str(CREATED), "nonce": "42"}
+    query["signature"] = sign("spamtest", query["timestamp"], query["nonce"])
+    xml = inner_xml("lianghong", "event", "<Event><![CDATA[subscribe]]></Event>", None, CREATED)
+    root = check_xml(
+        mp.post("/wechat", query_string=query, data=xml.encode()).get_data(as_text=True)
+    )
+    assert "欢迎" in root.findtext("Content") and "上报请这样写" in root.findtext("Content")
+
+
+# -- the 5-second rule ----------------------------------------------------------------------
+
+
+def test_a_late_reply_answers_success_and_goes_through_the_api(
+    loaded_db: sqlite_utils.Database,
+    db_path: Path,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bot.wechat_reply as wechat_reply
+
+    fake = FakeWeChat(httpserver)
+    slow_handle = wechat_reply.handle_message
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        return slow_handle(*args, **kwargs)
+
+    monkeypatch.setattr(wechat_reply, "handle_message", slow)
+    app = make_app(db_path, config_for(WORK, fake.base), WECHAT_REPLY_BUDGET=0.01)
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 55, CREATED)
+    query, body = wecom_request(WORK, xml)
+    answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
+    assert answer.get_data(as_text=True) == "success"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not fake.sent("/cgi-bin/message/send"):
+        time.sleep(0.02)
+    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    [sent] = fake.sent("/cgi-bin/message/send")
+    assert sent["touser"] == "lianghong" and "上报请这样写" in sent["text"]["content"]
+    row = loaded_db.execute("SELECT kind, status, attempts FROM outbox").fetchall()
+    assert row == [("reply", "sent", 1)]
