@@ -52,6 +52,13 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     open_db(app.config["DB_PATH"]).conn.close()  # migrate once at start
     app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
+    from bot import sim, views
+
+    app.register_blueprint(sim.bp)
+    app.register_blueprint(views.bp)
+    from bot.wechat import bp as wechat_bp
+
+    app.register_blueprint(wechat_bp)
 
     @app.get("/healthz")
     def healthz() -> Any:

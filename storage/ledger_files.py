@@ -55,7 +55,11 @@ def ledger_xlsx(rows: Sequence[dict], unit_names: dict[str, str] | None = None) 
         if row["status"] == "abnormal":
             for cell in sheet[sheet.max_row]:
                 cell.fill = red
+    temperature = LEDGER_COLUMNS.index("temperature") + 1
+    for (cell,) in sheet.iter_rows(min_row=2, min_col=temperature, max_col=temperature):
+        cell.number_format = "0.0"
     sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = sheet.dimensions
     for column in sheet.columns:
         width = max(sum(2 if ord(ch) > 0x2E7F else 1 for ch in str(c.value or "")) for c in column)
         sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 6), 40)

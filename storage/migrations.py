@@ -173,4 +173,12 @@ def _apply(statements: list[str]) -> Callable[[sqlite_utils.Database], None]:
     return migration
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_apply(SCHEMA_1)]
+# 2: small key/value settings shared by every process (the chat simulator's clock offset)
+SCHEMA_2 = [
+    """CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+]
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_apply(SCHEMA_1), _apply(SCHEMA_2)]

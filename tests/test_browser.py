@@ -1,0 +1,232 @@
+"""End to end in headless Chromium: a member reports in /sim, the clock runs to the digest,
+the secretary opens the digest's link, sees the abnormal row in red and downloads the Excel.
+
+Needs Debian's chromium at /usr/bin/chromium (`make browser` installs it); Playwright only
+drives it, it never downloads a browser. With GRIDWATCH_SCREENSHOTS=docs the screenshots of
+the README are written to docs/ (phone 390×844 for /sim, desktop 1280×900 for the view).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parent.parent
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+RED_CELL = "rgb(253, 212, 212)"  # --abnormal in gridwatch.css
+# read at import: the autouse isolated_env fixture clears GRIDWATCH_* before each test
+SCREENSHOTS = os.environ.get("GRIDWATCH_SCREENSHOTS", "")
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        "BROWSER TESTS SKIPPED: no Chromium at /usr/bin/chromium. Install it with `make browser`"
+        " (as root: apt-get install -y chromium chromium-driver fonts-wqy-microhei)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gridwatch_command() -> list[str]:
+    script = Path(sys.executable).with_name("gridwatch")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from bot.cli import cli; cli()"]
+
+
+def shots_dir() -> Path | None:
+    if not SCREENSHOTS:
+        return None
+    path = Path(SCREENSHOTS) if Path(SCREENSHOTS).is_absolute() else ROOT / SCREENSHOTS
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """`gridwatch demo` on a free port, its clock at 09:05 today, the live scheduler off."""
+    port = free_port()
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    log = open(tmp_path / "server.log", "w", encoding="utf-8")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            *gridwatch_command(),
+            "demo",
+            "--db",
+            str(tmp_path / "demo.db"),
+            "--port",
+            str(port),
+            "--at",
+            f"{today.isoformat()}T09:05",
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        else:  # pragma: no cover
+            pytest.fail("the demo server did not start")
+        if process.poll() is not None:
+            log.close()
+            pytest.fail("the demo server exited:\n" + (tmp_path / "server.log").read_text())
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """A persistent Chromium context in a fresh profile: no network chatter, no downloads."""
+    with sync_api.sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=PHONE,
+            accept_downloads=True,
+            locale="zh-CN",
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def advance(page: object) -> dict:
+    """Click "next event" and return the clock's answer."""
+    with page.expect_response(  # type: ignore[attr-defined]
+        lambda r: r.url.endswith("/sim/api/clock") and r.request.method == "POST"
+    ) as answer:
+        page.click("#next-event")  # type: ignore[attr-defined]
+    return answer.value.json()
+
+
+def test_report_digest_view_and_excel(server: str, browser: object, tmp_path: Path) -> None:
+    shots = shots_dir()
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.set_viewport_size(PHONE)
+
+    # a member reports through the chat simulator, at phone width
+    page.goto(f"{server}/sim")
+    page.click('.person:has-text("梁红")')
+    page.wait_for_selector(".msg.kind-prompt")
+    assert "网格员" in page.inner_text("#chat-sub")
+    assert "****" in page.inner_text("#chat-sub")  # the phone number is masked
+    page.fill("#text", "张三 38.6 咳嗽\n李四 36.5\n王五 36.8 正常")
+    page.click("#send")
+    reply = page.wait_for_selector('.msg.bot.kind-reply:has-text("38.6℃")')
+    assert "张三" in reply.inner_text()
+    assert "已通知" in reply.inner_text()
+
+    # the clock runs forward: reminder, deadline, then the 10:30 digest
+    ran: list[str] = []
+    for _ in range(4):
+        ran += [run["job"] for run in advance(page)["ran"] if run["outcome"] == "ran"]
+        if "digest:1" in ran:
+            break
+    assert ran[:3] == ["reminder:morning", "deadline:morning", "digest:1"]
+    page.wait_for_selector('.msg.kind-reminder:has-text("罗娟")')
+    if shots:
+        page.screenshot(path=str(shots / "sim.png"))
+
+    # the secretary's chat has the alert and the digest with its link
+    page.click("#back")
+    page.click('.person:has-text("陈志刚")')
+    page.wait_for_selector('.msg.kind-abnormal_alert:has-text("张三")')
+    digest = page.locator(".msg.kind-digest").last
+    assert "第1次" in digest.inner_text()
+    link = digest.locator(".msg-link").get_attribute("href")
+    assert link and link.startswith(f"{server}/view/")
+    if shots:
+        page.screenshot(path=str(shots / "sim-secretary.png"))
+
+    # the secretary view, at desktop width: the abnormal row is red
+    desk = browser.new_page()  # type: ignore[attr-defined]
+    desk.set_viewport_size(DESKTOP)
+    desk.goto(link)
+    assert "河西村" in desk.inner_text("h1")
+    row = desk.locator('#day-table tr:has(td.name a:text-is("张三"))')
+    assert "row-abnormal" in (row.get_attribute("class") or "")
+    cell = row.locator('td[data-slot="morning"]')
+    assert cell.get_attribute("data-status") == "abnormal"
+    assert "38.6" in cell.inner_text()
+    assert cell.evaluate("el => getComputedStyle(el).backgroundColor") == RED_CELL
+    body = desk.inner_text("body")
+    assert "13900000101" not in body and "139****0101" in body
+    if shots:
+        desk.screenshot(path=str(shots / "view.png"))
+
+    # the Excel ledger of the day
+    with desk.expect_download() as download:
+        desk.click("#download")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name.endswith(".xlsx") and "河西村" in saved.name
+    sheet = openpyxl.load_workbook(saved).active
+    headers = [c.value for c in sheet[1]]
+    assert headers[:4] == ["日期", "时段", "单位", "监测对象"]
+    assert sheet.freeze_panes == "A2"
+    records = [dict(zip(headers, (c.value for c in r), strict=True)) for r in sheet.iter_rows(2)]
+    zhang = [r for r in records if r["监测对象"] == "张三" and r["时段"] == "早"]
+    assert len(zhang) == 1
+    assert zhang[0]["状态"] == "异常" and zhang[0]["体温"] == 38.6
+    assert "咳嗽" in zhang[0]["症状"]
+    assert sheet.column_dimensions["D"].width >= 6
+
+    # one person's file with the temperature chart and its fever line
+    desk.click('#day-table td.name a:text-is("张三")')
+    desk.wait_for_selector("svg.chart .fever-line", state="attached")
+    assert "38.6℃" in desk.inner_text("#history")
+    if shots:
+        desk.screenshot(path=str(shots / "subject.png"), full_page=True)
+
+    # a tampered link gets a clear page, not a trace
+    response = desk.goto(link[:-3] + "abc")
+    assert response is not None and response.status == 403
+    assert "链接" in desk.inner_text("body")
+    assert "Traceback" not in desk.content()
