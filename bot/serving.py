@@ -32,6 +32,7 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000, threads: int = 
             "worker_class": "gthread",
             "threads": threads,
             "timeout": 30,
+            "graceful_timeout": 5,
             "accesslog": "-",
             "loglevel": "info",
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -48,7 +49,10 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.config["DB_PATH"] = overrides.get("DB_PATH") or default_db_path()
     app.config.update({k: v for k, v in overrides.items() if k not in ("GRIDWATCH", "DB_PATH")})
-    app.config.setdefault("SCHEDULER", True)
+    # the live schedule runs unless told not to (GRIDWATCH_SCHEDULER=off for extra web nodes)
+    app.config.setdefault(
+        "SCHEDULER", os.environ.get("GRIDWATCH_SCHEDULER", "on").lower() not in ("off", "0", "no")
+    )
     open_db(app.config["DB_PATH"]).conn.close()  # migrate once at start
     app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
@@ -59,6 +63,14 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     from bot.wechat import bp as wechat_bp
 
     app.register_blueprint(wechat_bp)
+
+    if app.config["SCHEDULER"]:
+        from schedules.wiring import start_scheduler
+
+        # every worker process tries; the one holding the lock file runs the schedule
+        app.extensions["gridwatch_scheduler"] = start_scheduler(
+            app.config["DB_PATH"], app.config["GRIDWATCH"]
+        )
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -93,6 +93,12 @@ class _Job:
                 self.done.set()
             if late and handled.reply and not handled.duplicate:
                 deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
+            if not handled.duplicate:
+                from bot.channels import channel_for, deliver_message_alerts
+
+                deliver_message_alerts(
+                    db, channel_for(config), handled.inbox_id, clock_now(config.tz)
+                )
         except Exception:
             log.exception("wechat callback from %s failed", self.message.sender)
             with self.lock:

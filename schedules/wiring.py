@@ -16,10 +16,11 @@ from typing import IO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.clock import now as clock_now
 from bot.config import SLOTS, Config
-from schedules.runner import run_due
+from schedules.runner import deliver_all, run_due
 from storage.db import open_db
 
 log = logging.getLogger("gridwatch.schedule")
@@ -69,6 +70,17 @@ def tick(db_path: str | os.PathLike[str], config: Config) -> None:
         db.conn.close()
 
 
+def deliver(db_path: str | os.PathLike[str], config: Config) -> None:
+    """Every minute: send what waits in the outbox (retries, rate-limited and spread sends)."""
+    db = open_db(db_path)
+    try:
+        deliver_all(db, config, clock_now(config.tz))
+    except Exception:
+        log.exception("outbox delivery failed")
+    finally:
+        db.conn.close()
+
+
 def start_scheduler(db_path: str | os.PathLike[str], config: Config) -> BackgroundScheduler | None:
     """Start the one scheduler of this database, or return None if another process runs it."""
     handle = take_lock(lock_path(db_path))
@@ -94,6 +106,12 @@ def start_scheduler(db_path: str | os.PathLike[str], config: Config) -> Backgrou
             id=f"tick-{hour:02d}{minute:02d}",
             **extra,
         )
+    scheduler.add_job(
+        deliver,
+        IntervalTrigger(minutes=1, timezone=config.tz),
+        args=[str(db_path), config],
+        id="deliver",
+    )
     scheduler.start()
     _locks[id(scheduler)] = handle
     return scheduler

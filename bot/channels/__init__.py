@@ -47,6 +47,22 @@ def channel_for(config: Config) -> Channel:
     return ConsoleChannel()
 
 
+def deliver_message_alerts(
+    db: sqlite_utils.Database, channel: Channel, inbox_id: int, now: dt.datetime
+) -> int:
+    """Send at once what one inbound message queued (its alerts): they must not wait for
+    the next delivery round."""
+    rows = list(
+        db.query(
+            "SELECT * FROM outbox WHERE inbox_id = ? AND status = 'queued' AND kind != 'reply'",
+            [inbox_id],
+        )
+    )
+    if rows:
+        channel.deliver(db, rows, now)
+    return len(rows)
+
+
 def deliver_pending(
     db: sqlite_utils.Database, channel: Channel, now: dt.datetime, limit: int = 5000
 ) -> int:

@@ -15,16 +15,16 @@ from bot.config import Config
 
 BATCH = 1000  # recipients per message/send call (touser joined with |)
 PER_MEMBER_PER_MINUTE = 30  # WeCom drops the excess silently, so it is never sent
-SPREAD_FROM = 20  # a group this large due on a :00/:30 minute is moved off the mark
+SPREAD_FROM = 20  # a delivery round this large due on a :00/:30 minute is moved off the mark
 UNDELIVERABLE = frozenset({81013})  # every UserID invalid or outside the app's visible range
 
 
 class WorkChannel:
     name = "work"
 
-    # spread is off by default: deferred rows wait for the next deliver_pending, and the
-    # scheduler delivers only at job times, so a deferral would last until the next job
-    def __init__(self, config: Config, api: ApiClient | None = None, spread: bool = False) -> None:
+    # a bulk round due on a :00/:30 mark moves 1–5 minutes later; the scheduler's
+    # once-a-minute delivery sends it then
+    def __init__(self, config: Config, api: ApiClient | None = None, spread: bool = True) -> None:
         self.config = config
         self.api = api or ApiClient(config.channel)
         self.spread = spread
@@ -38,7 +38,7 @@ class WorkChannel:
             else:
                 groups.setdefault(row["text"], []).append(row)
         for text, group in groups.items():
-            if self.spread and len(group) >= SPREAD_FROM and now.minute % 30 == 0:
+            if self.spread and len(rows) >= SPREAD_FROM and now.minute % 30 == 0:
                 later = _off_the_mark(now, text)
                 record(db, group, now, status="queued", next_attempt_at=later)
                 continue
