@@ -9,7 +9,8 @@ member's subjects has that surname. Two equally good candidates → ambiguous.
 "Close" is measured on pinyin folded for the usual accent and IME confusions
 (zh/z ch/c sh/s, n/l, f/h, ang/an eng/en ing/in): same number of characters and a
 rapidfuzz ratio >= 85 on the folded strings. So 张山 (zhangshan → zangsan) is 张三,
-李时 is 李四, 牛六 is 刘六, but 王武 vs 黄武 (76) is not.
+李时 is 李四, 牛六 is 刘六, 陈秀云 is 陈秀英 (89), but 黄武 is not 王五 (73)
+and 张丹 is not 张三 (83).
 """
 
 from __future__ import annotations

@@ -401,10 +401,10 @@ def _segments(tokens: list[list]) -> tuple[list[_Segment], str | None, str | Non
         current.tokens.append(tok)
         if kind in _CONTENT:
             current.content = True
-        if kind is not HARD and kind is not COMMA:
-            current.end = tok[2]
         if kind not in _SKIP and kind is not COMMA:
             current.joins = False
+            if kind is not HARD:
+                current.end = tok[2]  # the fragment quoted in problems: filler left out
     if len(segments) > 2:
         _share(segments)
     return segments, bulk, marker

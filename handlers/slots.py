@@ -14,10 +14,12 @@ _MARKERS = {
     "晚上": "evening", "晚间": "evening", "傍晚": "evening", "今晚": "evening", "晚": "evening",
 }  # fmt: skip
 _ALT = "|".join(sorted(_MARKERS, key=len, reverse=True))
-# At the start of the message or of a line: [补报][今天]早上[的][汇报|情况|报],
-# then : , 、 or space (full-width forms are NFKC-normalised before).
+# At the start of the message or of a line: [【][补报][今天]早上[的][汇报|情况|报][】],
+# then : , 、 or space (full-width forms are NFKC-normalised before). A lone 早/中/晚 is
+# not a marker in 晚点再报 / 中间.
 MARKER = re.compile(
-    rf"[ \t]*(?:补报|补)?(?:今天|今日)?(?P<m>{_ALT})(?:的)?(?:汇报|报告|情况|报|测温|联系)?"
+    rf"[ \t]*[【\[(]?[ \t]*(?:补报|补)?(?:今天|今日)?(?P<m>{_ALT})(?![点些间])"
+    r"(?:的)?(?:汇报|报告|情况|报|测温|联系)?[】\])]?"
     r"(?:[ \t]*[:,、.。\-—][ \t]*|[ \t]+)?"
 )
 

@@ -29,7 +29,7 @@ def test_resolves(typed: str, name: str) -> None:
     assert name_index(NAMES).resolve(typed) == Resolution(name, True)
 
 
-@pytest.mark.parametrize("typed", ["赵六", "老赵", "今天", "张", "王五一", "黄武"])
+@pytest.mark.parametrize("typed", ["赵六", "老赵", "今天", "张", "王五一", "黄武", "张丹"])
 def test_does_not_resolve(typed: str) -> None:
     assert name_index(NAMES).resolve(typed) is None
 
@@ -62,6 +62,13 @@ def test_suggestions() -> None:
     index = name_index(NAMES)
     assert index.suggest("刘建") == ("刘建国",)
     assert index.suggest("赵六") == ()
+
+
+def test_village_pool_is_shared_between_members() -> None:
+    a = name_index(("张三", "李四"), ("王五", "赵六"))
+    b = name_index(("王五",), ("赵六", "张三", "李四"))
+    assert a is not b
+    assert a.regex is b.regex
 
 
 def test_index_is_cached_and_cleans_names() -> None:

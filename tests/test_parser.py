@@ -128,7 +128,7 @@ CASES = [
     case("王五昨天晚上开始咳嗽，今天早上体温37度3", ["王五 37.3 abnormal 咳嗽、发热"]),
     case("刘建国 陈秀英 二人体温正常", ["刘建国 - normal", "陈秀英 - normal"], names=R6),
     case("陈秀英在医院陪护 电话联系 体温36.3", ["陈秀英 36.3 normal note=医院陪护"], names=R6),
-    case("张三的老伴说他去地里干活了", [], ["no_content: 张三的老伴说他去地里干活了"]),
+    case("张三的老伴说他去地里干活了", [], ["no_content: 张三的老伴说他去地里干活"]),
     case(
         "已对张三、李四、王五进行电话随访，体温均正常",
         [
@@ -460,6 +460,8 @@ CASES = [
     case("各位领导好\n早上：张三36.5", ["张三 36.5 normal"], at="13:00", slot="morning/explicit"),
     case("今天早上张三36.5", ["张三 36.5 normal"], at="14:00", slot="morning/explicit"),
     case("早张三36.5李四36.6", ["张三 36.5 normal", "李四 36.6 normal"], slot="morning/explicit"),
+    case("【晚】张三36.5", ["张三 36.5 normal"], at="19:00", slot="evening/explicit"),
+    case("晚点再报张三的", [], ["no_content: 张三"], at="13:00", slot="noon/time"),
     case(
         "晚上\n\n张三 36.5\n李四 咳嗽\n王五 外出",
         [
@@ -511,7 +513,7 @@ CASES = [
     case("张三", [], ["no_content: 张三"]),
     case("张三 李四", [], ["no_content: 张三", "no_content: 李四"]),
     case("张三，李四 36.5", ["李四 36.5 normal"], ["no_content: 张三"]),
-    case("张三 好的收到", [], ["no_content: 张三 好的收到"]),
+    case("张三 好的收到", [], ["no_content: 张三"]),
     case("张三 abc", [], ["no_content: 张三 abc"]),
     case("张三？", [], ["no_content: 张三"]),
     case("张三 36.5 张三", ["张三 36.5 normal"]),

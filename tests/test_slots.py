@@ -51,6 +51,8 @@ def test_explicit_date() -> None:
         ("晚间", "evening"),
         ("傍晚 王五", "evening"),
         ("晚：", "evening"),
+        ("【早】张三", "morning"),
+        ("[晚上] 张三", "evening"),
     ],
 )
 def test_marker(line: str, slot: str) -> None:
@@ -59,6 +61,6 @@ def test_marker(line: str, slot: str) -> None:
     assert marker_slot(m["m"]) == slot
 
 
-@pytest.mark.parametrize("line", ["张三今天早上36.5", "你好", "36.5", ""])
+@pytest.mark.parametrize("line", ["张三今天早上36.5", "你好", "36.5", "", "晚点再报", "中间"])
 def test_no_marker(line: str) -> None:
     assert MARKER.match(line) is None
