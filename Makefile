@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint format browser clean
+.PHONY: demo test bench lint format browser screenshots clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,10 +13,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/gridwatch demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
+
+# Debian's Chromium (and a CJK font for readable screenshots) for tests/test_browser.py;
+# Playwright only drives it: `playwright install` downloads browsers and must never run here.
+browser:
+	@if [ -x /usr/bin/chromium ] && fc-list :lang=zh 2>/dev/null | grep -q .; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium, chromium-driver and fonts-wqy-microhei (apt-get)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver fonts-wqy-microhei >/dev/null; } \
+		|| echo "WARNING: apt-get could not install chromium: the browser tests will be SKIPPED"; \
+	elif [ ! -x /usr/bin/chromium ]; then \
+		echo "WARNING: no /usr/bin/chromium and no root apt-get: the browser tests will be SKIPPED"; \
+	fi
+
+screenshots: $(STAMP) browser
+	GRIDWATCH_SCREENSHOTS=docs $(PY) -m pytest -q tests/test_browser.py
 
 bench: $(STAMP)
 	$(PY) -m bench

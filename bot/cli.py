@@ -250,12 +250,9 @@ def demo(
     )
     click.echo(f"chat simulator: {public_url}/sim")
     click.echo(f"secretary view: {summary['link']}")
+    # a clock set by --at runs ahead of or behind real time: the simulator drives the schedule
     live = not no_scheduler and not at_text
     app = create_app({"GRIDWATCH": config, "DB_PATH": db_path, "SCHEDULER": live})
-    if live:
-        from schedules.wiring import start_scheduler
-
-        start_scheduler(db_path, config)  # None when the app already runs it
     run_server(app, host, port)
 
 

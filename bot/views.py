@@ -184,7 +184,7 @@ def _filters(db: sqlite_utils.Database, config: Config, unit: dict, token: str) 
     """The grid / category / status filters of the query string, checked."""
     grids = {g["code"] for g in grids_under(db, unit["code"])}
     chosen = {key: request.args.get(key, "").strip() for key in ("grid", "category", "status")}
-    back = url_for("views.day", token=token)
+    back = url_for("views.day_page", token=token)
     if chosen["grid"] and chosen["grid"] not in grids:
         raise ViewError(400, "筛选条件有误", f"本单位没有编码为“{chosen['grid']}”的网格。", back)
     if chosen["category"] and chosen["category"] not in config.categories:
@@ -232,7 +232,7 @@ def private(response: Response) -> Response:
 
 
 @bp.get("/<token>")
-def day(token: str) -> str:
+def day_page(token: str) -> str:
     db, config, unit, day, now = _open(token)
     filters = _filters(db, config, unit, token)
     rows = day_rows(db, config, unit["code"], day, now)
@@ -272,7 +272,7 @@ def day(token: str) -> str:
 @bp.get("/<token>/subject/<subject_id>")
 def subject(token: str, subject_id: str) -> str:
     db, config, unit, day, now = _open(token)
-    back = url_for("views.day", token=token)
+    back = url_for("views.day_page", token=token)
     found = None
     if subject_id.isdigit():
         found = next(db.query("SELECT * FROM subjects WHERE id = ?", [int(subject_id)]), None)
