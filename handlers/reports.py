@@ -7,9 +7,8 @@ import datetime as dt
 from handlers.alerts import alerts_for_contact
 from handlers.commands import Turn
 from handlers.parser import Entry, ParseResult, Problem, parse_reply
-from storage.contacts import NewContact, contacts_on, current_contact, record_contacts
-from storage.subjects import member_subjects, unit_subjects
-from storage.units import village_of
+from storage.contacts import NewContact, contacts_on, record_contacts
+from storage.subjects import member_subjects, village_subjects
 
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
@@ -19,11 +18,6 @@ COVER_NOTE = "多对一代报"
 def monitoring_day(at: dt.datetime) -> dt.date:
     """00:00–04:59 still belongs to the previous day's evening (DESIGN §3)."""
     return (at - dt.timedelta(days=1)).date() if at.hour < 5 else at.date()
-
-
-def village_subjects(turn: Turn, day: dt.date) -> list[dict]:
-    village = village_of(turn.ctx.db, turn.person["unit"])
-    return unit_subjects(turn.ctx.db, village, day) if village else []
 
 
 def describe(entry: Entry) -> str:
@@ -64,7 +58,7 @@ def handle_report(turn: Turn) -> tuple[str, str]:
     day = monitoring_day(turn.at)
     own = member_subjects(db, turn.person["id"], day)
     own_ids = {s["id"] for s in own}
-    others = [s for s in village_subjects(turn, day) if s["id"] not in own_ids]
+    others = [s for s in village_subjects(db, turn.person["unit"], day) if s["id"] not in own_ids]
     own_names = [s["name"] for s in own]
     result: ParseResult = parse_reply(
         turn.text,
@@ -84,13 +78,15 @@ def handle_report(turn: Turn) -> tuple[str, str]:
         own = member_subjects(db, turn.person["id"], result.date)
     by_name = {s["name"]: s for s in others}
     by_name.update({s["name"]: s for s in own})
+    mentioned = [by_name[e.name]["id"] for e in result.entries if e.name in by_name]
+    reported = contacts_on(db, mentioned, result.date)
     new, entries = [], []
     for entry in result.entries:
         subject = by_name.get(entry.name)
         if subject is None:
             continue
         note = entry.note if entry.assigned else " ".join(p for p in (entry.note, COVER_NOTE) if p)
-        previous = current_contact(db, subject["id"], result.date, result.slot)
+        previous = reported.get((subject["id"], result.slot))
         if entry.bulk and previous is not None:
             continue  # 全部正常 covers the rest; it never overwrites a report already in
         new.append(NewContact(subject["id"], entry.temperature, entry.status, entry.symptoms, note))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from storage.audit import record_change
-from storage.db import insert_row, transaction
+from storage.db import fetch_all, first, insert_row, transaction
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,18 @@ def record_contacts(
     inbox_id: int | None,
     actor: str,
 ) -> list[int]:
-    """Store reports; each replaces the current one for its subject, date and slot."""
+    """Store reports; each replaces the current one for its subject, date and slot.
+
+    The contacts table is the reports' history (rows are never deleted; a replaced row keeps
+    `replaced_by`), so only replacements also go to the audit table.
+    """
     ids = []
     with transaction(db):
+        previous = contacts_on(db, [c.subject_id for c in contacts], day)
         for contact in contacts:
-            previous = current_contact(db, contact.subject_id, day, slot)
-            if previous:
-                db.execute("UPDATE contacts SET current = 0 WHERE id = ?", [previous["id"]])
+            before = previous.get((contact.subject_id, slot))
+            if before:
+                db.execute("UPDATE contacts SET current = 0 WHERE id = ?", [before["id"]])
             new_id = insert_row(
                 db,
                 "contacts",
@@ -56,32 +61,30 @@ def record_contacts(
                     "current": 1,
                 },
             )
-            if previous:
+            if before:
                 db.execute(
-                    "UPDATE contacts SET replaced_by = ? WHERE id = ?", [new_id, previous["id"]]
+                    "UPDATE contacts SET replaced_by = ? WHERE id = ?", [new_id, before["id"]]
                 )
-            record_change(
-                db,
-                at,
-                actor,
-                "contacts",
-                new_id,
-                "replace" if previous else "create",
-                {
-                    "id": previous["id"],
-                    "status": previous["status"],
-                    "temperature": previous["temperature"],
-                }
-                if previous
-                else None,
-                {
-                    "subject_id": contact.subject_id,
-                    "date": day.isoformat(),
-                    "slot": slot,
-                    "status": contact.status,
-                    "temperature": contact.temperature,
-                },
-            )
+                record_change(
+                    db,
+                    at,
+                    actor,
+                    "contacts",
+                    new_id,
+                    "replace",
+                    {
+                        "id": before["id"],
+                        "status": before["status"],
+                        "temperature": before["temperature"],
+                    },
+                    {"status": contact.status, "temperature": contact.temperature},
+                )
+            # the same subject twice in one message: the second replaces the first
+            previous[(contact.subject_id, slot)] = {
+                "id": new_id,
+                "status": contact.status,
+                "temperature": contact.temperature,
+            }
             ids.append(new_id)
     return ids
 
@@ -89,8 +92,9 @@ def record_contacts(
 def current_contact(
     db: sqlite_utils.Database, subject_id: int, day: dt.date, slot: str
 ) -> dict | None:
-    return next(
-        db.query(
+    return first(
+        fetch_all(
+            db,
             "SELECT * FROM contacts WHERE subject_id = ? AND date = ? AND slot = ? AND current = 1",
             [subject_id, day.isoformat(), slot],
         ),
@@ -105,13 +109,13 @@ def revoke_message(
     revoked = []
     with transaction(db):
         rows = list(
-            db.query("SELECT * FROM contacts WHERE inbox_id = ? AND current = 1", [inbox_id])
+            fetch_all(db, "SELECT * FROM contacts WHERE inbox_id = ? AND current = 1", [inbox_id])
         )
         for row in rows:
             db.execute("UPDATE contacts SET current = 0, revoked = 1 WHERE id = ?", [row["id"]])
-            previous = next(
-                db.query(
-                    "SELECT id FROM contacts WHERE replaced_by = ? AND revoked = 0", [row["id"]]
+            previous = first(
+                fetch_all(
+                    db, "SELECT id FROM contacts WHERE replaced_by = ? AND revoked = 0", [row["id"]]
                 ),
                 None,
             )
@@ -133,7 +137,8 @@ def contacts_on(
     for start in range(0, len(ids), 900):
         chunk = ids[start : start + 900]
         marks = ",".join("?" * len(chunk))
-        for row in db.query(
+        for row in fetch_all(
+            db,
             f"SELECT * FROM contacts WHERE current = 1 AND date = ? AND subject_id IN ({marks})",
             [day.isoformat(), *chunk],
         ):
@@ -146,7 +151,8 @@ def subject_history(
 ) -> list[dict]:
     """Current contacts of one subject, oldest first, with the reporting member's name."""
     return list(
-        db.query(
+        fetch_all(
+            db,
             """SELECT c.*, p.name AS member FROM contacts c LEFT JOIN people p ON p.id = c.member_id
                WHERE c.subject_id = ? AND c.current = 1 AND c.date >= ?
                ORDER BY c.date, CASE c.slot WHEN 'morning' THEN 0 WHEN 'noon' THEN 1 ELSE 2 END""",

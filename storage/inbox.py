@@ -7,7 +7,7 @@ import sqlite3
 
 import sqlite_utils
 
-from storage.db import insert_row, update_row
+from storage.db import fetch_all, first, insert_row, update_row
 
 
 class DuplicateMessage(Exception):
@@ -48,7 +48,9 @@ def store_inbound(
             },
         )
     except sqlite3.IntegrityError:
-        existing = next(db.query("SELECT * FROM inbox WHERE dedup_key = ?", [dedup_key]), None)
+        existing = first(
+            fetch_all(db, "SELECT * FROM inbox WHERE dedup_key = ?", [dedup_key]), None
+        )
         if existing is None:
             raise
         raise DuplicateMessage(existing) from None
@@ -73,8 +75,9 @@ def finish_inbound(
 
 def last_report_message(db: sqlite_utils.Database, person_id: int) -> dict | None:
     """The person's latest message that still has current contact records."""
-    return next(
-        db.query(
+    return first(
+        fetch_all(
+            db,
             """SELECT i.* FROM inbox i WHERE i.person_id = ? AND EXISTS (
                    SELECT 1 FROM contacts c WHERE c.inbox_id = i.id AND c.current = 1)
                ORDER BY i.id DESC LIMIT 1""",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from storage.db import fetch_all, first
 from storage.units import ancestors, descendants
 
 
@@ -12,11 +13,13 @@ def roles_of(person: dict) -> set[str]:
 
 
 def person_by_wechat_id(db: sqlite_utils.Database, wechat_id: str) -> dict | None:
-    return next(db.query("SELECT * FROM people WHERE wechat_id = ? AND active", [wechat_id]), None)
+    return first(
+        fetch_all(db, "SELECT * FROM people WHERE wechat_id = ? AND active", [wechat_id]), None
+    )
 
 
 def get_person(db: sqlite_utils.Database, person_id: int) -> dict | None:
-    return next(db.query("SELECT * FROM people WHERE id = ?", [person_id]), None)
+    return first(fetch_all(db, "SELECT * FROM people WHERE id = ?", [person_id]), None)
 
 
 def people_with_role(db: sqlite_utils.Database, role: str, units: list[str]) -> list[dict]:
@@ -26,8 +29,8 @@ def people_with_role(db: sqlite_utils.Database, role: str, units: list[str]) -> 
     marks = ",".join("?" * len(units))
     return [
         person
-        for person in db.query(
-            f"SELECT * FROM people WHERE active AND unit IN ({marks}) ORDER BY id", units
+        for person in fetch_all(
+            db, f"SELECT * FROM people WHERE active AND unit IN ({marks}) ORDER BY id", units
         )
         if role in roles_of(person)
     ]

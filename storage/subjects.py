@@ -6,6 +6,7 @@ import datetime as dt
 
 import sqlite_utils
 
+from storage.db import fetch_all
 from storage.units import descendants
 
 # Active is derived from dates and status, never from whether a job ran. A status other than
@@ -19,7 +20,8 @@ ACTIVE_ON = (
 def member_subjects(db: sqlite_utils.Database, person_id: int, day: dt.date) -> list[dict]:
     """A member's active assigned subjects on `day`, in roster order."""
     return list(
-        db.query(
+        fetch_all(
+            db,
             f"""SELECT s.* FROM subjects s JOIN assignments a ON a.subject_id = s.id
                 WHERE a.person_id = :person AND {ACTIVE_ON}
                 ORDER BY s.id""",
@@ -35,10 +37,28 @@ def unit_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list[di
     params.update({f"u{i}": code for i, code in enumerate(codes)})
     marks = ",".join(f":u{i}" for i in range(len(codes)))
     return list(
-        db.query(
+        fetch_all(
+            db,
             f"SELECT s.* FROM subjects s WHERE s.unit IN ({marks}) AND {ACTIVE_ON} ORDER BY s.id",
             params,
         )
+    )
+
+
+def village_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list[dict]:
+    """Active subjects of the village that `unit` (a village or one of its grids) belongs to."""
+    return fetch_all(
+        db,
+        f"""WITH RECURSIVE up(code, parent, level) AS (
+                SELECT code, parent, level FROM units WHERE code = :unit
+                UNION ALL SELECT u.code, u.parent, u.level
+                FROM units u JOIN up ON u.code = up.parent),
+            tree(code) AS (
+                SELECT code FROM up WHERE level = 'village'
+                UNION ALL SELECT u.code FROM units u JOIN tree t ON u.parent = t.code)
+            SELECT s.* FROM subjects s WHERE s.unit IN (SELECT code FROM tree) AND {ACTIVE_ON}
+            ORDER BY s.id""",
+        {"unit": unit, "day": day.isoformat()},
     )
 
 
@@ -47,7 +67,8 @@ def find_subjects_by_name(db: sqlite_utils.Database, unit: str, name: str) -> li
     codes = descendants(db, unit)
     marks = ",".join("?" * len(codes))
     return list(
-        db.query(
+        fetch_all(
+            db,
             f"SELECT * FROM subjects WHERE name = ? AND unit IN ({marks}) ORDER BY start_date DESC",
             [name, *codes],
         )
@@ -56,7 +77,8 @@ def find_subjects_by_name(db: sqlite_utils.Database, unit: str, name: str) -> li
 
 def subject_members(db: sqlite_utils.Database, subject_id: int) -> list[dict]:
     return list(
-        db.query(
+        fetch_all(
+            db,
             """SELECT p.* FROM people p JOIN assignments a ON a.person_id = p.id
                WHERE a.subject_id = ? ORDER BY a.position""",
             [subject_id],

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from storage.db import fetch_all, first
+
 
 def get_unit(db: sqlite_utils.Database, code: str) -> dict | None:
-    return next(db.query("SELECT * FROM units WHERE code = ?", [code]), None)
+    return first(fetch_all(db, "SELECT * FROM units WHERE code = ?", [code]), None)
 
 
 def descendants(db: sqlite_utils.Database, code: str) -> list[str]:
     """The unit and every unit below it."""
     return [
         row["code"]
-        for row in db.query(
+        for row in fetch_all(
+            db,
             """WITH RECURSIVE tree(code) AS (
                    SELECT code FROM units WHERE code = ?
                    UNION ALL SELECT u.code FROM units u JOIN tree t ON u.parent = t.code)
@@ -27,7 +30,8 @@ def ancestors(db: sqlite_utils.Database, code: str) -> list[str]:
     """The unit and every unit above it, nearest first."""
     return [
         row["code"]
-        for row in db.query(
+        for row in fetch_all(
+            db,
             """WITH RECURSIVE up(code, parent, depth) AS (
                    SELECT code, parent, 0 FROM units WHERE code = ?
                    UNION ALL SELECT u.code, u.parent, up.depth + 1
@@ -51,7 +55,8 @@ def villages_under(db: sqlite_utils.Database, code: str) -> list[dict]:
     codes = descendants(db, code)
     marks = ",".join("?" * len(codes))
     return list(
-        db.query(
+        fetch_all(
+            db,
             f"SELECT * FROM units WHERE level = 'village' AND code IN ({marks}) ORDER BY code",
             codes,
         )

@@ -1,0 +1,152 @@
+"""Budget: encrypted callbacks (verify + decrypt + parse + store + encrypted passive reply).
+
+gunicorn (2 workers, gthread) serves `bot:create_app()` in WeCom mode on 127.0.0.1; wrk, a
+separate process, posts distinct encrypted member reports (10,000 members, 3 each, the
+morning after the 08:00 prompt). The same server and load then serve a bare Flask hello,
+so the ratio holds on a noisy machine. Afterwards every answered message must be stored
+exactly once, with no error outcome.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.harness import ROOT, build_county, gunicorn, morning_posts, server_env, worker_rss_mb
+from storage.db import connect
+
+MEMBERS = 10_000
+PER_MEMBER = 3
+SECONDS = 10
+WARM_SECONDS = 20
+CONNECTIONS = 32
+WRK_THREADS = 2
+
+
+def run_wrk(url: str, posts_file: Path, seconds: int = SECONDS) -> dict:
+    script = Path(__file__).with_name("wrk_posts.lua")
+    output = subprocess.run(
+        [
+            "wrk",
+            f"-t{WRK_THREADS}",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+            "--",
+            str(posts_file),
+            str(WRK_THREADS),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return parse_wrk(output)
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def parse_wrk(output: str) -> dict:
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])
+    total = int(re.search(r"(\d+) requests in", output)[1])
+    latency = {
+        share: _ms(value, unit)
+        for share, value, unit in re.findall(
+            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M
+        )
+    }
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "rate": rate,
+        "total": total,
+        "p50": latency["50"],
+        "p99": latency["99"],
+        "non_2xx": int(bad[1]) if bad else 0,
+        "socket_errors": errors[1] if errors else "",
+    }
+
+
+def run() -> list[dict]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: `apt-get install -y wrk` (make bench does this)")
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        db_path = work / "bench.db"
+        print(f"… county of {MEMBERS} members", file=sys.stderr)
+        members = build_county(db_path, MEMBERS)
+        posts = morning_posts(members, PER_MEMBER)
+        # round 1 (each member's first reply) warms the workers: every village's names
+        # are read into pinyin once per process, as on any morning after the first
+        first, rest = posts[: len(members)], posts[len(members) :]
+        warm_file, posts_file = work / "warm.tsv", work / "posts.tsv"
+        for path, chunk in ((warm_file, first), (posts_file, rest)):
+            path.write_text("".join(f"{p.path}\t{p.body}\n" for p in chunk), encoding="utf-8")
+        print(f"… {len(posts)} encrypted posts; callback under wrk", file=sys.stderr)
+        with gunicorn("bot:create_app()", server_env(db_path)) as (url, master):
+            warm = run_wrk(url, warm_file, seconds=WARM_SECONDS)
+            print(f"  warm-up {warm['rate']:.0f}/s ({warm['total']} requests)", file=sys.stderr)
+            callback = run_wrk(url, posts_file)
+            rss = worker_rss_mb(master.pid)
+        print("… bare Flask hello under wrk", file=sys.stderr)
+        with gunicorn("bench.hello:app", server_env(db_path)) as (url, _master):
+            hello = run_wrk(url, posts_file)
+        db = connect(db_path)
+        stored = db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
+        distinct = db.execute("SELECT COUNT(DISTINCT dedup_key) FROM inbox").fetchone()[0]
+        errors = db.execute("SELECT COUNT(*) FROM inbox WHERE outcome = 'error'").fetchone()[0]
+        db.conn.close()
+    answered = min(warm["total"], len(first)) + min(callback["total"], len(rest))
+    clean = callback["non_2xx"] == 0 and errors == 0 and stored == distinct and stored >= answered
+    ratio = callback["rate"] / hello["rate"] * 100
+    print(
+        f"  callback {callback['rate']:.0f}/s p50 {callback['p50']:.1f} ms p99 "
+        f"{callback['p99']:.1f} ms ({callback['total']} requests, {stored} stored once, "
+        f"{errors} errors, non-2xx {callback['non_2xx']}, {callback['socket_errors'] or 'no'}"
+        f" socket errors); hello {hello['rate']:.0f}/s p99 {hello['p99']:.1f} ms",
+        file=sys.stderr,
+    )
+    return [
+        {
+            "name": "encrypted callback throughput (gunicorn -w 2, wrk -c32)",
+            "budget": ">= 1000 msg/s",
+            "measured": callback["rate"],
+            "unit": "msg/s",
+            "pass": callback["rate"] >= 1000 and clean,
+        },
+        {
+            "name": "encrypted callback p99 latency",
+            "budget": "< 50 ms",
+            "measured": callback["p99"],
+            "unit": "ms",
+            "pass": callback["p99"] < 50,
+        },
+        {
+            "name": "callback vs bare Flask hello, same server and load",
+            "budget": ">= 50 %",
+            "measured": ratio,
+            "unit": "%",
+            "pass": ratio >= 50,
+        },
+        {
+            "name": "memory of one serving process after the load",
+            "budget": "< 150 MB RSS",
+            "measured": rss,
+            "unit": "MB",
+            "pass": 0 < rss < 150,
+        },
+    ]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
+    del ROOT
