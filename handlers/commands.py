@@ -72,8 +72,16 @@ def _match(text: str, cmd: Command, roles: set[str]) -> str | None:
     return None
 
 
-def dispatch(turn: Turn) -> str | None:
-    """Run the command the text invokes; None when it is not a command."""
+def _spelled_out(text: str, cmd: Command) -> bool:
+    """The command word alone or followed by a separator (解除 张三), not glued to a name."""
+    return any(
+        text == word or (text.startswith(word) and _SEPARATOR.match(text[len(word) :]))
+        for word in cmd.words
+    )
+
+
+def find_command(turn: Turn) -> tuple[Command, str] | None:
+    """The command the text invokes and its arguments; UserError when the role may not."""
     _load_commands()
     matches = [
         (cmd, args) for cmd in COMMANDS if (args := _match(turn.text, cmd, turn.roles)) is not None
@@ -84,12 +92,10 @@ def dispatch(turn: Turn) -> str | None:
     if not allowed:
         cmd = matches[0][0]
         who = "、".join(ROLE_CN[r] for r in sorted(cmd.roles) if r in ROLE_CN)
-        if "member" in turn.roles and cmd.takes_args:
+        if "member" in turn.roles and cmd.takes_args and not _spelled_out(turn.text, cmd):
             return None  # a member's text that merely starts like a command: read it as a report
         raise UserError(f"“{cmd.words[0]}”仅限{who}使用。发送“帮助”查看您可用的命令。")
-    cmd, args = allowed[0]
-    turn.args = args
-    return cmd.run(turn)
+    return allowed[0]
 
 
 def help_text(roles: set[str], unknown: str | None = None) -> str:

@@ -612,14 +612,18 @@ def _unique(problems: Iterable[Problem]) -> tuple[Problem, ...]:
     return tuple(dict.fromkeys(problems))
 
 
-def parse_batch_line(line: str) -> dict:
+def parse_batch_line(
+    line: str, *, fever_threshold: float = 37.3, tz: datetime.tzinfo | None = None
+) -> dict:
     """One line of `gridwatch parse --batch`: JSON {"text","names","at"} → parse JSON.
 
-    Any bad line gives {"error": reason, "line": the line cut to 200 chars}; never raises.
+    `at` is read as `gridwatch parse --at` reads it: a naive time is local to `tz`, an aware
+    one is converted to it. Any bad line gives {"error": reason, "line": the line cut to 200
+    chars}; never raises.
     """
     raw = line if isinstance(line, str) else repr(line)
     try:
-        return _batch(raw)
+        return _batch(raw, fever_threshold, tz)
     except _BatchError as e:
         return {"error": str(e), "line": raw.rstrip("\r\n")[:200]}
     except Exception as e:  # the batch must go on, whatever a line holds
@@ -630,7 +634,7 @@ class _BatchError(ValueError):
     pass
 
 
-def _batch(raw: str) -> dict:
+def _batch(raw: str, fever_threshold: float, tz: datetime.tzinfo | None) -> dict:
     try:
         obj = json.loads(raw)
     except ValueError:
@@ -652,4 +656,6 @@ def _batch(raw: str) -> dict:
         when = datetime.datetime.fromisoformat(at)
     except ValueError:
         raise _BatchError(f"bad 'at' time: {at[:40]}") from None
-    return parse_reply(text, names, when).to_json()
+    if tz is not None:
+        when = when.replace(tzinfo=tz) if when.tzinfo is None else when.astimezone(tz)
+    return parse_reply(text, names, when, fever_threshold=fever_threshold).to_json()

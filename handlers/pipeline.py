@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.context import Context
-from handlers.commands import Turn, UserError, dispatch
-from handlers.reports import handle_report
+from handlers.commands import Turn, UserError, find_command
+from handlers.reports import apply_report, plan_report
 from storage.db import transaction
 from storage.inbox import DuplicateMessage, finish_inbound, store_inbound
 from storage.invites import BindError, redeem_invite
@@ -46,27 +47,36 @@ class Handled:
     duplicate: bool = False
 
 
+Answer = tuple[str, str, dict | None]  # outcome, reply, the sender when bound
+
+
 def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent") -> Handled:
-    """Handle one message end to end. The raw message is committed before anything else."""
+    """Handle one message end to end. The raw message is committed before anything else.
+
+    What the message means is worked out first, with reads only; the writes that follow from
+    it happen in one short transaction, so writers from other workers queue briefly.
+    """
     try:
-        inbox_id = store_inbound(
-            ctx.db,
-            at=message.at,
-            received_at=message.received_at,
-            channel=message.channel,
-            sender=message.sender,
-            text=message.text,
-            raw=message.raw,
-            type=message.type,
-            dedup_key=message.dedup_key,
-        )
+        with transaction(ctx.db):
+            inbox_id = store_inbound(
+                ctx.db,
+                at=message.at,
+                received_at=message.received_at,
+                channel=message.channel,
+                sender=message.sender,
+                text=message.text,
+                raw=message.raw,
+                type=message.type,
+                dedup_key=message.dedup_key,
+            )
     except DuplicateMessage as seen:
         # WeChat retries: same answer, nothing recorded again
         reply = seen.existing["reply"] or ""
         return Handled(reply, seen.existing["id"], "duplicate", duplicate=True)
     try:
+        act = _decide(ctx, message, inbox_id)
         with transaction(ctx.db):
-            outcome, reply, person = _respond(ctx, message, inbox_id)
+            outcome, reply, person = act()
             finish_inbound(
                 ctx.db,
                 inbox_id,
@@ -90,48 +100,49 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
         log.exception(
             "handling inbox %s from %s (%s) failed", inbox_id, message.sender, message.channel
         )
-        finish_inbound(
-            ctx.db,
-            inbox_id,
-            outcome="error",
-            reply=ERROR_REPLY,
-            error=f"{type(error).__name__}: {error}"[:1000],
-        )
+        with transaction(ctx.db):
+            finish_inbound(
+                ctx.db,
+                inbox_id,
+                outcome="error",
+                reply=ERROR_REPLY,
+                error=f"{type(error).__name__}: {error}"[:1000],
+            )
         return Handled(ERROR_REPLY, inbox_id, "error")
 
 
-def _respond(ctx: Context, message: Incoming, inbox_id: int) -> tuple[str, str, dict | None]:
+def _answer(outcome: str, reply: str, person: dict | None) -> Callable[[], Answer]:
+    return lambda: (outcome, reply, person)
+
+
+def _decide(ctx: Context, message: Incoming, inbox_id: int) -> Callable[[], Answer]:
+    """Read what is needed and return the step that writes (run inside the transaction)."""
     text = message.text.strip()
     person = person_by_wechat_id(ctx.db, message.sender)
     if person is None:
         bind = _BIND.match(text)
         if not bind:
-            return "unbound", UNBOUND_REPLY, None
-        try:
-            person = redeem_invite(ctx.db, bind[1], message.sender, message.at)
-        except BindError as error:
-            return "unbound", str(error), None
-        return "bound", f"绑定成功，{person['name']}您好！发送“帮助”查看用法。", person
+            return _answer("unbound", UNBOUND_REPLY, None)
+        return lambda: _bind(ctx, message, bind[1])
     if message.type == "event":  # subscribe / enter_agent
         from handlers.commands import help_text
 
-        return "welcome", f"{person['name']}您好，欢迎使用！\n{help_text(roles_of(person))}", person
+        welcome = f"{person['name']}您好，欢迎使用！\n{help_text(roles_of(person))}"
+        return _answer("welcome", welcome, person)
     if message.type == "voice" and not text:  # no Recognition: speech recognition is off
-        return (
+        return _answer(
             "problem",
             "没有识别出语音内容（未开启语音识别或没听清），请直接打字，例如：张三 36.5 正常",
             person,
         )
     if message.type not in ("text", "voice"):
-        return (
-            "ignored",
-            "已收到。目前只能处理文字和语音，请用文字回复，例如：张三 36.5 正常",
-            person,
+        return _answer(
+            "ignored", "已收到。目前只能处理文字和语音，请用文字回复，例如：张三 36.5 正常", person
         )
     if not text:
-        return "help", "请发送文字，例如：张三 36.5 正常。发送“帮助”查看全部用法。", person
+        return _answer("help", "请发送文字，例如：张三 36.5 正常。发送“帮助”查看全部用法。", person)
     if len(text) > MAX_TEXT:
-        return (
+        return _answer(
             "problem",
             f"消息太长（{len(text)}字），请分几条发送，每条写几个人，"
             "例如：张三 36.5 正常，李四 36.8",
@@ -141,14 +152,32 @@ def _respond(ctx: Context, message: Incoming, inbox_id: int) -> tuple[str, str, 
         ctx=ctx, person=person, roles=roles_of(person), text=text, at=message.at, inbox_id=inbox_id
     )
     try:
-        handled = dispatch(turn)
-        if handled is not None:
-            return "command", handled, person
-        if "member" in turn.roles:
-            outcome, reply = handle_report(turn)
-            return outcome, reply, person
-        from handlers.commands import help_text
+        found = find_command(turn)
+        if found is not None:
+            command, turn.args = found
+            return lambda: _run_command(turn, command.run)
+        if "member" not in turn.roles:
+            from handlers.commands import help_text
 
-        return "help", help_text(turn.roles, unknown=text), person
+            return _answer("help", help_text(turn.roles, unknown=text), person)
+        plan = plan_report(turn)
     except UserError as error:
-        return "problem", str(error), person
+        return _answer("problem", str(error), person)
+    if isinstance(plan, tuple):
+        return _answer(*plan, person)
+    return lambda: (*apply_report(turn, plan), person)
+
+
+def _bind(ctx: Context, message: Incoming, code: str) -> Answer:
+    try:
+        person = redeem_invite(ctx.db, code, message.sender, message.at)
+    except BindError as error:
+        return "unbound", str(error), None
+    return "bound", f"绑定成功，{person['name']}您好！发送“帮助”查看用法。", person
+
+
+def _run_command(turn: Turn, run: Callable[[Turn], str]) -> Answer:
+    try:
+        return "command", run(turn), turn.person
+    except UserError as error:
+        return "problem", str(error), turn.person

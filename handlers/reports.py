@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from handlers.alerts import alerts_for_contact
 from handlers.commands import Turn
@@ -51,21 +52,28 @@ def problem_question(problem: Problem, own_names: list[str]) -> str:
     return f"“{problem.text}”没看懂，请按示例重发：张三 36.5 正常"
 
 
-def handle_report(turn: Turn) -> tuple[str, str]:
-    """Record what the member reported; return (outcome, reply)."""
-    config = turn.ctx.config
+@dataclass
+class ReportPlan:
+    """What a report means, worked out before the write lock is taken."""
+
+    result: ParseResult
+    own: list[dict]
+    by_name: dict[str, dict]
+
+
+def plan_report(turn: Turn) -> ReportPlan | tuple[str, str]:
+    """Parse the report against the member's subjects (reads only); an answer if nothing to do."""
     db = turn.ctx.db
     day = monitoring_day(turn.at)
     own = member_subjects(db, turn.person["id"], day)
     own_ids = {s["id"] for s in own}
     others = [s for s in village_subjects(db, turn.person["unit"], day) if s["id"] not in own_ids]
-    own_names = [s["name"] for s in own]
-    result: ParseResult = parse_reply(
+    result = parse_reply(
         turn.text,
-        own_names,
+        [s["name"] for s in own],
         turn.at,
         others=[s["name"] for s in others],
-        fever_threshold=config.fever_threshold,
+        fever_threshold=turn.ctx.config.fever_threshold,
     )
     if not result.entries and not result.problems:
         from handlers.commands import help_text
@@ -78,6 +86,13 @@ def handle_report(turn: Turn) -> tuple[str, str]:
         own = member_subjects(db, turn.person["id"], result.date)
     by_name = {s["name"]: s for s in others}
     by_name.update({s["name"]: s for s in own})
+    return ReportPlan(result, own, by_name)
+
+
+def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
+    """Record the planned contacts and alerts (inside the caller's transaction)."""
+    db = turn.ctx.db
+    result, by_name = plan.result, plan.by_name
     mentioned = [by_name[e.name]["id"] for e in result.entries if e.name in by_name]
     reported = contacts_on(db, mentioned, result.date)
     new, entries = [], []
@@ -106,7 +121,8 @@ def handle_report(turn: Turn) -> tuple[str, str]:
         people = alerts_for_contact(turn, subject, entry, result, previous)
         if people:
             alerted.append(f"已通知{'、'.join(p['name'] for p in people)}（{entry.name}）")
-    return ("problem" if result.problems else "ok"), _reply(turn, result, entries, alerted, own)
+    outcome = "problem" if result.problems else "ok"
+    return outcome, _reply(turn, result, entries, alerted, plan.own)
 
 
 def _reply(

@@ -220,10 +220,10 @@ def test_a_failure_keeps_the_raw_message(
 ) -> None:
     import handlers.pipeline
 
-    def broken(turn: object) -> tuple[str, str]:
+    def broken(turn: object, plan: object) -> tuple[str, str]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(handlers.pipeline, "handle_report", broken)
+    monkeypatch.setattr(handlers.pipeline, "apply_report", broken)
     handled = chat("lianghong", "张三 36.5")
     assert handled.reply == ERROR_REPLY
     row = next(loaded_db.query("SELECT * FROM inbox"))
