@@ -74,6 +74,8 @@ def _runner() -> ReplyRunner:
                 current_app.config["GRIDWATCH"],
                 float(current_app.config.get("WECHAT_REPLY_BUDGET", REPLY_BUDGET)),
                 current_app.extensions.get("gridwatch_pool"),
+                # as many as the server's request threads: each keeps a warm connection
+                workers=int(current_app.config.get("WECHAT_REPLY_WORKERS", 8)),
             )
             current_app.extensions["gridwatch_wechat"] = runner
         return runner

@@ -20,7 +20,7 @@ from bot.clock import now as clock_now
 from bot.config import Config
 from bot.context import Context
 from handlers.pipeline import Incoming, handle_message
-from storage.db import connect, transaction
+from storage.db import connect, fetch_all, transaction
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,9 @@ class _Job:
             if late and handled.reply and not handled.duplicate:
                 deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
             if not handled.duplicate:
-                from bot.channels import channel_for, deliver_message_alerts
+                from bot.channels import deliver_message_alerts
 
-                deliver_message_alerts(
-                    db, channel_for(config), handled.inbox_id, clock_now(config.tz)
-                )
+                deliver_message_alerts(db, config, handled.inbox_id, clock_now(config.tz))
         except Exception:
             log.exception("wechat callback from %s failed", self.message.sender)
             with self.lock:
@@ -124,11 +122,10 @@ def deliver_late(
             " AND kind = 'reply' AND status = 'sent' AND sent_at IS NULL",
             [stamp, inbox_id],
         )
-    rows = list(
-        db.query(
-            "SELECT * FROM outbox WHERE inbox_id = ? AND kind = 'reply' AND status = 'queued'",
-            [inbox_id],
-        )
+    rows = fetch_all(
+        db,
+        "SELECT * FROM outbox WHERE inbox_id = ? AND kind = 'reply' AND status = 'queued'",
+        [inbox_id],
     )
     if rows:
         channel_for(config).deliver(db, rows, now)

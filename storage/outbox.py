@@ -7,7 +7,7 @@ import sqlite3
 
 import sqlite_utils
 
-from storage.db import insert_row
+from storage.db import fetch_all, insert_row
 
 KINDS = (
     "reply",
@@ -89,7 +89,7 @@ def outbox_rows(db: sqlite_utils.Database, since: dt.datetime | None = None) -> 
     where, params = "", []
     if since is not None:
         where, params = "WHERE at >= ?", [since.isoformat(timespec="seconds")]
-    return list(db.query(f"SELECT * FROM outbox {where} ORDER BY at, id", params))
+    return fetch_all(db, f"SELECT * FROM outbox {where} ORDER BY at, id", params)
 
 
 def outbox_json(row: dict) -> dict:

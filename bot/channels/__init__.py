@@ -12,7 +12,7 @@ from typing import Protocol
 import sqlite_utils
 
 from bot.config import Config
-from storage.db import transaction
+from storage.db import fetch_all, transaction
 
 
 class Channel(Protocol):
@@ -48,18 +48,17 @@ def channel_for(config: Config) -> Channel:
 
 
 def deliver_message_alerts(
-    db: sqlite_utils.Database, channel: Channel, inbox_id: int, now: dt.datetime
+    db: sqlite_utils.Database, config: Config, inbox_id: int, now: dt.datetime
 ) -> int:
     """Send at once what one inbound message queued (its alerts): they must not wait for
     the next delivery round."""
-    rows = list(
-        db.query(
-            "SELECT * FROM outbox WHERE inbox_id = ? AND status = 'queued' AND kind != 'reply'",
-            [inbox_id],
-        )
+    rows = fetch_all(
+        db,
+        "SELECT * FROM outbox WHERE inbox_id = ? AND status = 'queued' AND kind != 'reply'",
+        [inbox_id],
     )
-    if rows:
-        channel.deliver(db, rows, now)
+    if rows:  # most reports alert nobody: build the channel (an API client) only when needed
+        channel_for(config).deliver(db, rows, now)
     return len(rows)
 
 
@@ -67,12 +66,10 @@ def deliver_pending(
     db: sqlite_utils.Database, channel: Channel, now: dt.datetime, limit: int = 5000
 ) -> int:
     """Deliver queued rows whose time has come; returns how many were handed to the channel."""
-    rows = list(
-        db.query(
-            "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?"
-            " ORDER BY id LIMIT ?",
-            [now.isoformat(timespec="seconds"), limit],
-        )
+    rows = fetch_all(
+        db,
+        "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+        [now.isoformat(timespec="seconds"), limit],
     )
     if rows:
         channel.deliver(db, rows, now)

@@ -12,6 +12,7 @@ from bot.channels.api import ApiClient, ApiResult
 from bot.channels.outcomes import record, record_result
 from bot.channels.split import split_text
 from bot.config import Config
+from storage.db import fetch_all
 
 BATCH = 1000  # recipients per message/send call (touser joined with |)
 PER_MEMBER_PER_MINUTE = 30  # WeCom drops the excess silently, so it is never sent
@@ -96,8 +97,8 @@ def _sends_left(db: sqlite_utils.Database, now: dt.datetime) -> dict[str, int]:
     """Messages each member may still get in the minute before `now` (passive replies are free)."""
     since = (now - dt.timedelta(minutes=1)).isoformat(timespec="seconds")
     used: Counter[str] = Counter()
-    for row in db.query(
-        "SELECT recipient, text FROM outbox WHERE status = 'sent' AND sent_at > ?", [since]
+    for row in fetch_all(
+        db, "SELECT recipient, text FROM outbox WHERE status = 'sent' AND sent_at > ?", [since]
     ):
         used[row["recipient"]] += len(split_text(row["text"]))
     return {recipient: PER_MEMBER_PER_MINUTE - count for recipient, count in used.items()}
