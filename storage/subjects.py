@@ -46,7 +46,8 @@ def unit_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list[di
 
 
 def village_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list[dict]:
-    """Active subjects of the village that `unit` (a village or one of its grids) belongs to."""
+    """Active subjects (id, name, unit, category) of the village `unit` belongs to (a village
+    or one of its grids): the names a member may report for another (多对一)."""
     return fetch_all(
         db,
         f"""WITH RECURSIVE up(code, parent, level) AS (
@@ -56,7 +57,8 @@ def village_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list
             tree(code) AS (
                 SELECT code FROM up WHERE level = 'village'
                 UNION ALL SELECT u.code FROM units u JOIN tree t ON u.parent = t.code)
-            SELECT s.* FROM subjects s WHERE s.unit IN (SELECT code FROM tree) AND {ACTIVE_ON}
+            SELECT s.id, s.name, s.unit, s.category FROM subjects s
+            WHERE s.unit IN (SELECT code FROM tree) AND {ACTIVE_ON}
             ORDER BY s.id""",
         {"unit": unit, "day": day.isoformat()},
     )
