@@ -74,7 +74,10 @@ def roster_export(ctx: Context, file: Path) -> None:
 
     if file.suffix.lower() != ".xlsx":
         raise click.BadParameter("the export file must end in .xlsx")
-    export_roster(ctx.db, file)
+    try:
+        export_roster(ctx.db, file)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {file}: {error.strerror or error}") from None
     click.echo(f"written {file}")
 
 
@@ -112,15 +115,23 @@ def ledger(
         if out is None:
             raise click.BadParameter("xlsx needs --out FILE.xlsx", param_hint="--out")
         names = {r["code"]: r["name"] for r in ctx.db.query("SELECT code, name FROM units")}
-        out.write_bytes(ledger_xlsx(rows, names))
+        _write(out, ledger_xlsx(rows, names))
         click.echo(f"written {out} ({len(rows)} rows)")
         return
     text = ledger_csv(rows) if fmt == "csv" else json.dumps(rows, ensure_ascii=False) + "\n"
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        _write(out, text.encode("utf-8"))
         click.echo(f"written {out} ({len(rows)} rows)")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write an output file; a path that cannot be written is a clear error, not a traceback."""
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
 
 
 @cli.command()
@@ -306,7 +317,9 @@ def parse(
     if batch is not None:
         for line in batch:
             if line.strip():
-                print_json(parse_batch_line(line))
+                print_json(
+                    parse_batch_line(line, fever_threshold=config.fever_threshold, tz=config.tz)
+                )
         return
     if text is None:
         raise click.UsageError("give TEXT to parse, or --batch FILE.jsonl")

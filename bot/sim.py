@@ -287,7 +287,7 @@ def http_error(error: HTTPException) -> Any:
     return render_template("error.html", title="出错了", message=error.description), error.code
 
 
-@bp.get("/")
+@bp.get("/", strict_slashes=False)  # /sim itself, as DESIGN §8 names it: no redirect
 def page() -> str:
     ctx = get_context()
     return render_template("sim.html", groups=roster_groups(ctx.db))

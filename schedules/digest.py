@@ -317,7 +317,8 @@ def load_day(
     )
     for sid, name, category, unit, start, end, status, released_on in rows:
         active = _active(start, end, status, released_on, today)
-        released = end == yesterday and _active(start, end, status, released_on, yesterday)
+        # its last day was yesterday: the period ended, or a secretary's 解除 took effect today
+        released = not active and _active(start, end, status, released_on, yesterday)
         if active or released:
             data.subjects.append(
                 Subject(sid, name, category, unit, active, active and start == today, released)

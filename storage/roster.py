@@ -463,11 +463,15 @@ def import_roster(
         for person in plan.people:
             record = {k: v for k, v in person.items() if k != "line"}
             record["active"] = 1
+            existing = _find_existing(db, "people", record)
+            if record["wechat_id"] is None and existing is not None and existing["wechat_id"]:
+                # an empty 微信号 cell keeps the id the person bound in chat (绑定 123456)
+                del record["wechat_id"]
             pid = _upsert(
                 db,
                 "people",
                 record,
-                _find_existing(db, "people", record),
+                existing,
                 report,
                 "people",
                 actor,

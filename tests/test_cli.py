@@ -100,6 +100,25 @@ def test_config_option_and_env(run_cli: RunCli, tmp_path: Path) -> None:
     assert "GRIDWATCH_CHANNEL" in result.stderr
 
 
+# ---------------------------------------------------------------- parse
+
+
+def test_parse_batch_reads_like_parse_at(run_cli: RunCli, tmp_path: Path) -> None:
+    config = tmp_path / "hot.toml"
+    config.write_text("fever_threshold = 37.5\n", encoding="utf-8")
+    line = {"text": "张三 37.4", "names": ["张三"], "at": "2026-03-02T00:30:00Z"}
+    batch = tmp_path / "in.jsonl"
+    batch.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
+    single = run_cli(
+        "parse", line["text"], "--names", "张三", "--at", line["at"], "--json", "--config", config
+    )
+    result = run_cli("parse", "--batch", batch, "--config", config)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads(single.stdout)
+    assert json.loads(result.stdout)["slot"] == "morning"
+    assert json.loads(result.stdout)["entries"][0]["status"] == "normal"
+
+
 # ---------------------------------------------------------------- roster
 
 
@@ -195,6 +214,24 @@ def test_roster_export_then_import_elsewhere(
     assert "新增 30" in result.stdout
     again = run_cli("roster", "import", out)
     assert "subjects: 新增 0，更新 0，未变 30" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("roster", "export", "missing/roster.xlsx"),
+        ("ledger", "--format", "json", "--out", "missing/ledger.json"),
+        ("ledger", "--format", "xlsx", "--out", "missing/ledger.xlsx"),
+    ],
+)
+def test_an_unwritable_output_is_a_clear_error(
+    run_cli: RunCli, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    run_cli("init")
+    result = run_cli(*(str(tmp_path / a) if a.startswith("missing/") else a for a in args))
+    assert result.exit_code == 1
+    assert "cannot write" in result.stderr and "missing" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_roster_export_needs_an_xlsx_name(run_cli: RunCli, tmp_path: Path) -> None:

@@ -68,6 +68,11 @@ def test_help_does_not_offer_other_roles_commands(say) -> None:
         (SECRETARY, "名单", "仅限网格员"),
         (SECRETARY, "撤销", "仅限网格员"),
         (MEDIC, "延长 张三 7天", "仅限书记"),
+        # a member spelling out a secretary's command is refused, not read as a report
+        (MEMBER, "解除 张三", "仅限书记"),
+        (MEMBER, "延长 张三 7天", "仅限书记"),
+        (MEMBER, "查 张三", "仅限"),
+        (MEMBER, "办结 1", "仅限书记"),
     ],
 )
 def test_commands_are_refused_outside_their_roles(

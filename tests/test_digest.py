@@ -81,6 +81,18 @@ def morning(loaded_db: sqlite_utils.Database) -> sqlite_utils.Database:
     return loaded_db
 
 
+def test_a_release_by_the_secretary_is_released_today(loaded_db: sqlite_utils.Database) -> None:
+    # 解除 李四 on 3/2: monitored until 3/1, so 3/2 is the day after the last day (DESIGN §2)
+    loaded_db["subjects"].update(
+        ids(loaded_db, "subjects")["李四"], {"status": "released", "released_on": "2026-03-02"}
+    )
+    digest = build_digest(loaded_db, Config(), "HX", DAY, 2, at(23))
+    assert digest["released_today"] == ["李四", "何平"]
+    assert digest["active"] == 28
+    tomorrow = build_digest(loaded_db, Config(), "HX", DAY + dt.timedelta(days=1), 1, at(23))
+    assert tomorrow["released_today"] == []
+
+
 def test_village_digest_json(morning: sqlite_utils.Database) -> None:
     digest = build_digest(morning, Config(), "HX", DAY, 1, at(23))
     assert list(digest) == KEYS

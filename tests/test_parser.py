@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import string
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -637,6 +638,13 @@ def test_batch_line_names_as_string() -> None:
     out = parse_batch_line(line)
     assert out["slot"] == "evening"
     assert [e["name"] for e in out["entries"]] == ["张三", "李四"]
+
+
+def test_batch_line_uses_the_configured_threshold_and_zone() -> None:
+    line = json.dumps({"text": "张三 37.4", "names": ["张三"], "at": "2026-03-02T00:30:00Z"})
+    out = parse_batch_line(line, fever_threshold=37.5, tz=ZoneInfo("Asia/Shanghai"))
+    assert out["slot"] == "morning"  # 08:30 in Shanghai, as `parse --at` reads it
+    assert out["entries"][0]["status"] == "normal"  # 37.4 is below a 37.5 threshold
 
 
 @pytest.mark.parametrize(

@@ -476,6 +476,26 @@ def test_reimporting_the_same_file_changes_nothing(
     assert dump_db(loaded_db) == before
 
 
+def test_reimport_keeps_a_wechat_id_bound_in_chat(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    # mp mode: the file has no 微信号 for 刘敏; she binds with `绑定 123456`, the admin re-imports
+    tables = demo_tables()
+    people = tables["people"]
+    assert people is not None
+    column = people[0].index("微信号")
+    liumin = next(row for row in people if row[0] == "刘敏")
+    liumin[column] = ""
+    folder = write_csv(tables, tmp_path / "roster")
+    assert run_import(db, folder).errors == []
+    db.execute("UPDATE people SET wechat_id = 'o_openid_liumin' WHERE name = '刘敏'")
+    db.conn.commit()
+    report = run_import(db, folder)
+    assert report.updated == dict.fromkeys(SHEETS, 0)
+    bound = db.execute("SELECT wechat_id FROM people WHERE name = '刘敏'").fetchone()
+    assert bound == ("o_openid_liumin",)
+
+
 def test_changed_rows_update_in_place_with_history(
     loaded_db: sqlite_utils.Database, roster_dir: Path
 ) -> None:

@@ -53,6 +53,12 @@ def test_page_lists_the_roster_by_role_and_unit(client: FlaskClient) -> None:
     assert "13800000011" not in page
 
 
+def test_sim_without_trailing_slash_is_the_page(client: FlaskClient) -> None:
+    response = client.get("/sim")  # the address of DESIGN §8, not a redirect to /sim/
+    assert response.status_code == 200
+    assert 'data-api="/sim/api"' in response.get_data(as_text=True)
+
+
 def test_people_api_masks_phones_and_groups(client: FlaskClient) -> None:
     groups = client.get("/sim/api/people").json["groups"]
     assert [(g["role"], g["unit"]) for g in groups] == [
