@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -33,13 +35,32 @@ def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
         except ConfigError as error:
             raise click.ClickException(f"config: {error}") from None
         path = db_path or default_db_path()
-        ctx = Context(db=open_db(path), config=config, db_path=path)
+        try:
+            db = open_db(path)
+        except sqlite3.Error as error:
+            raise click.ClickException(_database_problem(path, error)) from None
+        ctx = Context(db=db, config=config, db_path=path)
         try:
             return command(ctx, **kwargs)
+        except sqlite3.Error as error:  # a read-only or full disk, a damaged file: say so plainly
+            raise click.ClickException(_database_problem(path, error)) from None
         finally:
             ctx.db.conn.close()
 
     return wrapper
+
+
+def _database_problem(path: str, error: sqlite3.Error) -> str:
+    text = str(error)
+    folder = os.path.dirname(os.path.abspath(path))
+    read_only = not os.access(folder, os.W_OK) or (
+        os.path.exists(path) and not os.access(path, os.W_OK)
+    )
+    if "readonly" in text or read_only:
+        return f"database {path} is read-only (只读): {text}; check the file's permissions"
+    if "full" in text:
+        return f"database {path}: the disk is full (磁盘已满): {text}"
+    return f"database {path}: {text}"
 
 
 def time_option(value: str | None, ctx: Context) -> dt.datetime:

@@ -20,6 +20,7 @@ from storage.people import person_by_wechat_id, roles_of
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
+STALE_AFTER = dt.timedelta(seconds=5)  # WeChat's callback window; later, the first try died
 UNBOUND_REPLY = "您还未绑定身份，请向管理员索取绑定码后发送“绑定 123456”（6位数字）完成绑定。"
 ERROR_REPLY = "系统暂时出错，您的消息已保存，我们会尽快处理；如有急事请直接电话联系村书记。"
 _BIND = re.compile(r"^\s*绑定\s*[:：]?\s*(\d{6})\s*$")
@@ -70,9 +71,11 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
                 dedup_key=message.dedup_key,
             )
     except DuplicateMessage as seen:
-        # WeChat retries: same answer, nothing recorded again
-        reply = seen.existing["reply"] or ""
-        return Handled(reply, seen.existing["id"], "duplicate", duplicate=True)
+        if not _reclaim(ctx, seen.existing, message):
+            # WeChat retries: same answer, nothing recorded again
+            reply = seen.existing["reply"] or ""
+            return Handled(reply, seen.existing["id"], "duplicate", duplicate=True)
+        inbox_id = seen.existing["id"]  # stored, then cut short (a crash): handle it now
     try:
         act = _decide(ctx, message, inbox_id)
         with transaction(ctx.db):
@@ -109,6 +112,28 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
                 error=f"{type(error).__name__}: {error}"[:1000],
             )
         return Handled(ERROR_REPLY, inbox_id, "error")
+
+
+def _reclaim(ctx: Context, existing: dict, message: Incoming) -> bool:
+    """Take over a stored message whose handling never finished (the worker died after the
+    raw row was committed). Only a retry that comes after WeChat's 5 s window may, and only
+    one: the compare-and-set on received_at lets a single retry win."""
+    if existing["outcome"] != "received":
+        return False
+    stored = dt.datetime.fromisoformat(existing["received_at"])
+    if message.received_at - stored < STALE_AFTER:
+        return False  # still being handled by the first delivery
+    with transaction(ctx.db):
+        claimed = ctx.db.execute(
+            "UPDATE inbox SET received_at = ? WHERE id = ? AND outcome = 'received'"
+            " AND received_at = ?",
+            [
+                message.received_at.isoformat(timespec="seconds"),
+                existing["id"],
+                existing["received_at"],
+            ],
+        ).rowcount
+    return claimed == 1
 
 
 def _answer(outcome: str, reply: str, person: dict | None) -> Callable[[], Answer]:

@@ -356,7 +356,10 @@ def resolve_report(
         if report not in (1, 2):
             raise ValueError(f"report must be 1 or 2, not {report!r}")
         return report, report_time(config, day, report)
-    return (1 if now < report_time(config, day, 2) else 2), now.astimezone(config.tz)
+    second = report_time(config, day, 2)
+    if now.astimezone(config.tz).date() > day:  # a past day: its second, final report
+        return 2, second
+    return (1 if now < second else 2), now.astimezone(config.tz)
 
 
 def _entry(report: Report, name: str, people: dict[int, str], full: bool) -> dict:

@@ -10,34 +10,20 @@ import sqlite_utils
 from storage.audit import record_change
 
 NEED_KINDS = ("生活物资", "就医", "心理疏导", "其他")
+# checked in this order: a medical or emotional need is the more urgent reading
 _KEYWORDS = {
-    "生活物资": (
-        "买菜",
-        "菜",
-        "米",
-        "面",
-        "油",
-        "肉",
-        "蛋",
-        "奶",
-        "水",
-        "物资",
-        "生活",
-        "煤气",
-        "快递",
-        "日用",
-        "口罩",
-        "消毒",
-        "尿不湿",
-        "纸",
-    ),
     "就医": ("看病", "就医", "药", "医院", "发烧", "体检", "孕检", "透析", "复查", "打针", "医生"),
     "心理疏导": ("心理", "情绪", "焦虑", "失眠", "害怕", "紧张", "烦", "聊天", "哭", "抑郁"),
-}
+    "生活物资": (
+        "买菜", "蔬菜", "菜", "大米", "米", "面条", "面粉", "挂面", "食用油", "油盐", "肉",
+        "蛋", "奶", "饮用水", "矿泉水", "桶装水", "送水", "买水", "物资", "生活用品", "煤气",
+        "液化气", "快递", "日用", "口罩", "消毒", "尿不湿", "卫生纸", "纸巾", "粮",
+    ),
+}  # fmt: skip
 
 
 def classify_need(text: str) -> str:
-    for kind in NEED_KINDS:
+    for kind in NEED_KINDS[:3]:
         if kind in text:
             return kind
     for kind, words in _KEYWORDS.items():

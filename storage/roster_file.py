@@ -128,14 +128,19 @@ def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
             break
         except UnicodeDecodeError:
             continue
-    else:  # pragma: no cover - gb18030 decodes any byte string
+    else:  # a UTF-16 file, say: gb18030 refuses some byte sequences
         raise RosterFileError(f"{path.name}：无法识别文件编码，请另存为 UTF-8 的 CSV")
     reader = csv.reader(io.StringIO(text, newline=""))
     table = []
     start = 1
-    for cells in reader:
-        table.append((start, cells))
-        start = reader.line_num + 1
+    try:
+        for cells in reader:
+            table.append((start, cells))
+            start = reader.line_num + 1
+    except csv.Error as error:  # a cell past csv's limit: a pasted blob or an unclosed quote
+        raise RosterFileError(
+            f"{path.name} 第{start}行起：无法读取（{error}），请检查是否有未闭合的引号或超长内容"
+        ) from None
     return table
 
 

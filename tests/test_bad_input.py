@@ -205,11 +205,6 @@ def test_broken_roster_files_get_a_clear_answer_and_change_nothing(
     assert dump_db(loaded_db) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG storage/roster_file.py _read_csv: csv.Error (field larger than field limit) "
-    "escapes as a traceback",
-)
 def test_a_csv_with_a_huge_cell_is_a_clear_error(
     run_cli, loaded_db: sqlite_utils.Database, roster_dir: Path, dump_db: Dump
 ) -> None:

@@ -356,3 +356,11 @@ def test_synthetic_county_is_seeded(make_db: Callable[[str], sqlite_utils.Databa
         make_county(database, day=DAY, tz=TZ, villages=2, subjects=40, contacts=60)
         dumps.append(list(database.execute("SELECT name, category, start_date FROM subjects")))
     assert dumps[0] == dumps[1]
+
+
+def test_a_past_day_without_a_report_number_is_its_final_report() -> None:
+    from schedules.digest import resolve_report
+
+    later = dt.datetime(2026, 7, 1, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    report, as_of = resolve_report(Config(), dt.date(2026, 3, 2), None, later)
+    assert (report, as_of.isoformat()) == (2, "2026-03-02T20:30:00+08:00")

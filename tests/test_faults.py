@@ -130,11 +130,6 @@ def test_kill_9_mid_burst_loses_no_acknowledged_message_and_stores_none_twice(
     assert integrity(db_path) == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG handlers/pipeline.py: a duplicate of a message whose handling never finished "
-    "(outcome 'received') answers '' instead of handling it",
-)
 def test_a_message_cut_short_by_a_kill_is_handled_when_wechat_retries_it(
     loaded_db: sqlite_utils.Database, db_path: Path
 ) -> None:
@@ -357,11 +352,6 @@ def test_the_disk_filling_up_at_any_point_of_a_message_never_half_writes_it(
     assert "error" in seen and "problem" in seen, seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG bot/cli_common.py: open_db's OperationalError on a read-only database is a "
-    "traceback, not a ClickException",
-)
 def test_a_read_only_database_is_a_clear_error_and_changes_nothing(
     loaded_db: sqlite_utils.Database, tmp_path: Path
 ) -> None:

@@ -288,7 +288,10 @@ def test_restart_mid_day(
     mark = last_id(db)
     done = run_due(db, config, at("12:40"))
     assert [(r.job, r.outcome) for r in done] == [("prompt:noon", "ran")]
-    assert {r["at"] for r in outbox(db, mark)} == {"2026-03-02T12:40:00+08:00"}
+    rows = outbox(db, mark)  # recorded at the table's time, sent when the server came back
+    assert {(r["at"], r["sent_at"]) for r in rows} == {
+        ("2026-03-02T12:00:00+08:00", "2026-03-02T12:40:00+08:00")
+    }
     assert len(outbox(db, mark)) == 6
     # a second process starting at the same moment adds nothing
     assert run_due(db, config, at("12:40")) == []

@@ -129,10 +129,14 @@ def test_messages_are_delivered_after_the_jobs(loaded_db: sqlite_utils.Database)
     assert loaded_db["outbox"].count == 8  # 2 release + 6 prompts
 
 
-def test_outbox_at_is_the_run_time(loaded_db: sqlite_utils.Database) -> None:
+def test_outbox_at_is_the_time_of_the_table_even_when_late(
+    loaded_db: sqlite_utils.Database,
+) -> None:
     run_due(loaded_db, Config(), at(8, 20))
-    assert {row["at"] for row in loaded_db.query("SELECT at FROM outbox")} == {
-        "2026-03-02T08:20:00+08:00"
+    rows = loaded_db.query("SELECT kind, at, sent_at FROM outbox ORDER BY id")
+    assert {(row["kind"], row["at"], row["sent_at"]) for row in rows} == {
+        ("release", "2026-03-02T00:05:00+08:00", "2026-03-02T08:20:00+08:00"),
+        ("prompt", "2026-03-02T08:00:00+08:00", "2026-03-02T08:20:00+08:00"),
     }
 
 
