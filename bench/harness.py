@@ -81,13 +81,19 @@ def build_county(db_path: Path, members: int, seed: int = 7) -> list[tuple[str, 
     return [(wechat_id, names.split(",")) for wechat_id, names in rows]
 
 
-def report_text(rng: random.Random, names: list[str]) -> str:
-    """What a member types after the morning round: mostly normal, the way people write."""
-    picked = names[: rng.randint(1, len(names))]
-    parts = [f"{name} 36.{rng.randint(1, 9)}" for name in picked]
-    if rng.random() < 0.3:
-        return "，".join(parts[:1]) + "，其他都正常"
-    return "，".join(parts) + rng.choice(["", " 正常", "，均无异常"])
+def report_text(rng: random.Random, names: list[str], part: int = 0, parts: int = 1) -> str:
+    """What a member types after the morning round: mostly normal, the way people write.
+
+    Reply `part` of `parts` covers its share of the member's list (they report as they go);
+    now and then the last one ends with 其他都正常, or a reply corrects an earlier one.
+    """
+    share = names[part::parts] or names[:1]
+    if part > 0 and rng.random() < 0.1:  # a correction of someone reported before
+        share = [rng.choice(names)]
+    text = "，".join(f"{name} 36.{rng.randint(1, 9)}" for name in share)
+    if part == parts - 1 and rng.random() < 0.3:
+        return text + "，其他都正常"
+    return text + rng.choice(["", " 正常", "，均无异常"])
 
 
 def encrypted_post(member: str, text: str, msg_id: int, created: int) -> Post:
@@ -126,7 +132,8 @@ def morning_posts(
         for index, (member, names) in enumerate(members):
             msg_id = 7_000_000_000 + round_ * 1_000_000 + index
             created = start + rng.randrange(600)
-            posts.append(encrypted_post(member, report_text(rng, names), msg_id, created))
+            text = report_text(rng, names, round_, per_member)
+            posts.append(encrypted_post(member, text, msg_id, created))
     return posts
 
 

@@ -23,7 +23,7 @@ class Turn:
     roles: set[str]
     text: str
     at: dt.datetime
-    inbox_id: int
+    inbox_id: int = 0  # set when the message's row is written, just before the command runs
     args: str = ""
 
 

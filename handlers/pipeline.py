@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from bot.context import Context
 from handlers.commands import Turn, UserError, find_command
 from handlers.reports import apply_report, plan_report
 from storage.db import transaction
-from storage.inbox import DuplicateMessage, finish_inbound, store_inbound
+from storage.inbox import DuplicateMessage, find_inbound, finish_inbound, store_inbound
 from storage.invites import BindError, redeem_invite
 from storage.outbox import queue_message
 from storage.people import person_by_wechat_id, roles_of
@@ -49,43 +50,36 @@ class Handled:
 
 
 Answer = tuple[str, str, dict | None]  # outcome, reply, the sender when bound
+Step = Callable[[int], Answer]  # the writing part of handling, given the inbox row's id
 
 
 def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent") -> Handled:
-    """Handle one message end to end. The raw message is committed before anything else.
+    """Handle one message end to end, in one short transaction.
 
-    What the message means is worked out first, with reads only; the writes that follow from
-    it happen in one short transaction, so writers from other workers queue briefly.
+    What the message means is worked out first, with reads only. Then the raw message is
+    inserted and its handling written inside a savepoint, so that a failure in handling
+    rolls back only the handling: the raw message stays, with its error. Nothing is
+    acknowledged before the commit, so a crash before it leaves WeChat retrying.
     """
+    seen = find_inbound(ctx.db, message.dedup_key)
+    if seen is not None and not _reclaim(ctx, seen, message):
+        # WeChat retries: same answer, nothing recorded again
+        return Handled(seen["reply"] or "", seen["id"], "duplicate", duplicate=True)
+    try:
+        act = _decide(ctx, message)
+    except Exception as error:  # recorded with the raw message below
+        act = _raise(error)
     try:
         with transaction(ctx.db):
-            inbox_id = store_inbound(
-                ctx.db,
-                at=message.at,
-                received_at=message.received_at,
-                channel=message.channel,
-                sender=message.sender,
-                text=message.text,
-                raw=message.raw,
-                type=message.type,
-                dedup_key=message.dedup_key,
-            )
-    except DuplicateMessage as seen:
-        if not _reclaim(ctx, seen.existing, message):
-            # WeChat retries: same answer, nothing recorded again
-            reply = seen.existing["reply"] or ""
-            return Handled(reply, seen.existing["id"], "duplicate", duplicate=True)
-        inbox_id = seen.existing["id"]  # stored, then cut short (a crash): handle it now
-    try:
-        act = _decide(ctx, message, inbox_id)
-        with transaction(ctx.db):
-            outcome, reply, person = act()
+            inbox_id = seen["id"] if seen is not None else _store(ctx, message)
+            outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
             finish_inbound(
                 ctx.db,
                 inbox_id,
                 outcome=outcome,
                 reply=reply,
                 person_id=person["id"] if person else None,
+                error=error_text,
             )
             if reply:
                 queue_message(
@@ -98,20 +92,84 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
                     status=reply_status,
                     inbox_id=inbox_id,
                 )
-        return Handled(reply, inbox_id, outcome)
-    except Exception as error:  # the raw message is kept; the user gets a plain answer
+    except DuplicateMessage as raced:  # another delivery of it committed first
+        existing = raced.existing
+        return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
+    except sqlite3.Error as error:
+        if seen is not None:
+            raise
+        return _keep_raw(ctx, message, error, reply_status)
+    return Handled(reply, inbox_id, outcome)
+
+
+def _keep_raw(ctx: Context, message: Incoming, error: sqlite3.Error, reply_status: str) -> Handled:
+    """SQLite gave up the whole transaction (a full disk, say): keep at least the raw message
+    and its error, in a transaction of its own; if even that fails, the caller hears it."""
+    log.error(
+        "handling a message from %s failed: %s; keeping the raw message", message.sender, error
+    )
+    with transaction(ctx.db):
+        inbox_id = _store(ctx, message)
+        finish_inbound(
+            ctx.db,
+            inbox_id,
+            outcome="error",
+            reply=ERROR_REPLY,
+            error=f"{type(error).__name__}: {error}"[:1000],
+        )
+        queue_message(
+            ctx.db,
+            at=message.at,
+            person=None,
+            recipient=message.sender,
+            kind="reply",
+            text=ERROR_REPLY,
+            status=reply_status,
+            inbox_id=inbox_id,
+        )
+    return Handled(ERROR_REPLY, inbox_id, "error")
+
+
+def _store(ctx: Context, message: Incoming) -> int:
+    return store_inbound(
+        ctx.db,
+        at=message.at,
+        received_at=message.received_at,
+        channel=message.channel,
+        sender=message.sender,
+        text=message.text,
+        raw=message.raw,
+        type=message.type,
+        dedup_key=message.dedup_key,
+    )
+
+
+def _run(
+    ctx: Context, act: Step, inbox_id: int, message: Incoming
+) -> tuple[str, str, dict | None, str | None]:
+    """Run the writing step in a savepoint; on failure keep the raw message and say so."""
+    conn = ctx.db.conn
+    conn.execute("SAVEPOINT handling")
+    try:
+        outcome, reply, person = act(inbox_id)
+    except Exception as error:
+        if not conn.in_transaction:  # SQLite gave up the whole transaction (a full disk)
+            raise
+        conn.execute("ROLLBACK TO handling")
+        conn.execute("RELEASE handling")
         log.exception(
             "handling inbox %s from %s (%s) failed", inbox_id, message.sender, message.channel
         )
-        with transaction(ctx.db):
-            finish_inbound(
-                ctx.db,
-                inbox_id,
-                outcome="error",
-                reply=ERROR_REPLY,
-                error=f"{type(error).__name__}: {error}"[:1000],
-            )
-        return Handled(ERROR_REPLY, inbox_id, "error")
+        return "error", ERROR_REPLY, None, f"{type(error).__name__}: {error}"[:1000]
+    conn.execute("RELEASE handling")
+    return outcome, reply, person, None
+
+
+def _raise(error: Exception) -> Step:
+    def step(inbox_id: int) -> Answer:
+        raise error
+
+    return step
 
 
 def _reclaim(ctx: Context, existing: dict, message: Incoming) -> bool:
@@ -136,11 +194,11 @@ def _reclaim(ctx: Context, existing: dict, message: Incoming) -> bool:
     return claimed == 1
 
 
-def _answer(outcome: str, reply: str, person: dict | None) -> Callable[[], Answer]:
-    return lambda: (outcome, reply, person)
+def _answer(outcome: str, reply: str, person: dict | None) -> Step:
+    return lambda inbox_id: (outcome, reply, person)
 
 
-def _decide(ctx: Context, message: Incoming, inbox_id: int) -> Callable[[], Answer]:
+def _decide(ctx: Context, message: Incoming) -> Step:
     """Read what is needed and return the step that writes (run inside the transaction)."""
     text = message.text.strip()
     person = person_by_wechat_id(ctx.db, message.sender)
@@ -148,7 +206,7 @@ def _decide(ctx: Context, message: Incoming, inbox_id: int) -> Callable[[], Answ
         bind = _BIND.match(text)
         if not bind:
             return _answer("unbound", UNBOUND_REPLY, None)
-        return lambda: _bind(ctx, message, bind[1])
+        return lambda inbox_id: _bind(ctx, message, bind[1])
     if message.type == "event":  # subscribe / enter_agent
         from handlers.commands import help_text
 
@@ -173,14 +231,12 @@ def _decide(ctx: Context, message: Incoming, inbox_id: int) -> Callable[[], Answ
             "例如：张三 36.5 正常，李四 36.8",
             person,
         )
-    turn = Turn(
-        ctx=ctx, person=person, roles=roles_of(person), text=text, at=message.at, inbox_id=inbox_id
-    )
+    turn = Turn(ctx=ctx, person=person, roles=roles_of(person), text=text, at=message.at)
     try:
         found = find_command(turn)
         if found is not None:
             command, turn.args = found
-            return lambda: _run_command(turn, command.run)
+            return lambda inbox_id: _run_command(turn, inbox_id, command.run)
         if "member" not in turn.roles:
             from handlers.commands import help_text
 
@@ -190,7 +246,12 @@ def _decide(ctx: Context, message: Incoming, inbox_id: int) -> Callable[[], Answ
         return _answer("problem", str(error), person)
     if isinstance(plan, tuple):
         return _answer(*plan, person)
-    return lambda: (*apply_report(turn, plan), person)
+
+    def report(inbox_id: int) -> Answer:
+        turn.inbox_id = inbox_id
+        return (*apply_report(turn, plan), person)
+
+    return report
 
 
 def _bind(ctx: Context, message: Incoming, code: str) -> Answer:
@@ -201,7 +262,8 @@ def _bind(ctx: Context, message: Incoming, code: str) -> Answer:
     return "bound", f"绑定成功，{person['name']}您好！发送“帮助”查看用法。", person
 
 
-def _run_command(turn: Turn, run: Callable[[Turn], str]) -> Answer:
+def _run_command(turn: Turn, inbox_id: int, run: Callable[[Turn], str]) -> Answer:
+    turn.inbox_id = inbox_id
     try:
         return "command", run(turn), turn.person
     except UserError as error:
