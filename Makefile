@@ -34,7 +34,11 @@ browser:
 screenshots: $(STAMP) browser
 	GRIDWATCH_SCREENSHOTS=docs $(PY) -m pytest -q tests/test_browser.py
 
+# wrk (Debian) drives the callback budget from a separate process
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+		echo "WARNING: wrk is missing and could not be installed: apt-get install wrk"
 	$(PY) -m bench
 
 lint: $(STAMP)

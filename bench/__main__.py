@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-PARTS = ("bench.parser", "bench.callback", "bench.routine")
+PARTS = ("bench.parser", "bench.callback", "bench.routine", "bench.load")
 RESULTS = Path(__file__).with_name("results.json")
 
 

@@ -16,7 +16,8 @@ from storage.db import transaction
 from storage.inbox import DuplicateMessage, find_inbound, finish_inbound, store_inbound
 from storage.invites import BindError, redeem_invite
 from storage.outbox import queue_message
-from storage.people import person_by_wechat_id, roles_of
+from storage.people import roles_of
+from storage.roster_cache import cached_person
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def _answer(outcome: str, reply: str, person: dict | None) -> Step:
 def _decide(ctx: Context, message: Incoming) -> Step:
     """Read what is needed and return the step that writes (run inside the transaction)."""
     text = message.text.strip()
-    person = person_by_wechat_id(ctx.db, message.sender)
+    person = cached_person(ctx.db, message.sender)
     if person is None:
         bind = _BIND.match(text)
         if not bind:

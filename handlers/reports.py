@@ -9,7 +9,7 @@ from handlers.alerts import alerts_for_contact
 from handlers.commands import Turn
 from handlers.parser import Entry, ParseResult, Problem, parse_reply
 from storage.contacts import NewContact, contacts_on, record_contacts
-from storage.subjects import member_subjects, village_subjects
+from storage.roster_cache import cached_member_subjects, cached_village_subjects
 
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
@@ -65,9 +65,11 @@ def plan_report(turn: Turn) -> ReportPlan | tuple[str, str]:
     """Parse the report against the member's subjects (reads only); an answer if nothing to do."""
     db = turn.ctx.db
     day = monitoring_day(turn.at)
-    own = member_subjects(db, turn.person["id"], day)
+    own = cached_member_subjects(db, turn.person["id"], day)
     own_ids = {s["id"] for s in own}
-    others = [s for s in village_subjects(db, turn.person["unit"], day) if s["id"] not in own_ids]
+    others = [
+        s for s in cached_village_subjects(db, turn.person["unit"], day) if s["id"] not in own_ids
+    ]
     result = parse_reply(
         turn.text,
         [s["name"] for s in own],
@@ -83,7 +85,7 @@ def plan_report(turn: Turn) -> ReportPlan | tuple[str, str]:
         return "help", help_text(turn.roles, unknown=turn.text)
     if result.entries and result.date != day:
         # the parser moved the report to another day (an explicit slot after midnight)
-        own = member_subjects(db, turn.person["id"], result.date)
+        own = cached_member_subjects(db, turn.person["id"], result.date)
     by_name = {s["name"]: s for s in others}
     by_name.update({s["name"]: s for s in own})
     return ReportPlan(result, own, by_name)

@@ -25,6 +25,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite_utils.Database:
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA foreign_keys = ON")
     db = sqlite_utils.Database(conn)
+    db.path_key = os.path.abspath(path) if str(path) != ":memory:" else f":memory:{id(db)}"  # type: ignore[attr-defined]
     if str(path) != ":memory:":
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")

@@ -181,4 +181,20 @@ SCHEMA_2 = [
     )""",
 ]
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_apply(SCHEMA_1), _apply(SCHEMA_2)]
+# 3: a roster version that every change to units, people, subjects or assignments bumps (by
+# trigger, so no code path can forget), so a process may cache roster reads per version
+_BUMP = "UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'roster_version'"
+SCHEMA_3 = [
+    "INSERT OR IGNORE INTO settings (key, value) VALUES ('roster_version', '0')",
+    *(
+        f"CREATE TRIGGER roster_{table}_{event.lower()} AFTER {event} ON {table} BEGIN {_BUMP}; END"
+        for table in ("units", "people", "subjects", "assignments")
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
+]
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _apply(SCHEMA_1),
+    _apply(SCHEMA_2),
+    _apply(SCHEMA_3),
+]
