@@ -83,16 +83,7 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
                 error=error_text,
             )
             if reply:
-                queue_message(
-                    ctx.db,
-                    at=message.at,
-                    person=person,
-                    recipient=message.sender,
-                    kind="reply",
-                    text=reply,
-                    status=reply_status,
-                    inbox_id=inbox_id,
-                )
+                _queue_reply(ctx, message, person, reply, reply_status, inbox_id)
     except DuplicateMessage as raced:  # another delivery of it committed first
         existing = raced.existing
         return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
@@ -118,17 +109,29 @@ def _keep_raw(ctx: Context, message: Incoming, error: sqlite3.Error, reply_statu
             reply=ERROR_REPLY,
             error=f"{type(error).__name__}: {error}"[:1000],
         )
-        queue_message(
-            ctx.db,
-            at=message.at,
-            person=None,
-            recipient=message.sender,
-            kind="reply",
-            text=ERROR_REPLY,
-            status=reply_status,
-            inbox_id=inbox_id,
-        )
+        _queue_reply(ctx, message, None, ERROR_REPLY, reply_status, inbox_id)
     return Handled(ERROR_REPLY, inbox_id, "error")
+
+
+def _queue_reply(
+    ctx: Context,
+    message: Incoming,
+    person: dict | None,
+    reply: str,
+    status: str,
+    inbox_id: int,
+) -> None:
+    """The reply goes in the outbox too: every outbound message is there with its status."""
+    queue_message(
+        ctx.db,
+        at=message.at,
+        person=person,
+        recipient=message.sender,
+        kind="reply",
+        text=reply,
+        status=status,
+        inbox_id=inbox_id,
+    )
 
 
 def _store(ctx: Context, message: Incoming) -> int:

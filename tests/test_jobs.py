@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,8 +11,8 @@ import sqlite_utils
 
 from bot.config import Config
 from schedules import jobs
-from storage.contacts import NewContact, record_contacts
 from storage.outbox import queue_message
+from tests.routine_helpers import ids, report
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = dt.date(2026, 3, 2)
@@ -21,33 +20,6 @@ DAY = dt.date(2026, 3, 2)
 
 def at(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=TZ)
-
-
-def ids(db: sqlite_utils.Database, table: str) -> dict[str, int]:
-    return {row["name"]: row["id"] for row in db.query(f"SELECT id, name FROM {table}")}
-
-
-def report(
-    db: sqlite_utils.Database,
-    names: Sequence[str],
-    slot: str,
-    when: dt.datetime,
-    member: str,
-    status: str = "normal",
-    temperature: float | None = 36.5,
-    symptoms: Sequence[str] = (),
-) -> None:
-    subjects, people = ids(db, "subjects"), ids(db, "people")
-    record_contacts(
-        db,
-        [NewContact(subjects[name], temperature, status, symptoms) for name in names],
-        day=when.date(),
-        slot=slot,
-        member_id=people[member],
-        at=when,
-        inbox_id=None,
-        actor="test",
-    )
 
 
 class Sink:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,8 +14,8 @@ import sqlite_utils
 from bot.config import Config
 from schedules.digest import build_digest
 from schedules.runner import due_jobs, run_due
-from storage.contacts import NewContact, record_contacts
 from storage.roster import import_roster
+from tests.routine_helpers import report
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = dt.date(2026, 3, 2)
@@ -34,33 +34,6 @@ MEMBERS = list(GROUPS)
 
 def at(text: str, day: dt.date = DAY, tz: dt.tzinfo = TZ) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.fromisoformat(text), tzinfo=tz)
-
-
-def ids(db: sqlite_utils.Database, table: str) -> dict[str, int]:
-    return {row["name"]: row["id"] for row in db.query(f"SELECT id, name FROM {table}")}
-
-
-def report(
-    db: sqlite_utils.Database,
-    names: Sequence[str],
-    slot: str,
-    when: dt.datetime,
-    member: str,
-    status: str = "normal",
-    temperature: float | None = 36.5,
-    symptoms: Sequence[str] = (),
-) -> None:
-    subjects, people = ids(db, "subjects"), ids(db, "people")
-    record_contacts(
-        db,
-        [NewContact(subjects[name], temperature, status, symptoms) for name in names],
-        day=when.date(),
-        slot=slot,
-        member_id=people[member],
-        at=when,
-        inbox_id=None,
-        actor="test",
-    )
 
 
 def outbox(db: sqlite_utils.Database, since_id: int = 0) -> list[dict]:
