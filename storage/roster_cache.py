@@ -18,7 +18,7 @@ import sqlite_utils
 from storage.people import person_by_wechat_id
 from storage.subjects import member_subjects, village_subjects
 
-MAX_ENTRIES = 4096  # a county's busiest members and villages; ~10 MB at most
+MAX_ENTRIES = 1024  # members and villages in use at one moment; a few MB
 
 
 class _Cache:
