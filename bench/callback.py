@@ -1,6 +1,6 @@
 """Budget: encrypted callbacks (verify + decrypt + parse + store + encrypted passive reply).
 
-gunicorn (2 workers, gthread) serves `bot:create_app()` in WeCom mode on 127.0.0.1; wrk, a
+gunicorn (4 sync workers: `gunicorn -w 4 'bot:create_app()'`) serves it in WeCom mode; wrk, a
 separate process, posts distinct encrypted member reports (10,000 members, 3 each, the
 morning after the 08:00 prompt). The same server and load then serve a bare Flask hello,
 so the ratio holds on a noisy machine. Afterwards every answered message must be stored
@@ -116,7 +116,7 @@ def run() -> list[dict]:
     )
     return [
         {
-            "name": "encrypted callback throughput (gunicorn -w 2, wrk -c32)",
+            "name": "encrypted callback throughput (gunicorn -w 4 sync, wrk -c32)",
             "budget": ">= 1000 msg/s",
             "measured": callback["rate"],
             "unit": "msg/s",

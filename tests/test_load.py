@@ -1,6 +1,6 @@
 """The morning rush, reduced (DESIGN §9–§10; the full size is `make bench`, bench/load.py).
 
-Real gunicorn (2 workers, gthread) in WeCom mode on 127.0.0.1 and a real SQLite file; a pool
+Real gunicorn (2 sync workers) in WeCom mode on 127.0.0.1 and a real SQLite file; a pool
 of plain HTTP clients posts encrypted callbacks the way WeChat does: every member's replies
 after the 08:00 prompt, interleaved, with WeChat's retries (exact re-posts) mixed in.
 """
