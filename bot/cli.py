@@ -70,7 +70,7 @@ def roster_import(ctx: Context, file: Path, dry_run: bool) -> None:
 @common_options
 def roster_export(ctx: Context, file: Path) -> None:
     """Write the roster to FILE.xlsx (re-importable)."""
-    from storage.roster import export_roster
+    from storage.roster_export import export_roster
 
     if file.suffix.lower() != ".xlsx":
         raise click.BadParameter("the export file must end in .xlsx")

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from storage.audit import record_change
 from storage.db import transaction
-from storage.roster_file import COLUMNS, SHEETS, Row, read_roster
+from storage.roster_file import SHEETS, Row, read_roster
 
 LEVELS = {
     "county": "county",
@@ -514,62 +514,3 @@ def import_roster(
                     report.updated["subjects"] += 1
     report.applied = True
     return report
-
-
-def export_roster(db: sqlite_utils.Database, path: str | Path) -> None:
-    """Write the roster as an .xlsx with Chinese headers, importable as it is."""
-    import openpyxl
-
-    book = openpyxl.Workbook()
-    book.remove(book.active)
-    units = {r["code"]: r for r in db.query("SELECT * FROM units")}
-    sheet = book.create_sheet("units")
-    sheet.append([COLUMNS["units"][c][1] for c in COLUMNS["units"]])
-    for unit in db.query(
-        "SELECT * FROM units ORDER BY CASE level WHEN 'county' THEN 0 WHEN 'town' THEN 1 "
-        "WHEN 'village' THEN 2 ELSE 3 END, code"
-    ):
-        sheet.append([unit["code"], unit["name"], LEVEL_CN[unit["level"]], unit["parent"] or ""])
-    sheet = book.create_sheet("people")
-    sheet.append([COLUMNS["people"][c][1] for c in COLUMNS["people"]])
-    for person in db.query("SELECT * FROM people WHERE active ORDER BY id"):
-        roles = "、".join(ROLE_CN[r] for r in person["roles"].split(",") if r)
-        sheet.append(
-            [
-                person["name"],
-                person["phone"] or "",
-                person["wechat_id"] or "",
-                roles,
-                person["unit"],
-            ]
-        )
-    sheet = book.create_sheet("subjects")
-    sheet.append([COLUMNS["subjects"][c][1] for c in COLUMNS["subjects"]])
-    for subject in db.query("SELECT * FROM subjects ORDER BY id"):
-        members = [
-            r["phone"] or r["name"]
-            for r in db.query(
-                "SELECT p.name, p.phone FROM assignments a JOIN people p ON p.id = a.person_id "
-                "WHERE a.subject_id = ? ORDER BY a.position",
-                [subject["id"]],
-            )
-        ]
-        sheet.append(
-            [
-                subject["name"],
-                subject["phone"] or "",
-                subject["category"],
-                subject["address"],
-                subject["unit"],
-                subject["start_date"],
-                subject["days"],
-                "、".join(members),
-            ]
-        )
-    for ws in book.worksheets:
-        ws.freeze_panes = "A2"
-        for column in ws.columns:
-            width = max(len(str(c.value or "")) for c in column) * 2 + 2
-            ws.column_dimensions[column[0].column_letter].width = min(max(width, 8), 40)
-    del units
-    book.save(path)

@@ -13,7 +13,8 @@ import pytest
 import sqlite_utils
 
 from bot.config import Config
-from storage.roster import ImportReport, export_roster, import_roster
+from storage.roster import ImportReport, import_roster
+from storage.roster_export import export_roster
 from storage.roster_file import COLUMNS, SHEETS, RosterFileError
 
 NOW = dt.datetime.fromisoformat("2026-03-02T08:00:00+08:00")
