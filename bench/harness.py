@@ -31,7 +31,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 from bench.county import make_county
 from bot.config import ChannelSettings
 from bot.wechat_crypto import sign
-from storage.db import open_db
+from storage.db import connect, open_db
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -344,5 +344,18 @@ def exactly_once(db_path: Path, msg_ids: set[int]) -> dict[str, int]:
                 " OR i.person_id IS NOT c.member_id OR i.outcome NOT IN ('ok', 'problem')"
             ),
         }
+    finally:
+        db.conn.close()
+
+
+def wait_until_handled(db_path: Path, seconds: float = 10) -> None:
+    """Let messages still being handled (a reply past the passive window) finish."""
+    deadline = time.monotonic() + seconds
+    db = connect(db_path)
+    try:
+        while time.monotonic() < deadline:
+            if not db.execute("SELECT 1 FROM inbox WHERE outcome = 'received' LIMIT 1").fetchone():
+                return
+            time.sleep(0.1)
     finally:
         db.conn.close()

@@ -25,9 +25,9 @@ from bench.harness import (
     reply_content,
     send_all,
     server_env,
+    wait_until_handled,
     with_retries,
 )
-from storage.db import connect
 
 MEMBERS = 10_000
 PER_MEMBER = 3
@@ -50,7 +50,7 @@ def run() -> list[dict]:
                 started = time.perf_counter()
                 answers = send_all(url, sent, CLIENTS)
                 elapsed = time.perf_counter() - started
-                _wait_until_handled(db_path)
+                wait_until_handled(db_path)
         server_log = log_path.read_text()
         problems = exactly_once(db_path, {post.msg_id for post in posts})
     bad_status = sum(1 for a in answers if a.status != 200)
@@ -88,19 +88,6 @@ def run() -> list[dict]:
             "pass": held,
         }
     ]
-
-
-def _wait_until_handled(db_path: Path, seconds: float = 30) -> None:
-    """Replies that missed the passive window are still being handled: let them finish."""
-    deadline = time.monotonic() + seconds
-    db = connect(db_path)
-    try:
-        while time.monotonic() < deadline:
-            if not db.execute("SELECT 1 FROM inbox WHERE outcome = 'received' LIMIT 1").fetchone():
-                return
-            time.sleep(0.2)
-    finally:
-        db.conn.close()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from bench.harness import (
     send_all,
     server_env,
     stop,
+    wait_until_handled,
     wait_until_up,
 )
 from bot.channels import deliver_pending
@@ -58,18 +59,6 @@ from tests.fake_wechat import WORK, FakeWeChat, config_for
 from tests.test_wechat_callback import CREATED, inner_xml, make_app, open_reply, wecom_request
 
 SEND = "/cgi-bin/message/send"
-
-
-def wait_until_handled(db_path: Path, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    db = connect(db_path)
-    try:
-        while time.monotonic() < deadline:
-            if not db.execute("SELECT 1 FROM inbox WHERE outcome = 'received' LIMIT 1").fetchone():
-                return
-            time.sleep(0.1)
-    finally:
-        db.close()
 
 
 def integrity(db_path: Path) -> str:

@@ -20,6 +20,7 @@ from bench.harness import (
     reply_content,
     send_all,
     server_env,
+    wait_until_handled,
     with_retries,
 )
 from storage.db import connect
@@ -48,7 +49,7 @@ def test_morning_rush_is_stored_exactly_once_and_answered_in_time(tmp_path: Path
             started = time.perf_counter()
             answers = send_all(url, sent, CLIENTS)
             elapsed = time.perf_counter() - started
-            _wait_until_handled(db_path)
+            wait_until_handled(db_path)
     server_log = log_path.read_text()
 
     assert [a for a in answers if a.status != 200] == []
@@ -82,16 +83,3 @@ def test_morning_rush_is_stored_exactly_once_and_answered_in_time(tmp_path: Path
     assert outcomes == {"ok": len(posts)}
     assert reported == len(set(first_subjects))
     assert "locked" not in server_log and "Traceback" not in server_log, server_log[-3000:]
-
-
-def _wait_until_handled(db_path: Path, seconds: float = 10) -> None:
-    """A reply that missed the passive window is still being handled: let it finish."""
-    deadline = time.monotonic() + seconds
-    db = connect(db_path)
-    try:
-        while time.monotonic() < deadline:
-            if not db.execute("SELECT 1 FROM inbox WHERE outcome = 'received' LIMIT 1").fetchone():
-                return
-            time.sleep(0.1)
-    finally:
-        db.close()
