@@ -133,6 +133,24 @@ class _Validator:
     def fail(self, row: Row, message: str) -> None:
         self.errors.append(f"{row.where()}：{message}")
 
+    def name_and_phone(self, row: Row, phones: dict[str, int], duplicate: str) -> tuple[str, bool]:
+        """The row's normalised phone, and whether its name and phone are acceptable; a phone
+        seen on an earlier row of the sheet is a duplicate."""
+        ok = True
+        if not row.values["name"]:
+            self.fail(row, "name（姓名）不能为空")
+            ok = False
+        phone = _normal_phone(row.values["phone"])
+        if phone and not _PHONE.match(phone):
+            self.fail(row, f"手机号“{row.values['phone']}”格式不对，应为11位数字，如 13800000001")
+            ok = False
+        elif phone in phones:
+            self.fail(row, f"手机号 {phone} 与第{phones[phone]}行重复（{duplicate}）")
+            ok = False
+        elif phone:
+            phones[phone] = row.line
+        return phone, ok
+
     def resolve_unit(self, row: Row, text: str, column: str) -> str | None:
         if not text:
             self.fail(row, f"{column} 不能为空")
@@ -212,19 +230,7 @@ class _Validator:
         }
         for row in rows:
             v = row.values
-            ok = True
-            if not v["name"]:
-                self.fail(row, "name（姓名）不能为空")
-                ok = False
-            phone = _normal_phone(v["phone"])
-            if phone and not _PHONE.match(phone):
-                self.fail(row, f"手机号“{v['phone']}”格式不对，应为11位数字，如 13800000001")
-                ok = False
-            elif phone in phones:
-                self.fail(row, f"手机号 {phone} 与第{phones[phone]}行重复（人员重复）")
-                ok = False
-            elif phone:
-                phones[phone] = row.line
+            phone, ok = self.name_and_phone(row, phones, "人员重复")
             if v["wechat_id"] in wechat_ids:
                 self.fail(row, f"微信号 {v['wechat_id']} 与第{wechat_ids[v['wechat_id']]}行重复")
                 ok = False
@@ -302,19 +308,7 @@ class _Validator:
         names: dict[tuple[str, str], int] = {}
         for row in rows:
             v = row.values
-            ok = True
-            if not v["name"]:
-                self.fail(row, "name（姓名）不能为空")
-                ok = False
-            phone = _normal_phone(v["phone"])
-            if phone and not _PHONE.match(phone):
-                self.fail(row, f"手机号“{v['phone']}”格式不对，应为11位数字，如 13800000001")
-                ok = False
-            elif phone in phones:
-                self.fail(row, f"手机号 {phone} 与第{phones[phone]}行重复（监测对象重复）")
-                ok = False
-            elif phone:
-                phones[phone] = row.line
+            phone, ok = self.name_and_phone(row, phones, "监测对象重复")
             if v["category"] not in self.categories:
                 self.fail(row, f"类别“{v['category']}”无法识别，应为：{'、'.join(self.categories)}")
                 ok = False
