@@ -137,11 +137,24 @@ def _write(path: Path, data: bytes) -> None:
 @cli.command()
 @click.option("--since", metavar="TIME", help="Only messages at or after TIME.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option(
+    "--retry",
+    "retry_ids",
+    type=int,
+    multiple=True,
+    metavar="ID",
+    help="Send failed or undeliverable message ID again now (repeatable).",
+)
+@click.option("--retry-failed", is_flag=True, help="Send every failed message again now.")
 @common_options
-def outbox(ctx: Context, since: str | None, as_json: bool) -> None:
+def outbox(
+    ctx: Context, since: str | None, as_json: bool, retry_ids: tuple[int, ...], retry_failed: bool
+) -> None:
     """Every outbound message: id, at, to, person, kind, text, status."""
     from storage.outbox import outbox_json, outbox_rows
 
+    if retry_ids or retry_failed:
+        _retry(ctx, list(retry_ids) if retry_ids else None)
     rows = outbox_rows(ctx.db, time_option(since, ctx) if since else None)
     if as_json:
         print_json([outbox_json(row) for row in rows])
@@ -153,6 +166,20 @@ def outbox(ctx: Context, since: str | None, as_json: bool) -> None:
             f"{row['id']:>5} {row['at']} {row['kind']:<17} {row['status']:<8}"
             f" x{row['attempts']} {row['person'] or row['recipient']}: {first_line}{error}"
         )
+
+
+def _retry(ctx: Context, ids: list[int] | None) -> None:
+    from bot.channels import channel_for, deliver_pending
+    from storage.outbox import requeue
+
+    now = clock_now(ctx.config.tz)
+    count = requeue(ctx.db, ids, now)
+    if ids and count < len(ids):
+        raise click.ClickException(
+            "only failed or undeliverable messages can be retried; see `gridwatch outbox`"
+        )
+    deliver_pending(ctx.db, channel_for(ctx.config), now)
+    click.echo(f"{count} message(s) sent again", err=True)
 
 
 @cli.command()

@@ -7,7 +7,7 @@ import sqlite3
 
 import sqlite_utils
 
-from storage.db import fetch_all, insert_row
+from storage.db import fetch_all, insert_row, transaction
 
 KINDS = (
     "reply",
@@ -103,3 +103,22 @@ def outbox_json(row: dict) -> dict:
         "text": row["text"],
         "status": row["status"],
     }
+
+
+def requeue(db: sqlite_utils.Database, ids: list[int] | None, now: dt.datetime) -> int:
+    """Queue failed (or, by id, undeliverable) messages again; None means every failed one."""
+    stamp = now.isoformat(timespec="seconds")
+    with transaction(db):
+        if ids is None:
+            cursor = db.execute(
+                "UPDATE outbox SET status = 'queued', next_attempt_at = ? WHERE status = 'failed'",
+                [stamp],
+            )
+        else:
+            marks = ",".join("?" * len(ids))
+            cursor = db.execute(
+                "UPDATE outbox SET status = 'queued', next_attempt_at = ?"
+                f" WHERE id IN ({marks}) AND status IN ('failed', 'undeliverable')",
+                [stamp, *ids],
+            )
+    return cursor.rowcount

@@ -20,6 +20,7 @@ from storage.contacts import NewContact, record_contacts
 from storage.db import open_db
 from storage.migrations import MIGRATIONS
 from storage.outbox import queue_message
+from tests.conftest import NOW
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 LEDGER_KEYS = [
@@ -535,3 +536,27 @@ def test_help_commands_take_db_and_config(runner: CliRunner) -> None:
     for path in (("init",), ("roster", "import"), ("roster", "export"), ("ledger",), ("outbox",)):
         result = runner.invoke(cli, [*path, "--help"])
         assert "--db" in result.stdout and "--config" in result.stdout, path
+
+
+def test_outbox_retry_sends_failed_messages_again(run_cli, loaded_db: sqlite_utils.Database):
+    """A failed message stays visible and can be sent again: by id, or every failed one."""
+    person = next(loaded_db.query("SELECT * FROM people WHERE name = '陈志刚'"))
+    at = NOW.replace(hour=10, minute=30)
+    ids = [
+        queue_message(
+            loaded_db, at=at, person=person, kind="digest", text=f"汇总{n}", status="failed"
+        )
+        for n in range(3)
+    ]
+    sent = queue_message(loaded_db, at=at, person=person, kind="digest", text="汇总", status="sent")
+
+    result = run_cli("outbox", "--retry", str(ids[0]), "--json")
+    assert result.exit_code == 0, result.output
+    statuses = {row["id"]: row["status"] for row in json.loads(result.stdout)}
+    assert statuses[ids[0]] == "sent" and statuses[ids[1]] == statuses[ids[2]] == "failed"
+
+    refused = run_cli("outbox", "--retry", str(sent))
+    assert refused.exit_code == 1 and "only failed or undeliverable" in refused.output
+
+    result = run_cli("outbox", "--retry-failed", "--json")
+    assert {row["status"] for row in json.loads(result.stdout)} == {"sent"}
