@@ -96,7 +96,8 @@ def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
     db = turn.ctx.db
     result, by_name = plan.result, plan.by_name
     mentioned = [by_name[e.name]["id"] for e in result.entries if e.name in by_name]
-    reported = contacts_on(db, mentioned, result.date)
+    # one read serves the replaced rows, the alerts and the reply's "still missing"
+    reported = contacts_on(db, {*mentioned, *(s["id"] for s in plan.own)}, result.date)
     new, entries = [], []
     for entry in result.entries:
         subject = by_name.get(entry.name)
@@ -117,22 +118,24 @@ def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
         at=turn.at,
         inbox_id=turn.inbox_id,
         actor=f"person:{turn.person['id']}",
+        current=reported,
     )
+    done = {sid for sid, slot in reported if slot == result.slot} | {c.subject_id for c in new}
     alerted = []
     for entry, subject, previous in entries:
         people = alerts_for_contact(turn, subject, entry, result, previous)
         if people:
             alerted.append(f"已通知{'、'.join(p['name'] for p in people)}（{entry.name}）")
     outcome = "problem" if result.problems else "ok"
-    return outcome, _reply(turn, result, entries, alerted, plan.own)
+    return outcome, _reply(result, entries, alerted, plan.own, done)
 
 
 def _reply(
-    turn: Turn,
     result: ParseResult,
     entries: list[tuple[Entry, dict, dict | None]],
     alerted: list[str],
     own: list[dict],
+    done: set[int],
 ) -> str:
     lines = []
     if entries:
@@ -151,8 +154,7 @@ def _reply(
         lines.extend(alerted)
     for problem in result.problems:
         lines.append("❓ " + problem_question(problem, [s["name"] for s in own]))
-    reported = contacts_on(turn.ctx.db, [s["id"] for s in own], result.date)
-    missing = [s["name"] for s in own if (s["id"], result.slot) not in reported]
+    missing = [s["name"] for s in own if s["id"] not in done]
     if entries and own:
         if missing:
             lines.append(f"本时段还差：{'、'.join(missing)}")

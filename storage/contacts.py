@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -31,15 +31,23 @@ def record_contacts(
     at: dt.datetime,
     inbox_id: int | None,
     actor: str,
+    current: dict[tuple[int, str], dict] | None = None,
 ) -> list[int]:
     """Store reports; each replaces the current one for its subject, date and slot.
+
+    `current`, the day's current rows by (subject_id, slot) when the caller read them already
+    in this transaction, saves reading them again.
 
     The contacts table is the reports' history (rows are never deleted; a replaced row keeps
     `replaced_by`), so only replacements also go to the audit table.
     """
     ids = []
     with transaction(db):
-        previous = contacts_on(db, [c.subject_id for c in contacts], day)
+        previous = (
+            dict(current)
+            if current is not None
+            else contacts_on(db, [c.subject_id for c in contacts], day)
+        )
         for contact in contacts:
             before = previous.get((contact.subject_id, slot))
             if before:
@@ -129,7 +137,7 @@ def revoke_message(
 
 
 def contacts_on(
-    db: sqlite_utils.Database, subject_ids: Sequence[int], day: dt.date
+    db: sqlite_utils.Database, subject_ids: Iterable[int], day: dt.date
 ) -> dict[tuple[int, str], dict]:
     """Current contacts of the given subjects on a day, keyed by (subject_id, slot)."""
     found: dict[tuple[int, str], dict] = {}
