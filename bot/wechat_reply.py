@@ -113,7 +113,7 @@ def deliver_late(
     db: sqlite_utils.Database, config: Config, inbox_id: int, now: dt.datetime
 ) -> None:
     """Send a reply that missed the passive window through the API (it was recorded 'sent')."""
-    from bot.channels import channel_for
+    from bot.channels import channel_for, claim
 
     stamp = now.isoformat(timespec="seconds")
     with transaction(db):
@@ -127,5 +127,6 @@ def deliver_late(
         "SELECT * FROM outbox WHERE inbox_id = ? AND kind = 'reply' AND status = 'queued'",
         [inbox_id],
     )
+    rows = claim(db, rows, now)
     if rows:
         channel_for(config).deliver(db, rows, now)

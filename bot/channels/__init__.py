@@ -47,6 +47,32 @@ def channel_for(config: Config) -> Channel:
     return ConsoleChannel()
 
 
+LEASE = dt.timedelta(minutes=10)  # a round that died while sending is retried after this
+
+
+def claim(db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> list[dict]:
+    """Take rows for this delivery round. Several rounds may look at the same queued rows
+    (the callback's alerts, the scheduler, the minute job, other processes); only the one
+    whose UPDATE changes a row sends it. A claim is a lease: the channel records the outcome,
+    and a row still 'sending' after LEASE is taken again."""
+    if not rows:
+        return []
+    stamp = now.isoformat(timespec="seconds")
+    lease = (now + LEASE).isoformat(timespec="seconds")
+    marks = ",".join("?" * len(rows))
+    with transaction(db) as conn:
+        taken = {
+            row[0]
+            for row in conn.execute(
+                f"UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id IN ({marks})"
+                " AND (status = 'queued' OR (status = 'sending' AND next_attempt_at <= ?))"
+                " RETURNING id",
+                [lease, *(row["id"] for row in rows), stamp],
+            )
+        }
+    return [row for row in rows if row["id"] in taken]
+
+
 def deliver_message_alerts(
     db: sqlite_utils.Database, config: Config, inbox_id: int, now: dt.datetime
 ) -> int:
@@ -57,6 +83,7 @@ def deliver_message_alerts(
         "SELECT * FROM outbox WHERE inbox_id = ? AND status = 'queued' AND kind != 'reply'",
         [inbox_id],
     )
+    rows = claim(db, rows, now)
     if rows:  # most reports alert nobody: build the channel (an API client) only when needed
         channel_for(config).deliver(db, rows, now)
     return len(rows)
@@ -68,9 +95,11 @@ def deliver_pending(
     """Deliver queued rows whose time has come; returns how many were handed to the channel."""
     rows = fetch_all(
         db,
-        "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+        "SELECT * FROM outbox WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?"
+        " ORDER BY id LIMIT ?",
         [now.isoformat(timespec="seconds"), limit],
     )
+    rows = claim(db, rows, now)
     if rows:
         channel.deliver(db, rows, now)
     return len(rows)
