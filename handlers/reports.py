@@ -138,8 +138,12 @@ def _reply(
     done: set[int],
 ) -> str:
     lines = []
+    if not entries and not result.problems:
+        # 全部正常 when everyone is already reported: say so, or the member hears nothing
+        return f"{SLOT_CN[result.slot]}间已全部上报，未作更改。"
     if entries:
-        head = "已更正" if result.correction else "已记录"
+        corrected = result.correction and any(previous for _, _, previous in entries)
+        head = "已更正" if corrected else "已记录"
         lines.append(f"{head}（{result.date.month}月{result.date.day}日{SLOT_CN[result.slot]}）：")
         bulk = [e for e, _, _ in entries if e.bulk]
         for entry, _subject, previous in entries:

@@ -357,9 +357,11 @@ def resolve_report(
             raise ValueError(f"report must be 1 or 2, not {report!r}")
         return report, report_time(config, day, report)
     second = report_time(config, day, 2)
-    if now.astimezone(config.tz).date() > day:  # a past day: its second, final report
+    local = now.astimezone(config.tz)
+    # 00:00–04:59 still belongs to the day before (its evening reports come in then)
+    if (local - dt.timedelta(hours=5)).date() > day:  # a past day: its second, final report
         return 2, second
-    return (1 if now < second else 2), now.astimezone(config.tz)
+    return (1 if now < second else 2), local
 
 
 def _entry(report: Report, name: str, people: dict[int, str], full: bool) -> dict:

@@ -352,8 +352,10 @@ def release(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datet
             "release",
             release_text(lines, released_on),
             target=person_target(person),
-            day=released_on,
-            slot="",
+            # keyed on the run's day too: a subject imported late may be released (on an
+            # earlier date) by a later run, and its notice must still go out
+            day=today,
+            slot=released_on.isoformat(),
             now=now,
         )
     return sent

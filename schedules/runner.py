@@ -77,11 +77,13 @@ def _stamp(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def _history(db: sqlite_utils.Database) -> tuple[set[tuple[str, str]], dt.datetime | None]:
-    """The (job, due) pairs already done, and the latest due among them."""
+def _history(
+    db: sqlite_utils.Database,
+) -> tuple[set[tuple[str, str]], dt.datetime | None, dt.datetime | None]:
+    """The (job, due) pairs already done, and the earliest and latest due among them."""
     done = {(job, due) for job, due in db.conn.execute("SELECT job, due FROM job_runs")}
-    latest = max((dt.datetime.fromisoformat(due) for _, due in done), default=None)
-    return done, latest
+    dues = [dt.datetime.fromisoformat(due) for _, due in done]
+    return done, min(dues, default=None), max(dues, default=None)
 
 
 def _sender(db: sqlite_utils.Database, at: dt.datetime) -> jobs.Send:
@@ -134,8 +136,16 @@ def run_due(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> list
     On a database that never ran a job, only jobs of `now`'s day are considered.
     """
     now = now.astimezone(config.tz)
-    done, latest = _history(db)
-    start = latest or dt.datetime.combine(now.date(), dt.time(0), tzinfo=config.tz)
+    done, earliest, latest = _history(db)
+    if latest is None or earliest is None:
+        start = dt.datetime.combine(now.date(), dt.time(0), tzinfo=config.tz)
+    else:
+        # a day back from the last job that ran: one that failed before it is retried (or
+        # skipped as too late), but nothing before the first day this database ran
+        first_day = dt.datetime.combine(
+            earliest.astimezone(config.tz).date(), dt.time(0), tzinfo=config.tz
+        )
+        start = max(first_day, latest - dt.timedelta(days=1))
     runs: list[JobRun] = []
     for job in due_jobs(config, start, now):
         if (job.name, _stamp(job.due)) in done:

@@ -337,3 +337,11 @@ def test_a_past_day_without_a_report_number_is_its_final_report() -> None:
     later = dt.datetime(2026, 7, 1, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     report, as_of = resolve_report(Config(), dt.date(2026, 3, 2), None, later)
     assert (report, as_of.isoformat()) == (2, "2026-03-02T20:30:00+08:00")
+
+
+def test_just_after_midnight_the_on_demand_digest_is_still_the_evening_of_the_day() -> None:
+    from schedules.digest import resolve_report
+
+    after_midnight = dt.datetime(2026, 3, 3, 0, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    report, as_of = resolve_report(Config(), dt.date(2026, 3, 2), None, after_midnight)
+    assert (report, as_of) == (2, after_midnight)

@@ -234,6 +234,35 @@ def test_release_records_and_notifies(loaded_db: sqlite_utils.Database) -> None:
     assert len(list(loaded_db.query("SELECT * FROM audit WHERE action = 'release'"))) == 1
 
 
+def test_a_subject_added_late_is_released_and_announced_by_a_later_run(
+    loaded_db: sqlite_utils.Database,
+) -> None:
+    """何平 is announced on 3/2; 赵敏, imported afterwards with the same last day (3/1),
+    is released by the 3/3 run and 韩冰 is still told (the notice is keyed on the run)."""
+    assert jobs.release(loaded_db, Config(), Sink(loaded_db, at(0, 5)), at(0, 5)) == 2
+    subject = (
+        loaded_db["subjects"]
+        .insert(
+            {
+                "name": "赵敏",
+                "category": "外地返回人员",
+                "unit": "HX01",
+                "start_date": "2026-02-16",
+                "days": 14,
+            }
+        )
+        .last_pk
+    )
+    loaded_db["assignments"].insert(
+        {"subject_id": subject, "person_id": ids(loaded_db, "people")["韩冰"], "position": 0}
+    )
+    later = at(0, 5, dt.date(2026, 3, 3))
+    sink = Sink(loaded_db, later)
+    assert jobs.release(loaded_db, Config(), sink, later) == 2
+    assert sorted(person for person, *_ in sink.sent) == ["陈志刚", "韩冰"]
+    assert all("赵敏" in text for _, _, text, _ in sink.sent)
+
+
 def test_release_catches_up_every_ended_period(loaded_db: sqlite_utils.Database) -> None:
     # ten days late: 何平 (last day 3/1), 杨桂芳 and 袁浩 (3/7), 高远 and 唐伟 and 彭涛 (3/8)
     when = at(0, 5, dt.date(2026, 3, 9))

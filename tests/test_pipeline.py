@@ -278,3 +278,13 @@ def test_never_crashes(chat: Chat, text: str) -> None:
     handled = chat("lianghong", text)
     assert handled.outcome != "error"
     assert handled.reply
+
+
+def test_bulk_with_everyone_reported_still_answers(chat: Chat) -> None:
+    chat("lianghong", "全部正常")
+    assert chat("lianghong", "全部正常").reply == "早间已全部上报，未作更改。"
+
+
+def test_a_correction_with_nothing_to_correct_says_recorded(chat: Chat) -> None:
+    reply = chat("lianghong", "更正 张三 36.4").reply
+    assert reply.startswith("已记录（3月2日早）") and "已更正" not in reply

@@ -258,3 +258,17 @@ def test_tick_reads_the_clock_and_runs(db_path: Path) -> None:
         }
     finally:
         db.close()
+
+
+def test_a_job_that_failed_before_a_later_one_ran_is_retried(
+    loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner.jobs, "release", broken)
+    done = run_due(loaded_db, Config(), at(8))
+    assert [(r.job, r.outcome) for r in done] == [("release", "failed"), ("prompt:morning", "ran")]
+    monkeypatch.undo()
+    done = run_due(loaded_db, Config(), at(8, 10))
+    assert [(r.job, r.outcome) for r in done] == [("release", "ran")]
