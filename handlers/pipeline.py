@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.context import Context
 from handlers.commands import Turn, UserError, find_command
-from handlers.reports import apply_report, plan_report
+from handlers.reports import apply_reports, plan_report
 from storage.db import transaction
 from storage.inbox import DuplicateMessage, find_inbound, finish_inbound, store_inbound
 from storage.invites import BindError, redeem_invite
@@ -253,7 +253,7 @@ def _decide(ctx: Context, message: Incoming) -> Step:
 
     def report(inbox_id: int) -> Answer:
         turn.inbox_id = inbox_id
-        return (*apply_report(turn, plan), person)
+        return (*apply_reports(turn, plan), person)
 
     return report
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from handlers.alerts import alerts_for_contact
 from handlers.commands import Turn
 from handlers.parser import Entry, ParseResult, Problem, parse_reply
+from handlers.slots import split_by_slot
 from storage.contacts import NewContact, contacts_on, record_contacts
 from storage.roster_cache import cached_member_subjects, cached_village_subjects
 
@@ -61,8 +62,9 @@ class ReportPlan:
     by_name: dict[str, dict]
 
 
-def plan_report(turn: Turn) -> ReportPlan | tuple[str, str]:
-    """Parse the report against the member's subjects (reads only); an answer if nothing to do."""
+def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
+    """Parse the report against the member's subjects (reads only), one plan per slot the
+    message speaks of; an answer instead when there is nothing to record."""
     db = turn.ctx.db
     day = monitoring_day(turn.at)
     own = cached_member_subjects(db, turn.person["id"], day)
@@ -70,25 +72,38 @@ def plan_report(turn: Turn) -> ReportPlan | tuple[str, str]:
     others = [
         s for s in cached_village_subjects(db, turn.person["unit"], day) if s["id"] not in own_ids
     ]
-    result = parse_reply(
-        turn.text,
-        [s["name"] for s in own],
-        turn.at,
-        others=[s["name"] for s in others],
-        fever_threshold=turn.ctx.config.fever_threshold,
-    )
-    if not result.entries and not result.problems:
+    plans = []
+    for part in split_by_slot(turn.text):
+        result = parse_reply(
+            part,
+            [s["name"] for s in own],
+            turn.at,
+            others=[s["name"] for s in others],
+            fever_threshold=turn.ctx.config.fever_threshold,
+        )
+        if not result.entries and not result.problems:
+            continue
+        part_own = own
+        if result.entries and result.date != day:
+            # the parser moved the report to another day (an explicit slot after midnight)
+            part_own = cached_member_subjects(db, turn.person["id"], result.date)
+        by_name = {s["name"]: s for s in others}
+        by_name.update({s["name"]: s for s in part_own})
+        plans.append(ReportPlan(result, part_own, by_name))
+    if not plans:
         from handlers.commands import help_text
 
         if not own:
             return "help", "您今天没有需要联系的监测对象。发送“帮助”查看用法。"
         return "help", help_text(turn.roles, unknown=turn.text)
-    if result.entries and result.date != day:
-        # the parser moved the report to another day (an explicit slot after midnight)
-        own = cached_member_subjects(db, turn.person["id"], result.date)
-    by_name = {s["name"]: s for s in others}
-    by_name.update({s["name"]: s for s in own})
-    return ReportPlan(result, own, by_name)
+    return plans
+
+
+def apply_reports(turn: Turn, plans: list[ReportPlan]) -> tuple[str, str]:
+    """Apply each slot's plan; one reply for the whole message."""
+    answers = [apply_report(turn, plan) for plan in plans]
+    outcome = "problem" if any(outcome == "problem" for outcome, _ in answers) else "ok"
+    return outcome, "\n".join(reply for _, reply in answers)
 
 
 def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:

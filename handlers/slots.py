@@ -50,3 +50,23 @@ def explicit_date(at: datetime.datetime) -> datetime.date:
     if at.hour < 5:
         return at.date() - datetime.timedelta(days=1)
     return at.date()
+
+
+def split_by_slot(text: str) -> list[str]:
+    """A message whose lines carry markers of different slots (早：… / 中：…), or unmarked lines
+    before a marked one, as one part per group: a marker speaks for its own lines, the lines
+    before the first marker go by the message time. Anything else, one part: the message."""
+    parts: list[list[str]] = [[]]
+    slots = set()
+    for line in text.splitlines():
+        marker = MARKER.match(line)
+        if marker and marker["m"]:
+            slots.add(marker_slot(marker["m"]))
+            if parts[-1]:
+                parts.append([])
+        parts[-1].append(line)
+    head = next((line for line in parts[0] if line.strip()), "")
+    unmarked_head = len(parts) > 1 and bool(head) and not MARKER.match(head)
+    if len(slots) < 2 and not unmarked_head:
+        return [text]
+    return ["\n".join(lines) for lines in parts if any(line.strip() for line in lines)]

@@ -223,7 +223,7 @@ def test_a_failure_keeps_the_raw_message(
     def broken(turn: object, plan: object) -> tuple[str, str]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(handlers.pipeline, "apply_report", broken)
+    monkeypatch.setattr(handlers.pipeline, "apply_reports", broken)
     handled = chat("lianghong", "张三 36.5")
     assert handled.reply == ERROR_REPLY
     row = next(loaded_db.query("SELECT * FROM inbox"))
@@ -288,3 +288,26 @@ def test_bulk_with_everyone_reported_still_answers(chat: Chat) -> None:
 def test_a_correction_with_nothing_to_correct_says_recorded(chat: Chat) -> None:
     reply = chat("lianghong", "更正 张三 36.4").reply
     assert reply.startswith("已记录（3月2日早）") and "已更正" not in reply
+
+
+def test_lines_marked_for_different_slots_go_to_their_slots(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    """早：… and 中：… in one message (a late morning report sent with the noon one)."""
+    reply = chat(
+        "lianghong",
+        "早：张三36.5 李四 36.6\n中：张三36.8 李四 36.7",
+        at=MORNING.replace(hour=12, minute=30),
+    ).reply
+    assert "已记录（3月2日早）" in reply and "已记录（3月2日中）" in reply
+    assert current(loaded_db, "张三", "morning")["temperature"] == 36.5
+    assert current(loaded_db, "张三", "noon")["temperature"] == 36.8
+    assert current(loaded_db, "李四", "noon")["temperature"] == 36.7
+
+
+def test_an_unmarked_line_before_a_marked_one_keeps_the_message_time(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    chat("lianghong", "张三 36.9\n补报早上：李四 36.6", at=MORNING.replace(hour=12, minute=30))
+    assert current(loaded_db, "张三", "noon")["temperature"] == 36.9
+    assert current(loaded_db, "李四", "morning")["temperature"] == 36.6

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from handlers.slots import MARKER, explicit_date, marker_slot, slot_from_time
+from handlers.slots import MARKER, explicit_date, marker_slot, slot_from_time, split_by_slot
 
 DAY = datetime.date(2026, 3, 2)
 
@@ -64,3 +64,29 @@ def test_marker(line: str, slot: str) -> None:
 @pytest.mark.parametrize("line", ["张三今天早上36.5", "你好", "36.5", "", "晚点再报", "中间"])
 def test_no_marker(line: str) -> None:
     assert MARKER.match(line) is None
+
+
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ("张三 36.5，李四36.6", ["张三 36.5，李四36.6"]),
+        ("早：张三 36.5\n李四 36.6", ["早：张三 36.5\n李四 36.6"]),
+        ("早：张三\n早：李四 36.6", ["早：张三\n早：李四 36.6"]),
+        ("早：张三36.5\n中：张三36.8", ["早：张三36.5", "中：张三36.8"]),
+        ("张三 36.9\n补报早上：李四 36.6", ["张三 36.9", "补报早上：李四 36.6"]),
+        (
+            "晚：王五 36.7\n\n早：张三 36.5\n李四 36.6",
+            ["晚：王五 36.7\n", "早：张三 36.5\n李四 36.6"],
+        ),
+    ],
+    ids=[
+        "one-line",
+        "one-marker",
+        "same-slot-twice",
+        "two-slots",
+        "unmarked-then-marked",
+        "two-slots-blank-line",
+    ],
+)
+def test_split_by_slot(text: str, parts: list[str]) -> None:
+    assert split_by_slot(text) == parts
