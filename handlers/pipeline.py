@@ -22,7 +22,6 @@ from storage.roster_cache import cached_person
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
-STALE_AFTER = dt.timedelta(seconds=5)  # WeChat's callback window; later, the first try died
 UNBOUND_REPLY = "您还未绑定身份，请向管理员索取绑定码后发送“绑定 123456”（6位数字）完成绑定。"
 ERROR_REPLY = "系统暂时出错，您的消息已保存，我们会尽快处理；如有急事请直接电话联系村书记。"
 _BIND = re.compile(r"^\s*绑定\s*[:：]?\s*(\d{6})\s*$")
@@ -63,8 +62,7 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
     acknowledged before the commit, so a crash before it leaves WeChat retrying.
     """
     seen = find_inbound(ctx.db, message.dedup_key)
-    if seen is not None and not _reclaim(ctx, seen, message):
-        # WeChat retries: same answer, nothing recorded again
+    if seen is not None:  # WeChat retries: same answer, nothing recorded again
         return Handled(seen["reply"] or "", seen["id"], "duplicate", duplicate=True)
     try:
         act = _decide(ctx, message)
@@ -72,7 +70,7 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
         act = _raise(error)
     try:
         with transaction(ctx.db):
-            inbox_id = seen["id"] if seen is not None else _store(ctx, message)
+            inbox_id = _store(ctx, message)
             outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
             finish_inbound(
                 ctx.db,
@@ -88,8 +86,6 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
         existing = raced.existing
         return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
     except sqlite3.Error as error:
-        if seen is not None:
-            raise
         return _keep_raw(ctx, message, error, reply_status)
     return Handled(reply, inbox_id, outcome)
 
@@ -174,28 +170,6 @@ def _raise(error: Exception) -> Step:
         raise error
 
     return step
-
-
-def _reclaim(ctx: Context, existing: dict, message: Incoming) -> bool:
-    """Take over a stored message whose handling never finished (the worker died after the
-    raw row was committed). Only a retry that comes after WeChat's 5 s window may, and only
-    one: the compare-and-set on received_at lets a single retry win."""
-    if existing["outcome"] != "received":
-        return False
-    stored = dt.datetime.fromisoformat(existing["received_at"])
-    if message.received_at - stored < STALE_AFTER:
-        return False  # still being handled by the first delivery
-    with transaction(ctx.db):
-        claimed = ctx.db.execute(
-            "UPDATE inbox SET received_at = ? WHERE id = ? AND outcome = 'received'"
-            " AND received_at = ?",
-            [
-                message.received_at.isoformat(timespec="seconds"),
-                existing["id"],
-                existing["received_at"],
-            ],
-        ).rowcount
-    return claimed == 1
 
 
 def _answer(outcome: str, reply: str, person: dict | None) -> Step:
