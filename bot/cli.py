@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from bot.cli_common import common_options, day_option, print_json, time_option
+from bot.cli_common import at_option, common_options, day_option, print_json, time_option
 from bot.clock import now as clock_now
-from bot.clock import parse_time
 from bot.config import ConfigError, load_config
 from bot.context import Context
 
@@ -272,12 +271,7 @@ def demo(
     config = dataclasses.replace(
         config, channel=ChannelSettings(), public_url=public_url.rstrip("/")
     )
-    at = clock_now(config.tz)
-    if at_text:
-        try:
-            at = parse_time(at_text, config.tz)
-        except ValueError:
-            raise click.BadParameter(f"{at_text!r} is not an ISO time", param_hint="--at") from None
+    at = at_option(at_text, config.tz)
     try:
         summary = build_demo(Path(db_path), config, at, days=days)
     except DemoError as error:
@@ -350,12 +344,7 @@ def parse(
         return
     if text is None:
         raise click.UsageError("give TEXT to parse, or --batch FILE.jsonl")
-    at = clock_now(config.tz)
-    if at_text:
-        try:
-            at = parse_time(at_text, config.tz)
-        except ValueError:
-            raise click.BadParameter(f"{at_text!r} is not an ISO time", param_hint="--at") from None
+    at = at_option(at_text, config.tz)
     name_list = [n.strip() for n in (names or "").replace("，", ",").split(",") if n.strip()]
     result = parse_reply(text, name_list, at, fever_threshold=config.fever_threshold)
     if as_json:

@@ -64,12 +64,19 @@ def _database_problem(path: str, error: sqlite3.Error) -> str:
 
 
 def time_option(value: str | None, ctx: Context) -> dt.datetime:
+    return at_option(value, ctx.config.tz)
+
+
+def at_option(value: str | None, tz: dt.tzinfo) -> dt.datetime:
+    """An --at / --since time in the configured zone; now when not given."""
     if value is None:
-        return clock_now(ctx.config.tz)
+        return clock_now(tz)
     try:
-        return parse_time(value, ctx.config.tz)
+        return parse_time(value, tz)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO time like 2026-03-02T08:30") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO time like 2026-03-02T08:30", param_hint="--at"
+        ) from None
 
 
 def day_option(value: str | None, ctx: Context) -> dt.date:
