@@ -220,3 +220,44 @@ def test_two_processes_share_one_token(
     outputs = [proc.communicate(timeout=30)[0].strip() for proc in procs]
     assert outputs == ["SHARED", "SHARED"]
     assert len(fetched) == 1
+
+
+def test_a_slow_token_fetch_does_not_hold_up_the_database(
+    httpserver: HTTPServer, db: sqlite_utils.Database, db_path: Path, clock: Clock
+) -> None:
+    """While one process waits on the token endpoint, messages keep being written."""
+    import threading
+
+    from storage.db import connect, transaction
+
+    release = threading.Event()
+
+    def gettoken(request: object) -> object:
+        from werkzeug import Response
+
+        release.wait(10)
+        return Response('{"errcode":0,"access_token":"SLOW","expires_in":7200}')
+
+    httpserver.expect_request("/cgi-bin/gettoken").respond_with_handler(gettoken)
+    settings = ChannelSettings(**{**WORK.__dict__, "api_base": httpserver.url_for("")})
+    fetching = threading.Thread(target=lambda: ApiClient(settings, clock=clock).token(db))
+    fetching.start()
+    wrote = threading.Event()
+
+    def write() -> None:
+        other = connect(db_path)
+        try:
+            with transaction(other):
+                other.execute("INSERT INTO settings (key, value) VALUES ('probe', '1')")
+            wrote.set()
+        finally:
+            other.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(5)
+    written = wrote.is_set()
+    release.set()
+    fetching.join(10)
+    writer.join(10)
+    assert written, "a write waited for the token fetch"

@@ -7,9 +7,13 @@ record each attempt in the outbox.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,15 +112,18 @@ class ApiClient:
         cached = self._cached(db)
         if cached is not None:
             return cached
-        with transaction(db):  # BEGIN IMMEDIATE: other processes wait, then find it fresh
-            cached = self._cached(db)
+        # a lock of its own, not the database's write lock: a slow token endpoint must not
+        # hold up every inbound message while one process fetches
+        with refresh_lock(db):
+            cached = self._cached(db)  # another process may have refreshed it meanwhile
             if cached is not None:
                 return cached
             value, lifetime = self._fetch_token()
-            db.execute(
-                "INSERT OR REPLACE INTO tokens (name, value, expires_at) VALUES (?, ?, ?)",
-                [self.token_name, value, self.clock() + lifetime],
-            )
+            with transaction(db):
+                db.execute(
+                    "INSERT OR REPLACE INTO tokens (name, value, expires_at) VALUES (?, ?, ?)",
+                    [self.token_name, value, self.clock() + lifetime],
+                )
         return value
 
     def forget_token(self, db: sqlite_utils.Database, value: str) -> None:
@@ -176,3 +183,22 @@ class ApiClient:
         if not isinstance(data, dict):
             raise ApiError(NETWORK, "the answer is not a JSON object")
         return data
+
+
+_memory_refresh = threading.Lock()
+
+
+@contextmanager
+def refresh_lock(db: sqlite_utils.Database) -> Iterator[None]:
+    """Exclusive across processes and threads: a flock on `<db>-token.lock`."""
+    path = getattr(db, "path_key", "")
+    if not path or path.startswith(":memory:"):
+        with _memory_refresh:
+            yield
+        return
+    fd = os.open(f"{path}-token.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
