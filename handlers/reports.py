@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 from handlers.alerts import alerts_for_contact
 from handlers.commands import Turn
@@ -33,6 +34,11 @@ def describe(entry: Entry) -> str:
     return " ".join(parts)
 
 
+def _namesakes(candidates: tuple[str, ...]) -> bool:
+    """Candidates that are one name with different addresses (see _namesakes_asked)."""
+    return len(candidates) > 1 and len({c.split("（")[0] for c in candidates}) == 1
+
+
 def problem_question(problem: Problem, own_names: list[str]) -> str:
     yours = "、".join(own_names) or "（无）"
     if problem.reason == "unknown_name":
@@ -40,6 +46,12 @@ def problem_question(problem: Problem, own_names: list[str]) -> str:
         return (
             f"“{problem.text}”中的姓名不在您的名单中{guess}您负责：{yours}。"
             f"请用名单上的姓名重发，例如：{own_names[0] if own_names else '张三'} 36.5 正常"
+        )
+    if problem.reason == "ambiguous_name" and _namesakes(problem.candidates):
+        options = "、".join(problem.candidates)
+        return (
+            f"您负责的人中有同名：{options}，系统无法区分。"
+            "请联系书记在名单中区分姓名（例如：张三大、张三小）后再报。"
         )
     if problem.reason == "ambiguous_name":
         options = "、".join(problem.candidates)
@@ -87,6 +99,7 @@ def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
         if result.entries and result.date != day:
             # the parser moved the report to another day (an explicit slot after midnight)
             part_own = cached_member_subjects(db, turn.person["id"], result.date)
+        result = _namesakes_asked(result, part_own)
         by_name = {s["name"]: s for s in others}
         by_name.update({s["name"]: s for s in part_own})
         plans.append(ReportPlan(result, part_own, by_name))
@@ -97,6 +110,26 @@ def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
             return "help", "您今天没有需要联系的监测对象。发送“帮助”查看用法。"
         return "help", help_text(turn.roles, unknown=turn.text)
     return plans
+
+
+def _namesakes_asked(result: ParseResult, own: list[dict]) -> ParseResult:
+    """Two of the member's subjects share a name: a report for it is asked back, with their
+    addresses, instead of landing on one of them."""
+    counts = Counter(s["name"] for s in own)
+    if all(count == 1 for count in counts.values()):
+        return result
+    keep, asked = [], list(result.problems)
+    for entry in result.entries:
+        if counts[entry.name] > 1:
+            where = tuple(
+                f"{s['name']}（{s['address'] or s['unit']}）"
+                for s in own
+                if s["name"] == entry.name
+            )
+            asked.append(Problem(entry.typed, "ambiguous_name", where))
+        else:
+            keep.append(entry)
+    return replace(result, entries=tuple(keep), problems=tuple(asked))
 
 
 def apply_reports(turn: Turn, plans: list[ReportPlan]) -> tuple[str, str]:
