@@ -88,7 +88,8 @@ def outbox_rows(db: sqlite_utils.Database, since: dt.datetime | None = None) -> 
     """Full outbox rows from `since` on, oldest first."""
     where, params = "", []
     if since is not None:
-        where, params = "WHERE at >= ?", [since.isoformat(timespec="seconds")]
+        # julianday() compares in UTC: the offsets may differ across a DST change
+        where, params = "WHERE julianday(at) >= julianday(?)", [since.isoformat(timespec="seconds")]
     return fetch_all(db, f"SELECT * FROM outbox {where} ORDER BY at, id", params)
 
 

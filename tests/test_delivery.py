@@ -70,3 +70,21 @@ def test_a_claim_left_by_a_dead_round_is_taken_again_after_the_lease(
     assert deliver_pending(loaded_db, SlowChannel(sent), NOW + dt.timedelta(minutes=1)) == 0
     assert deliver_pending(loaded_db, SlowChannel(sent), NOW + LEASE) == 2
     assert sent == ids
+
+
+def test_due_times_compare_across_a_daylight_saving_change(
+    loaded_db: sqlite_utils.Database,
+) -> None:
+    """Europe/Berlin falls back at 03:00 CEST: 02:30+02:00 is before 02:10+01:00, though the
+    strings sort the other way; the message is due."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    queued = dt.datetime(2026, 10, 25, 0, 30, tzinfo=dt.UTC).astimezone(berlin)
+    assert queued.isoformat() == "2026-10-25T02:30:00+02:00"
+    person = next(loaded_db.query("SELECT * FROM people WHERE name = '陈志刚'"))
+    queue_message(loaded_db, at=queued, person=person, kind="digest", text="汇总")
+    now = dt.datetime(2026, 10, 25, 1, 10, tzinfo=dt.UTC).astimezone(berlin)
+    assert now.isoformat() == "2026-10-25T02:10:00+01:00"
+    sent: list[int] = []
+    assert deliver_pending(loaded_db, SlowChannel(sent), now) == 1

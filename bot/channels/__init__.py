@@ -65,7 +65,8 @@ def claim(db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> list
             row[0]
             for row in conn.execute(
                 f"UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id IN ({marks})"
-                " AND (status = 'queued' OR (status = 'sending' AND next_attempt_at <= ?))"
+                " AND (status = 'queued' OR (status = 'sending'"
+                " AND julianday(next_attempt_at) <= julianday(?)))"
                 " RETURNING id",
                 [lease, *(row["id"] for row in rows), stamp],
             )
@@ -95,7 +96,9 @@ def deliver_pending(
     """Deliver queued rows whose time has come; returns how many were handed to the channel."""
     rows = fetch_all(
         db,
-        "SELECT * FROM outbox WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?"
+        # julianday() reads the offsets: times stored before and after a DST change compare
+        "SELECT * FROM outbox WHERE status IN ('queued', 'sending')"
+        " AND julianday(next_attempt_at) <= julianday(?)"
         " ORDER BY id LIMIT ?",
         [now.isoformat(timespec="seconds"), limit],
     )
