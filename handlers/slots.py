@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import unicodedata
 
 SLOTS = ("morning", "noon", "evening")
 
@@ -59,14 +60,17 @@ def split_by_slot(text: str) -> list[str]:
     parts: list[list[str]] = [[]]
     slots = set()
     for line in text.splitlines():
-        marker = MARKER.match(line)
+        # markers are matched the way the parser sees them: full-width forms folded
+        marker = MARKER.match(unicodedata.normalize("NFKC", line))
         if marker and marker["m"]:
             slots.add(marker_slot(marker["m"]))
             if parts[-1]:
                 parts.append([])
         parts[-1].append(line)
     head = next((line for line in parts[0] if line.strip()), "")
-    unmarked_head = len(parts) > 1 and bool(head) and not MARKER.match(head)
+    unmarked_head = (
+        len(parts) > 1 and bool(head) and not MARKER.match(unicodedata.normalize("NFKC", head))
+    )
     if len(slots) < 2 and not unmarked_head:
         return [text]
     return ["\n".join(lines) for lines in parts if any(line.strip() for line in lines)]

@@ -193,3 +193,14 @@ def test_bulk_sends_move_off_the_half_hour_mark(
         assert AT + dt.timedelta(minutes=1) <= moved < AT + dt.timedelta(minutes=5)
     deliver_pending(db, channel, dt.datetime.fromisoformat(later[-1]))
     assert len(fake.sent(SEND)) == 2 and {row[1] for row in outbox(db)} == {"sent"}
+
+
+def test_a_text_too_long_for_a_minute_fails_visibly(
+    channel: WorkChannel, fake: FakeWeChat, db: sqlite_utils.Database
+) -> None:
+    """More parts than WeCom takes from one person in a minute: never held forever."""
+    queue(db, "liumin", "\n".join(f"第{n}行 " + "未报" * 300 for n in range(60)))
+    deliver_pending(db, channel, AT)
+    assert fake.sent(SEND) == []
+    status, error = db.execute("SELECT status, error FROM outbox").fetchone()
+    assert status == "failed" and "too long: " in error

@@ -47,7 +47,9 @@ def channel_for(config: Config) -> Channel:
     return ConsoleChannel()
 
 
-LEASE = dt.timedelta(minutes=10)  # a round that died while sending is retried after this
+# a round that died while sending is retried after this; long enough that no living round
+# (up to 5,000 rows, each call with its own timeouts and backoff) outlasts its claim
+LEASE = dt.timedelta(hours=1)
 
 
 def claim(db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> list[dict]:
@@ -64,9 +66,10 @@ def claim(db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> list
         taken = {
             row[0]
             for row in conn.execute(
+                # due only: a row another round deferred (rate limit, spread, backoff) waits
                 f"UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id IN ({marks})"
-                " AND (status = 'queued' OR (status = 'sending'"
-                " AND julianday(next_attempt_at) <= julianday(?)))"
+                " AND status IN ('queued', 'sending')"
+                " AND julianday(next_attempt_at) <= julianday(?)"
                 " RETURNING id",
                 [lease, *(row["id"] for row in rows), stamp],
             )

@@ -44,6 +44,13 @@ class WorkChannel:
                 record(db, group, now, status="queued", next_attempt_at=later)
                 continue
             chunks = split_text(text)
+            if len(chunks) > PER_MEMBER_PER_MINUTE:  # could never fit a minute's allowance
+                note = (
+                    f"too long: {len(chunks)} parts, more than WeCom's"
+                    f" {PER_MEMBER_PER_MINUTE} messages a minute to one person"
+                )
+                record(db, group, now, status="failed", note=note)
+                continue
             ready, held = [], []
             for row in group:
                 if left.get(row["recipient"], PER_MEMBER_PER_MINUTE) >= len(chunks):
