@@ -20,7 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.clock import now as clock_now
 from bot.config import SLOTS, Config
-from schedules.runner import deliver_all, run_due
+from schedules.runner import run_due
 from storage.db import open_db
 
 log = logging.getLogger("gridwatch.schedule")
@@ -70,17 +70,6 @@ def tick(db_path: str | os.PathLike[str], config: Config) -> None:
         db.conn.close()
 
 
-def deliver(db_path: str | os.PathLike[str], config: Config) -> None:
-    """Every minute: send what waits in the outbox (retries, rate-limited and spread sends)."""
-    db = open_db(db_path)
-    try:
-        deliver_all(db, config, clock_now(config.tz))
-    except Exception:
-        log.exception("outbox delivery failed")
-    finally:
-        db.conn.close()
-
-
 def start_scheduler(db_path: str | os.PathLike[str], config: Config) -> BackgroundScheduler | None:
     """Start the one scheduler of this database, or return None if another process runs it."""
     handle = take_lock(lock_path(db_path))
@@ -106,11 +95,13 @@ def start_scheduler(db_path: str | os.PathLike[str], config: Config) -> Backgrou
             id=f"tick-{hour:02d}{minute:02d}",
             **extra,
         )
+    # every minute as well: a job that failed is retried while still within its grace, and
+    # the outbox's deferred and retried messages go out (run_due delivers after the jobs)
     scheduler.add_job(
-        deliver,
+        tick,
         IntervalTrigger(minutes=1, timezone=config.tz),
         args=[str(db_path), config],
-        id="deliver",
+        id="every-minute",
     )
     scheduler.start()
     _locks[id(scheduler)] = handle
