@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from handlers.alerts import alerts_for_contact
@@ -72,37 +73,43 @@ class ReportPlan:
     result: ParseResult
     own: list[dict]
     by_name: dict[str, dict]
+    # the member's subjects that share a name: 全部正常 covers each of them
+    namesakes: dict[str, list[dict]]
 
 
 def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
     """Parse the report against the member's subjects (reads only), one plan per slot the
     message speaks of; an answer instead when there is nothing to record."""
     db = turn.ctx.db
-    day = monitoring_day(turn.at)
-    own = cached_member_subjects(db, turn.person["id"], day)
+    own = cached_member_subjects(db, turn.person["id"], monitoring_day(turn.at))
     own_ids = {s["id"] for s in own}
     others = [
-        s for s in cached_village_subjects(db, turn.person["unit"], day) if s["id"] not in own_ids
+        s
+        for s in cached_village_subjects(db, turn.person["unit"], monitoring_day(turn.at))
+        if s["id"] not in own_ids
     ]
-    plans = []
-    for part in split_by_slot(turn.text):
-        result = parse_reply(
-            part,
+
+    def parse(text: str) -> ParseResult:
+        return parse_reply(
+            text,
             [s["name"] for s in own],
             turn.at,
             others=[s["name"] for s in others],
             fever_threshold=turn.ctx.config.fever_threshold,
         )
-        if not result.entries and not result.problems:
-            continue
-        part_own = own
-        if result.entries and result.date != day:
-            # the parser moved the report to another day (an explicit slot after midnight)
-            part_own = cached_member_subjects(db, turn.person["id"], result.date)
-        result = _namesakes_asked(result, part_own)
-        by_name = {s["name"]: s for s in others}
-        by_name.update({s["name"]: s for s in part_own})
-        plans.append(ReportPlan(result, part_own, by_name))
+
+    parts = split_by_slot(turn.text)
+    results = [parse(part) for part in parts]
+    if len(parts) > 1:
+        results = _one_per_slot(parts, results, parse)
+    by_name = {s["name"]: s for s in others}
+    by_name.update({s["name"]: s for s in own})
+    namesakes = _same_name(own)
+    plans = [
+        ReportPlan(_namesakes_asked(result, own, others), own, by_name, namesakes)
+        for result in results
+        if result.entries or result.problems
+    ]
     if not plans:
         from handlers.commands import help_text
 
@@ -112,20 +119,41 @@ def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
     return plans
 
 
-def _namesakes_asked(result: ParseResult, own: list[dict]) -> ParseResult:
-    """Two of the member's subjects share a name: a report for it is asked back, with their
-    addresses, instead of landing on one of them."""
-    counts = Counter(s["name"] for s in own)
-    if all(count == 1 for count in counts.values()):
+def _one_per_slot(
+    parts: list[str], results: list[ParseResult], parse: Callable[[str], ParseResult]
+) -> list[ParseResult]:
+    """Parts that land in the same slot are read as one text (so 全部正常 in one covers only
+    who the others did not name); a leading 更正 speaks for every part."""
+    grouped: dict[tuple, list[str]] = {}
+    for part, result in zip(parts, results, strict=True):
+        grouped.setdefault((result.date, result.slot), []).append(part)
+    merged = [parse("\n".join(texts)) for texts in grouped.values()]
+    if results[0].correction:
+        merged = [replace(result, correction=True) for result in merged]
+    return merged
+
+
+def _same_name(subjects: list[dict]) -> dict[str, list[dict]]:
+    counts = Counter(s["name"] for s in subjects)
+    return {
+        name: [s for s in subjects if s["name"] == name]
+        for name, count in counts.items()
+        if count > 1
+    }
+
+
+def _namesakes_asked(result: ParseResult, own: list[dict], others: list[dict]) -> ParseResult:
+    """A name shared by two of the subjects it could mean (the member's own, or for a cover
+    report the village's others) is asked back with where each lives, never guessed.
+    全部正常 is not asked: it covers every namesake."""
+    mine, theirs = _same_name(own), _same_name(others)
+    if not mine and not theirs:
         return result
     keep, asked = [], list(result.problems)
     for entry in result.entries:
-        if counts[entry.name] > 1:
-            where = tuple(
-                f"{s['name']}（{s['address'] or s['unit']}）"
-                for s in own
-                if s["name"] == entry.name
-            )
+        same = (mine if entry.assigned else theirs).get(entry.name)
+        if same and not entry.bulk:
+            where = tuple(f"{s['name']}（{s.get('address') or s['unit']}）" for s in same)
             asked.append(Problem(entry.typed, "ambiguous_name", where))
         else:
             keep.append(entry)
@@ -148,15 +176,18 @@ def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
     reported = contacts_on(db, {*mentioned, *(s["id"] for s in plan.own)}, result.date)
     new, entries = [], []
     for entry in result.entries:
-        subject = by_name.get(entry.name)
-        if subject is None:
-            continue
+        subjects = plan.namesakes.get(entry.name) if entry.bulk else None
+        if subjects is None:
+            subjects = [by_name[entry.name]] if entry.name in by_name else []
         note = entry.note if entry.assigned else " ".join(p for p in (entry.note, COVER_NOTE) if p)
-        previous = reported.get((subject["id"], result.slot))
-        if entry.bulk and previous is not None:
-            continue  # 全部正常 covers the rest; it never overwrites a report already in
-        new.append(NewContact(subject["id"], entry.temperature, entry.status, entry.symptoms, note))
-        entries.append((entry, subject, previous))
+        for subject in subjects:
+            previous = reported.get((subject["id"], result.slot))
+            if entry.bulk and previous is not None:
+                continue  # 全部正常 covers the rest; it never overwrites a report already in
+            new.append(
+                NewContact(subject["id"], entry.temperature, entry.status, entry.symptoms, note)
+            )
+            entries.append((entry, subject, previous))
     record_contacts(
         db,
         new,

@@ -339,3 +339,54 @@ def test_two_subjects_of_one_member_with_the_same_name_are_asked_back(
     assert "系统无法区分" in handled.reply
     assert current(loaded_db, "李四")["temperature"] == 36.5
     assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 1
+
+
+def second_zhang_san(db: sqlite_utils.Database, member: str = "梁红") -> None:
+    other = (
+        db["subjects"]
+        .insert(
+            {
+                "name": "张三",
+                "category": "外地返回人员",
+                "unit": "HX02",
+                "address": "河西村4组9号",
+                "start_date": "2026-03-01",
+                "days": 14,
+            }
+        )
+        .last_pk
+    )
+    person = next(db.query("SELECT id FROM people WHERE name = ?", [member]))["id"]
+    db["assignments"].insert({"subject_id": other, "person_id": person, "position": 0})
+
+
+def test_all_normal_covers_both_namesakes(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
+    second_zhang_san(loaded_db)
+    handled = chat("lianghong", "全部正常")
+    assert handled.outcome == "ok" and "本时段已全部上报" in handled.reply
+    assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 7
+
+
+def test_a_cover_report_for_a_name_two_village_subjects_share_is_asked_back(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    # a second 高远 in the village, 吴秀兰's; the first is 韩冰's; neither is 梁红's
+    second_zhang_san(loaded_db, member="吴秀兰")
+    loaded_db.execute("UPDATE subjects SET name = '高远' WHERE address = '河西村4组9号'")
+    handled = chat("lianghong", "高远 37.9 咳嗽")
+    assert handled.outcome == "problem" and "高远" in handled.reply
+    assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 0
+    assert alerts(loaded_db) == []
+
+
+def test_an_unmarked_line_and_a_marker_of_the_same_slot_read_as_one_message(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    chat("lianghong", "全部正常\n早：张三 37.8 咳嗽", at=MORNING.replace(minute=30))
+    rows = list(
+        loaded_db.query(
+            "SELECT c.status FROM contacts c JOIN subjects s ON s.id = c.subject_id"
+            " WHERE s.name = '张三'"
+        )
+    )
+    assert rows == [{"status": "abnormal"}]  # never a normal report that was not sent
