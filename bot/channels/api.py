@@ -192,11 +192,16 @@ _memory_refresh = threading.Lock()
 def refresh_lock(db: sqlite_utils.Database) -> Iterator[None]:
     """Exclusive across processes and threads: a flock on `<db>-token.lock`."""
     path = getattr(db, "path_key", "")
-    if not path or path.startswith(":memory:"):
+    fd = -1
+    if path and not path.startswith(":memory:"):
+        try:
+            fd = os.open(f"{path}-token.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only folder: one refresh at a time within this process
+            fd = -1
+    if fd < 0:
         with _memory_refresh:
             yield
         return
-    fd = os.open(f"{path}-token.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
