@@ -19,8 +19,16 @@ def default_db_path() -> str:
     return os.environ.get("GRIDWATCH_DB") or "gridwatch.db"
 
 
+MIN_SQLITE = (3, 35)  # UPDATE … RETURNING (outbox claims), generated columns
+
+
 def connect(path: str | os.PathLike[str]) -> sqlite_utils.Database:
     """Open a database file with the settings every process must share."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old: gridwatch needs "
+            f"{'.'.join(map(str, MIN_SQLITE))} or newer (Python's sqlite3 module)"
+        )
     conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 30000")
     conn.execute("PRAGMA foreign_keys = ON")
