@@ -348,13 +348,14 @@ def exactly_once(db_path: Path, msg_ids: set[int]) -> dict[str, int]:
         db.conn.close()
 
 
-def wait_until_handled(db_path: Path, seconds: float = 10) -> None:
-    """Let messages still being handled (a reply past the passive window) finish."""
+def wait_until_stored(db_path: Path, expected: int, seconds: float = 10) -> None:
+    """Wait until `expected` distinct messages are in the inbox: one whose reply missed the
+    passive window commits (with its handling) only when it is done."""
     deadline = time.monotonic() + seconds
     db = connect(db_path)
     try:
         while time.monotonic() < deadline:
-            if not db.execute("SELECT 1 FROM inbox WHERE outcome = 'received' LIMIT 1").fetchone():
+            if db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0] >= expected:
                 return
             time.sleep(0.1)
     finally:

@@ -25,7 +25,7 @@ from bench.harness import (
     reply_content,
     send_all,
     server_env,
-    wait_until_handled,
+    wait_until_stored,
     with_retries,
 )
 
@@ -50,7 +50,7 @@ def run() -> list[dict]:
                 started = time.perf_counter()
                 answers = send_all(url, sent, CLIENTS)
                 elapsed = time.perf_counter() - started
-                wait_until_handled(db_path)
+                wait_until_stored(db_path, len({post.msg_id for post in posts}))
         server_log = log_path.read_text()
         problems = exactly_once(db_path, {post.msg_id for post in posts})
     bad_status = sum(1 for a in answers if a.status != 200)

@@ -186,28 +186,23 @@ def _expand_body_pain() -> dict[str, str]:
 
 def _build_words() -> dict[str, tuple[str, str]]:
     words: dict[str, tuple[str, str]] = {}
-    for w in FILL_WORDS + FAMILY_WORDS:
-        words[w] = (FILL, w)
-    for w in LIST_WORDS:
-        words[w] = (LIST, w)
-    for w in POS_WORDS:
-        words[w] = (POS, w)
-    for w in NOTE_WORDS:
-        words[w] = (NOTE, w)
-    for w in QUANT_ALL_WORDS:
-        words[w] = (QUANT_ALL, w)
-    for w in QUANT_REST_WORDS:
-        words[w] = (QUANT_REST, w)
-    for w in NEG_WORDS:
-        words[w] = (NEG, w)
-    for w in UNWELL_WORDS:
-        words[w] = (UNWELL, w)
-    for w in NORMAL_WORDS:
-        words[w] = (NORMAL, w)
-    for w in ABSENT_WORDS:
-        words[w] = (ABSENT, w)
-    for w in UNREACH_WORDS:
-        words[w] = (UNREACH, w)
+    # later kinds win for a word listed twice: the order is the precedence
+    by_kind = (
+        (FILL, FILL_WORDS + FAMILY_WORDS),
+        (LIST, LIST_WORDS),
+        (POS, POS_WORDS),
+        (NOTE, NOTE_WORDS),
+        (QUANT_ALL, QUANT_ALL_WORDS),
+        (QUANT_REST, QUANT_REST_WORDS),
+        (NEG, NEG_WORDS),
+        (UNWELL, UNWELL_WORDS),
+        (NORMAL, NORMAL_WORDS),
+        (ABSENT, ABSENT_WORDS),
+        (UNREACH, UNREACH_WORDS),
+    )
+    for kind, kind_words in by_kind:
+        for w in kind_words:
+            words[w] = (kind, w)
     for w, canonical in _expand_body_pain().items():
         words[w] = (SYM, canonical)
     for canonical, synonyms in SYMPTOMS.items():

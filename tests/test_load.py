@@ -20,7 +20,7 @@ from bench.harness import (
     reply_content,
     send_all,
     server_env,
-    wait_until_handled,
+    wait_until_stored,
     with_retries,
 )
 from storage.db import connect
@@ -49,7 +49,7 @@ def test_morning_rush_is_stored_exactly_once_and_answered_in_time(tmp_path: Path
             started = time.perf_counter()
             answers = send_all(url, sent, CLIENTS)
             elapsed = time.perf_counter() - started
-            wait_until_handled(db_path)
+            wait_until_stored(db_path, len({post.msg_id for post in posts}))
     server_log = log_path.read_text()
 
     assert [a for a in answers if a.status != 200] == []

@@ -313,34 +313,6 @@ def test_an_unmarked_line_before_a_marked_one_keeps_the_message_time(
     assert current(loaded_db, "李四", "morning")["temperature"] == 36.6
 
 
-def test_two_subjects_of_one_member_with_the_same_name_are_asked_back(
-    chat: Chat, loaded_db: sqlite_utils.Database
-) -> None:
-    """A second 张三 (another grid) assigned to 梁红: a report for 张三 is not guessed."""
-    other = (
-        loaded_db["subjects"]
-        .insert(
-            {
-                "name": "张三",
-                "category": "外地返回人员",
-                "unit": "HX02",
-                "address": "河西村4组9号",
-                "start_date": "2026-03-01",
-                "days": 14,
-            }
-        )
-        .last_pk
-    )
-    member = next(loaded_db.query("SELECT id FROM people WHERE name = '梁红'"))["id"]
-    loaded_db["assignments"].insert({"subject_id": other, "person_id": member, "position": 0})
-    handled = chat("lianghong", "张三 37.9，李四 36.5")
-    assert handled.outcome == "problem"
-    assert "同名" in handled.reply and "河西村4组9号" in handled.reply
-    assert "系统无法区分" in handled.reply
-    assert current(loaded_db, "李四")["temperature"] == 36.5
-    assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 1
-
-
 def second_zhang_san(db: sqlite_utils.Database, member: str = "梁红") -> None:
     other = (
         db["subjects"]
@@ -358,6 +330,19 @@ def second_zhang_san(db: sqlite_utils.Database, member: str = "梁红") -> None:
     )
     person = next(db.query("SELECT id FROM people WHERE name = ?", [member]))["id"]
     db["assignments"].insert({"subject_id": other, "person_id": person, "position": 0})
+
+
+def test_two_subjects_of_one_member_with_the_same_name_are_asked_back(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    """A second 张三 (another grid) assigned to 梁红: a report for 张三 is not guessed."""
+    second_zhang_san(loaded_db)
+    handled = chat("lianghong", "张三 37.9，李四 36.5")
+    assert handled.outcome == "problem"
+    assert "同名" in handled.reply and "河西村4组9号" in handled.reply
+    assert "系统无法区分" in handled.reply
+    assert current(loaded_db, "李四")["temperature"] == 36.5
+    assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 1
 
 
 def test_all_normal_covers_both_namesakes(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
