@@ -511,15 +511,18 @@ def parse_reply(
     *,
     others: Sequence[str] = (),
     fever_threshold: float = 37.3,
+    index: NameIndex | None = None,
 ) -> ParseResult:
-    """Parse one message from a member whose active subjects are `names`."""
-    try:
-        index = name_index(tuple(names), tuple(others))
-    except TypeError:  # unhashable junk among the names
-        index = name_index(
-            tuple(n for n in names if isinstance(n, str)),
-            tuple(n for n in others if isinstance(n, str)),
-        )
+    """Parse one message from a member whose active subjects are `names` (`index`, when the
+    caller built it, is their NameIndex and `names` and `others` are not read)."""
+    if index is None:
+        try:
+            index = name_index(tuple(names), tuple(others))
+        except TypeError:  # unhashable junk among the names
+            index = name_index(
+                tuple(n for n in names if isinstance(n, str)),
+                tuple(n for n in others if isinstance(n, str)),
+            )
     if not isinstance(text, str):
         text = ""
     text = text[:MAX_CHARS]

@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 
 from handlers.alerts import alerts_for_contact
 from handlers.commands import Turn
+from handlers.names import NameIndex
 from handlers.parser import Entry, ParseResult, Problem, parse_reply
 from handlers.slots import split_by_slot
 from storage.contacts import NewContact, contacts_on, record_contacts
-from storage.roster_cache import cached_member_subjects, cached_village_subjects
+from storage.roster_cache import cached_member_subjects, cached_village
 
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
@@ -80,33 +81,36 @@ class ReportPlan:
 def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
     """Parse the report against the member's subjects (reads only), one plan per slot the
     message speaks of; an answer instead when there is nothing to record."""
-    db = turn.ctx.db
-    own = cached_member_subjects(db, turn.person["id"], monitoring_day(turn.at))
+    db, day, unit = turn.ctx.db, monitoring_day(turn.at), turn.person["unit"]
+    village = cached_village(db, unit, day)
+    own = cached_member_subjects(db, turn.person["id"], unit, day)
     own_ids = {s["id"] for s in own}
-    others = [
-        s
-        for s in cached_village_subjects(db, turn.person["unit"], monitoring_day(turn.at))
-        if s["id"] not in own_ids
-    ]
+    others = [s for s in village.rows if s["id"] not in own_ids]
+    own_names = tuple(s["name"] for s in own)
+    everyone = village.names
+    if not village.by_name.keys() >= set(own_names):  # a subject of another village
+        everyone = tuple(sorted({*everyone, *own_names}))
+    index = NameIndex(own_names, tuple(s["name"] for s in others), everyone)
 
     def parse(text: str) -> ParseResult:
         return parse_reply(
-            text,
-            [s["name"] for s in own],
-            turn.at,
-            others=[s["name"] for s in others],
-            fever_threshold=turn.ctx.config.fever_threshold,
+            text, own_names, turn.at, fever_threshold=turn.ctx.config.fever_threshold, index=index
         )
 
     parts = split_by_slot(turn.text)
     results = [parse(part) for part in parts]
     if len(parts) > 1:
         results = _one_per_slot(parts, results, parse)
-    by_name = {s["name"]: s for s in others}
+    by_name = dict(village.by_name)
     by_name.update({s["name"]: s for s in own})
     namesakes = _same_name(own)
+    theirs = {
+        name: same
+        for name, rows in village.namesakes.items()
+        if len(same := [s for s in rows if s["id"] not in own_ids]) > 1
+    }
     plans = [
-        ReportPlan(_namesakes_asked(result, own, others), own, by_name, namesakes)
+        ReportPlan(_namesakes_asked(result, namesakes, theirs), own, by_name, namesakes)
         for result in results
         if result.entries or result.problems
     ]
@@ -142,11 +146,12 @@ def _same_name(subjects: list[dict]) -> dict[str, list[dict]]:
     }
 
 
-def _namesakes_asked(result: ParseResult, own: list[dict], others: list[dict]) -> ParseResult:
-    """A name shared by two of the subjects it could mean (the member's own, or for a cover
-    report the village's others) is asked back with where each lives, never guessed.
-    全部正常 is not asked: it covers every namesake."""
-    mine, theirs = _same_name(own), _same_name(others)
+def _namesakes_asked(
+    result: ParseResult, mine: dict[str, list[dict]], theirs: dict[str, list[dict]]
+) -> ParseResult:
+    """A name shared by two of the subjects it could mean (`mine`, the member's own, or for a
+    cover report `theirs`, the village's others) is asked back with where each lives, never
+    guessed. 全部正常 is not asked: it covers every namesake."""
     if not mine and not theirs:
         return result
     keep, asked = [], list(result.problems)

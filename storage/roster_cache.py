@@ -16,9 +16,14 @@ from typing import Any
 import sqlite_utils
 
 from storage.people import person_by_wechat_id
-from storage.subjects import member_subjects, village_subjects
+from storage.subjects import member_subject_ids, subjects_by_ids, village_subjects
+from storage.units import village_of
 
-MAX_ENTRIES = 1024  # members and villages in use at one moment; a few MB
+# A county's members all report within the same few minutes, and each serving process sees
+# any of them: the cache holds a county (10,000 members: a person and a subject list each,
+# 500 villages) rather than thrash. Member entries point into their village's rows, so the
+# whole county costs ~20 MB per process (`make bench` measures the RSS).
+MAX_ENTRIES = 32_768
 
 
 class _Cache:
@@ -58,11 +63,42 @@ def cached_person(db: sqlite_utils.Database, wechat_id: str) -> dict | None:
     return _cache.get(_key(db, "person", wechat_id), lambda: person_by_wechat_id(db, wechat_id))
 
 
-def cached_member_subjects(db: sqlite_utils.Database, person_id: int, day: dt.date) -> list[dict]:
+class Village:
+    """A village's active subjects on a day (id, name, unit, category, address), shared by
+    every member of the village."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.by_id = {row["id"]: row for row in rows}
+        self.by_name: dict[str, dict] = {}
+        for row in rows:
+            self.by_name[row["name"]] = row  # namesakes: the later one, as a dict would keep
+        self.names = tuple(sorted(self.by_name))  # unique, sorted
+        self.namesakes: dict[str, list[dict]] = {}  # names that two or more subjects share
+        if len(self.names) < len(rows):
+            for row in rows:
+                self.namesakes.setdefault(row["name"], []).append(row)
+            self.namesakes = {n: same for n, same in self.namesakes.items() if len(same) > 1}
+
+
+def cached_village(db: sqlite_utils.Database, unit: str, day: dt.date) -> Village:
+    """The village that `unit` (a village or one of its grids) belongs to."""
+    village = _cache.get(_key(db, "village_of", unit), lambda: village_of(db, unit) or unit)
     return _cache.get(
-        _key(db, "member", person_id, day), lambda: member_subjects(db, person_id, day)
+        _key(db, "village", village, day), lambda: Village(village_subjects(db, village, day))
     )
 
 
-def cached_village_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list[dict]:
-    return _cache.get(_key(db, "village", unit, day), lambda: village_subjects(db, unit, day))
+def cached_member_subjects(
+    db: sqlite_utils.Database, person_id: int, unit: str, day: dt.date
+) -> list[dict]:
+    """A member's active subjects on `day` in roster order: rows of the member's village (a
+    subject of another village, which a roster may assign, is read on its own)."""
+
+    def read() -> list[dict]:
+        village = cached_village(db, unit, day)
+        ids = member_subject_ids(db, person_id, day)
+        elsewhere = {row["id"]: row for row in subjects_by_ids(db, set(ids) - village.by_id.keys())}
+        return [village.by_id.get(i) or elsewhere[i] for i in ids]
+
+    return _cache.get(_key(db, "member", person_id, day), read)

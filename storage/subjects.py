@@ -30,6 +30,30 @@ def member_subjects(db: sqlite_utils.Database, person_id: int, day: dt.date) -> 
     )
 
 
+def member_subject_ids(db: sqlite_utils.Database, person_id: int, day: dt.date) -> list[int]:
+    """The ids of `member_subjects`, in the same order."""
+    return [
+        row[0]
+        for row in db.execute(
+            f"""SELECT s.id FROM subjects s JOIN assignments a ON a.subject_id = s.id
+                WHERE a.person_id = :person AND {ACTIVE_ON}
+                ORDER BY s.id""",
+            {"person": person_id, "day": day.isoformat()},
+        )
+    ]
+
+
+_BRIEF = "s.id, s.name, s.unit, s.category, s.address"  # what reading a report needs
+
+
+def subjects_by_ids(db: sqlite_utils.Database, ids: set[int]) -> list[dict]:
+    """Subjects (the brief columns) by id."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return fetch_all(db, f"SELECT {_BRIEF} FROM subjects s WHERE s.id IN ({marks})", sorted(ids))
+
+
 def unit_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list[dict]:
     """Active subjects of a unit and everything below it, in roster order."""
     codes = descendants(db, unit)
@@ -46,8 +70,8 @@ def unit_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list[di
 
 
 def village_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list[dict]:
-    """Active subjects (id, name, unit, category) of the village `unit` belongs to (a village
-    or one of its grids): the names a member may report for another (多对一)."""
+    """Active subjects (id, name, unit, category, address) of the village `unit` belongs to
+    (a village or one of its grids): the names a member may report for another (多对一)."""
     return fetch_all(
         db,
         f"""WITH RECURSIVE up(code, parent, level) AS (
@@ -57,7 +81,7 @@ def village_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list
             tree(code) AS (
                 SELECT code FROM up WHERE level = 'village'
                 UNION ALL SELECT u.code FROM units u JOIN tree t ON u.parent = t.code)
-            SELECT s.id, s.name, s.unit, s.category FROM subjects s
+            SELECT {_BRIEF} FROM subjects s
             WHERE s.unit IN (SELECT code FROM tree) AND {ACTIVE_ON}
             ORDER BY s.id""",
         {"unit": unit, "day": day.isoformat()},

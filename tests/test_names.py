@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.names import Resolution, fold, looks_like_name, name_index, surname_of
+from handlers.names import NameIndex, Resolution, fold, looks_like_name, name_index, surname_of
 
 NAMES = ("张三", "李四", "王五", "欧阳娜娜", "刘建国")
 
@@ -76,6 +76,20 @@ def test_index_is_cached_and_cleans_names() -> None:
     index = name_index(("", " 张三 ", "张三"), ("张三", "赵六"))
     assert index.names == ("张三",)
     assert index.others == ("赵六",)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["张三", "章三", "张山", "王五", "汪五", "赵六", "照六", "老王", "李叔", "高远", "孙七"],
+)
+def test_an_index_from_a_village_list_resolves_as_the_cleaned_one(typed: str) -> None:
+    """The message path hands over the village's sorted names (built once per village) and
+    its rows' names as they are, namesakes included."""
+    own, others = ("张三", "李四", "王五"), ("赵六", "高远", "孙七", "高远", "张三")
+    everyone = tuple(sorted({*own, *others}))
+    built = NameIndex(own, others, everyone)
+    assert built.resolve(typed) == name_index(own, others).resolve(typed)
+    assert built.others == ("赵六", "高远", "孙七")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sqlite_utils
 from storage.roster_cache import (
     cached_member_subjects,
     cached_person,
-    cached_village_subjects,
+    cached_village,
     roster_version,
 )
 
@@ -39,14 +39,14 @@ def test_every_roster_table_bumps_the_version(loaded_db: sqlite_utils.Database) 
 
 def test_a_released_subject_leaves_the_cached_lists(loaded_db: sqlite_utils.Database) -> None:
     member = person(loaded_db, "梁红")
-    assert "张三" in names(cached_member_subjects(loaded_db, member["id"], DAY))
-    assert "张三" in names(cached_village_subjects(loaded_db, "HX01", DAY))
+    assert "张三" in names(cached_member_subjects(loaded_db, member["id"], member["unit"], DAY))
+    assert "张三" in names(cached_village(loaded_db, "HX01", DAY).rows)
     loaded_db.execute(
         "UPDATE subjects SET status = 'released', released_on = ? WHERE name = '张三'",
         [DAY.isoformat()],
     )
-    assert "张三" not in names(cached_member_subjects(loaded_db, member["id"], DAY))
-    assert "张三" not in names(cached_village_subjects(loaded_db, "HX01", DAY))
+    assert "张三" not in names(cached_member_subjects(loaded_db, member["id"], member["unit"], DAY))
+    assert "张三" not in names(cached_village(loaded_db, "HX01", DAY).rows)
 
 
 def test_a_new_binding_is_seen_at_once(loaded_db: sqlite_utils.Database) -> None:
@@ -59,3 +59,24 @@ def test_two_databases_never_share_answers(loaded_db: sqlite_utils.Database, mak
     other = make_db("other.db")
     assert cached_person(loaded_db, "lianghong")["name"] == "梁红"
     assert cached_person(other, "lianghong") is None
+
+
+def test_a_member_shares_the_rows_of_the_village(loaded_db: sqlite_utils.Database) -> None:
+    member = person(loaded_db, "梁红")
+    own = cached_member_subjects(loaded_db, member["id"], member["unit"], DAY)
+    village = cached_village(loaded_db, "HX02", DAY)  # another grid of the same village
+    assert village is cached_village(loaded_db, "HX01", DAY)
+    assert all(row is village.by_id[row["id"]] for row in own)
+
+
+def test_a_subject_of_another_village_is_read_on_its_own(
+    loaded_db: sqlite_utils.Database,
+) -> None:
+    member = person(loaded_db, "梁红")
+    loaded_db.execute(
+        "INSERT INTO units (code, name, level, parent) VALUES ('DX', '东溪村', 'village', 'CG')"
+    )
+    loaded_db.execute("UPDATE subjects SET unit = 'DX' WHERE name = '张三'")
+    own = cached_member_subjects(loaded_db, member["id"], member["unit"], DAY)
+    assert "张三" in names(own)
+    assert "张三" not in names(cached_village(loaded_db, "HX01", DAY).rows)

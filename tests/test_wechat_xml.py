@@ -8,7 +8,15 @@ import pytest
 
 from bot.config import ChannelSettings
 from bot.wechat_crypto import check_signature, decrypt, open_envelope, seal, sign, verify_url
-from bot.wechat_xml import MAX_BODY, Rejected, check_xml, decode_body, parse, render_reply
+from bot.wechat_xml import (
+    MAX_BODY,
+    Header,
+    Rejected,
+    check_xml,
+    decode_body,
+    parse,
+    render_reply,
+)
 from tests.conftest import TZ
 from tests.fake_wechat import MP, WORK
 
@@ -89,7 +97,7 @@ def test_wecom_official_decrypt_vector() -> None:
     assert (incoming.sender, incoming.text, incoming.type) == ("mycreate", "hello", "text")
     assert incoming.dedup_key == "work:msg:4561255354251345929"
     assert incoming.at == dt.datetime.fromtimestamp(1409659813, TZ)
-    assert parsed.message.agent == 218
+    assert parsed.message == Header("mycreate", "wx5823bf96d3bd56c7", 218)
 
 
 def test_mp_official_compatible_mode_vector() -> None:
@@ -272,3 +280,25 @@ def test_sealed_reply_opens_with_wechatpy() -> None:
         sealed, root.findtext("MsgSignature"), root.findtext("TimeStamp"), root.findtext("Nonce")
     )
     assert opened == "<xml><Content>好</Content></xml>"
+
+
+def test_work_reply_is_addressed_back_with_the_agent() -> None:
+    parsed = parse(
+        "work",
+        message("work", "text", "<Content>x</Content><MsgId>1</MsgId><AgentID>1000002</AgentID>"),
+        TZ,
+        RECEIVED,
+    )
+    root = check_xml(render_reply("work", parsed.message, "好", 1772412061))
+    assert [root.findtext(tag) for tag in ("ToUserName", "FromUserName", "AgentID")] == [
+        "lianghong",
+        "to",
+        "1000002",
+    ]
+
+
+@pytest.mark.parametrize("typed", ["<!DOCTYPE html> 张三 36.5", "<!ENTITY x> 正常"])
+def test_a_dtd_typed_inside_a_message_is_only_text(typed: str) -> None:
+    xml = message("work", "text", f"<Content><![CDATA[{typed}]]></Content><MsgId>9</MsgId>")
+    incoming = parse("work", xml, TZ, RECEIVED).incoming
+    assert incoming is not None and incoming.text == typed
