@@ -12,6 +12,7 @@ from flask import Flask, g, jsonify
 
 from bot.config import load_config
 from bot.context import Context
+from storage.checkpoint import serving_connection, start_checkpointer
 from storage.db import connect, default_db_path, open_db
 
 
@@ -29,6 +30,7 @@ class ConnectionPool:
         db = getattr(self.local, "db", None)
         if db is None:
             db = connect(self.path)
+            serving_connection(db.conn)
             self.local.db = db
             with self.lock:
                 self.opened.append(db)
@@ -59,6 +61,8 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     open_db(app.config["DB_PATH"]).conn.close()  # migrate once at start
     app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
+    if str(app.config["DB_PATH"]) != ":memory:":
+        app.extensions["gridwatch_checkpointer"] = start_checkpointer(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
     from bot import sim, views
 

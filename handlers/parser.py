@@ -165,7 +165,7 @@ def _lex(text: str, index: NameIndex) -> tuple[list[list], int]:
     tokens: list[list] = []
     saw = 0
     append = tokens.append
-    name_re = index.regex
+    find_names = index.find
     pos = 0
     size = len(text)
     while pos <= size:
@@ -175,17 +175,17 @@ def _lex(text: str, index: NameIndex) -> tuple[list[list], int]:
         start = m.end() if m else pos
         if m:
             append([HARD, m.start(), m.end(), marker_slot(m["m"])])
-        gaps: list[tuple[int, int, re.Match | None]] = []
-        if name_re is not None:
-            for nm in name_re.finditer(text, start, line_end):
-                gaps.append((start, nm.start(), nm))
-                start = nm.end()
+        gaps: list[tuple[int, int, tuple[int, int] | None]] = []
+        for found in find_names(text, start, line_end):
+            gaps.append((start, found[0], found))
+            start = found[1]
         gaps.append((start, line_end, None))
-        for a, b, nm in gaps:
+        for a, b, found in gaps:
             if a < b:
-                saw |= _lex_gap(text, a, b, tokens, nm is not None)
-            if nm is not None:
-                append([NAME, nm.start(), nm.end(), index.exact_match(nm.group())])
+                saw |= _lex_gap(text, a, b, tokens, found is not None)
+            if found is not None:
+                name_start, name_end = found
+                append([NAME, name_start, name_end, index.exact_match(text[name_start:name_end])])
         if nl < 0:
             break
         append([HARD, nl, nl + 1, None])

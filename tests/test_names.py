@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from handlers.names import NameIndex, Resolution, fold, looks_like_name, name_index, surname_of
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pypinyin import lazy_pinyin
+
+from handlers.names import (
+    NameIndex,
+    Resolution,
+    fold,
+    looks_like_name,
+    name_index,
+    surname_of,
+    syllables,
+)
 
 NAMES = ("张三", "李四", "王五", "欧阳娜娜", "刘建国")
 
@@ -68,7 +81,7 @@ def test_village_pool_is_shared_between_members() -> None:
     a = name_index(("张三", "李四"), ("王五", "赵六"))
     b = name_index(("王五",), ("赵六", "张三", "李四"))
     assert a is not b
-    assert a.regex is b.regex
+    assert a._pool is b._pool
 
 
 def test_index_is_cached_and_cleans_names() -> None:
@@ -105,3 +118,23 @@ def test_surname_and_name_shape() -> None:
     assert surname_of("张三") == "张"
     assert looks_like_name("赵六") and looks_like_name("老赵") and looks_like_name("赵大爷")
     assert not looks_like_name("今天") and not looks_like_name("赵") and not looks_like_name("都好")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["张三", "欧阳娜娜", "阿依古丽·买买提", "张三A", "Lily张", "李4", "王 五", "〇三", "䶮", ""],
+)
+def test_syllables_read_by_character_as_pypinyin_reads_the_whole(text: str) -> None:
+    assert syllables(text) == tuple(lazy_pinyin(text))
+
+
+POOL = ("张三", "张三丰", "李四", "四妹", "欧阳娜娜", "娜娜", "王五")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*POOL, "三", "，", " ", "36.5", "正常", "张", "李", "娜"])))
+def test_names_are_found_where_an_alternation_of_them_finds_them(parts: list[str]) -> None:
+    text = "".join(parts)
+    alternation = re.compile("|".join(map(re.escape, sorted(POOL, key=len, reverse=True))))
+    expected = [(m.start(), m.end()) for m in alternation.finditer(text)]
+    assert list(name_index(POOL).find(text, 0, len(text))) == expected

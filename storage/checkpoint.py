@@ -1,0 +1,116 @@
+"""WAL checkpoints off the request path.
+
+By default the connection whose commit crosses 1,000 WAL pages copies them back into the
+database, fsyncs included, while it still holds the writer lock: every writer waits, and
+that message's reply is late. Serving connections turn that off (`serving_connection`), and
+one thread per database copies the WAL back every second (PASSIVE: it never blocks a
+writer, and readers keep their snapshots).
+
+Under a steady load some reader is nearly always inside the WAL, so the next writer seldom
+finds the moment to start it over and the file keeps growing (half a gigabyte in a minute
+of the benchmark). Once everything is copied back and the WAL is past RESTART_AT pages, the
+thread asks for a RESTART: it waits at most RESTART_WAIT_MS for the readers of the moment
+to finish (new writers wait that long too), and the WAL starts over from its beginning.
+
+One process per database does it: the thread that holds `<db>-checkpoint.lock`; the others
+try again each round, so when that process stops another takes over.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+
+from storage.db import connect
+
+log = logging.getLogger(__name__)
+INTERVAL = 1.0  # seconds; a busy morning writes ~2,000 pages in that time
+RESTART_AT = 4096  # pages (16 MB)
+RESTART_WAIT_MS = 20
+LARGE_WAL = 100_000  # pages (~400 MB): worth a warning, something holds a snapshot open
+
+
+def serving_connection(conn: sqlite3.Connection) -> None:
+    """A connection that never checkpoints on commit (the checkpointer does it)."""
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+
+class Checkpointer(threading.Thread):
+    def __init__(self, path: str, interval: float = INTERVAL) -> None:
+        super().__init__(name="wal-checkpoint", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.lock_fd: int | None = None
+        self.rounds = 0  # checkpoints this thread ran (tests wait on it)
+
+    def run(self) -> None:
+        db = connect(self.path)
+        try:
+            while not self.stopping.wait(self.interval):
+                if not os.path.exists(self.path):  # removed (a test's folder): nothing to do
+                    return
+                if self._holds_lock():
+                    self.checkpoint(db.conn)
+        finally:
+            db.conn.close()
+            if self.lock_fd is not None:
+                os.close(self.lock_fd)
+
+    def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """(busy, pages in the WAL, pages copied back), as SQLite reports them."""
+        try:
+            busy, wal_pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as error:  # a full disk, say: the WAL keeps the data meanwhile
+            log.warning("WAL checkpoint of %s failed: %s", self.path, error)
+            return (1, -1, -1)
+        self.rounds += 1
+        if busy == 0 and wal_pages == copied and wal_pages > RESTART_AT:
+            busy, wal_pages, copied = self._restart(conn)
+        if wal_pages > LARGE_WAL:
+            log.warning(
+                "the WAL of %s holds %s pages (%s copied back): a reader keeps an old snapshot",
+                self.path,
+                wal_pages,
+                copied,
+            )
+        return busy, wal_pages, copied
+
+    def _restart(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+        try:
+            return conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        except sqlite3.Error as error:
+            log.warning("WAL restart of %s failed: %s", self.path, error)
+            return (1, -1, -1)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {timeout}")
+
+    def _holds_lock(self) -> bool:
+        if self.lock_fd is None:
+            try:
+                self.lock_fd = os.open(f"{self.path}-checkpoint.lock", os.O_RDWR | os.O_CREAT)
+            except OSError:  # a read-only folder: nothing can be written to checkpoint either
+                return False
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(self.lock_fd)
+                self.lock_fd = None
+                return False
+        return True
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join(10)
+
+
+def start_checkpointer(path: str, interval: float = INTERVAL) -> Checkpointer:
+    checkpointer = Checkpointer(path, interval)
+    checkpointer.start()
+    return checkpointer

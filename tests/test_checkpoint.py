@@ -1,0 +1,109 @@
+"""WAL checkpoints: serving connections never copy the WAL back on commit; one thread does."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.config import Config
+from bot.web import build_app
+from storage.checkpoint import RESTART_AT, Checkpointer, serving_connection
+from storage.db import connect, transaction
+
+
+def wal_pages(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA wal_checkpoint(NOOP)").fetchone()[1])
+
+
+def write_rows(db: sqlite_utils.Database, count: int, prefix: str = "k") -> None:
+    for number in range(count):
+        with transaction(db):
+            db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)", [f"{prefix}{number}", "x" * 3000]
+            )
+
+
+def wait_for(condition, seconds: float = 10) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_serving_connection_lets_the_wal_grow(db: sqlite_utils.Database, db_path: Path) -> None:
+    serving = connect(db_path)
+    serving_connection(serving.conn)
+    write_rows(serving, 1200)  # past the 1,000 pages at which a commit would checkpoint
+    assert wal_pages(serving) > 1000
+    serving.close()
+
+
+def test_the_checkpointer_copies_the_wal_back(db: sqlite_utils.Database, db_path: Path) -> None:
+    serving = connect(db_path)
+    serving_connection(serving.conn)
+    write_rows(serving, 300)
+    checkpointer = Checkpointer(str(db_path), interval=0.01)
+    checkpointer.start()
+    try:
+        assert wait_for(lambda: checkpointer.rounds > 0)
+        busy, pages, copied = checkpointer.checkpoint(serving.conn)
+        assert busy == 0 and pages == copied > 300
+        write_rows(serving, 5, "again")  # the WAL starts over once everything is copied back
+        assert wal_pages(serving) < 300
+    finally:
+        checkpointer.stop()
+        serving.close()
+
+
+def test_one_checkpointer_per_database(db: sqlite_utils.Database, db_path: Path) -> None:
+    first, second = Checkpointer(str(db_path), 0.01), Checkpointer(str(db_path), 0.01)
+    first.start()
+    try:
+        assert wait_for(lambda: first.rounds > 0)
+        second.start()
+        time.sleep(0.1)
+        assert second.rounds == 0
+        first.stop()
+        assert wait_for(lambda: second.rounds > 0)  # takes over when the first one stops
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_the_app_serves_on_connections_that_leave_checkpoints_to_its_thread(
+    db_path: Path, config: Config
+) -> None:
+    app = build_app({"DB_PATH": str(db_path), "GRIDWATCH": config, "SCHEDULER": False})
+    try:
+        conn = app.extensions["gridwatch_pool"].get().conn
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert app.extensions["gridwatch_checkpointer"].is_alive()
+    finally:
+        app.extensions["gridwatch_checkpointer"].stop()
+        app.extensions["gridwatch_pool"].close_all()
+
+
+def test_a_large_wal_starts_over_once_copied_back(db: sqlite_utils.Database, db_path: Path) -> None:
+    serving = connect(db_path)
+    serving_connection(serving.conn)
+    write_rows(serving, RESTART_AT // 4)
+    reader = connect(db_path)
+    reader.execute("BEGIN")  # a reader that stays inside the WAL
+    reader.execute("SELECT COUNT(*) FROM settings").fetchone()
+    checkpointer = Checkpointer(str(db_path))
+    busy, pages, copied = checkpointer.checkpoint(checkpointer_conn := connect(db_path).conn)
+    assert busy == 1 and pages == copied > RESTART_AT  # the restart waited a moment, no more
+    write_rows(serving, 3, "meanwhile")  # writers go on
+    assert wal_pages(serving) > pages
+    reader.execute("COMMIT")
+    busy, pages, copied = checkpointer.checkpoint(checkpointer_conn)
+    assert busy == 0 and pages == copied
+    write_rows(serving, 3, "after")
+    assert wal_pages(serving) < 20  # started over
+    checkpointer_conn.close()
+    serving.close()
+    reader.close()
