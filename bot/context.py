@@ -14,3 +14,4 @@ class Context:
     db: sqlite_utils.Database
     config: Config
     db_path: str = ""
+    alerts_queued: int = 0  # by the message being handled (delivered at once after it)

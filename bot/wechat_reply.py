@@ -93,7 +93,7 @@ class _Job:
                 self.done.set()
             if late and handled.reply and not handled.duplicate:
                 deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
-            if not handled.duplicate:
+            if handled.alerts:
                 from bot.channels import deliver_message_alerts
 
                 deliver_message_alerts(db, config, handled.inbox_id, clock_now(config.tz))

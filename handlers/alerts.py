@@ -79,4 +79,5 @@ def alerts_for_contact(
         recipients = _recipients(secretaries, monitors_for(db, subject["unit"]))
     for person in recipients:
         queue_message(db, at=turn.at, person=person, kind=kind, text=text, inbox_id=turn.inbox_id)
+    turn.ctx.alerts_queued += len(recipients)
     return recipients

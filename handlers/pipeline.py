@@ -17,7 +17,7 @@ from storage.inbox import DuplicateMessage, find_inbound, finish_inbound, store_
 from storage.invites import BindError, redeem_invite
 from storage.outbox import queue_message
 from storage.people import roles_of
-from storage.roster_cache import cached_person
+from storage.roster_cache import cached_person, one_roster_version
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Handled:
     inbox_id: int
     outcome: str
     duplicate: bool = False
+    alerts: bool = False  # it queued alerts, to be delivered at once
 
 
 Answer = tuple[str, str, dict | None]  # outcome, reply, the sender when bound
@@ -61,11 +62,13 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
     rolls back only the handling: the raw message stays, with its error. Nothing is
     acknowledged before the commit, so a crash before it leaves WeChat retrying.
     """
+    ctx.alerts_queued = 0
     seen = find_inbound(ctx.db, message.dedup_key)
     if seen is not None:  # WeChat retries: same answer, nothing recorded again
         return Handled(seen["reply"] or "", seen["id"], "duplicate", duplicate=True)
     try:
-        act = _decide(ctx, message)
+        with one_roster_version(ctx.db):
+            act = _decide(ctx, message)
     except Exception as error:  # recorded with the raw message below
         act = _raise(error)
     try:
@@ -87,7 +90,7 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
         return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
     except sqlite3.Error as error:
         return _keep_raw(ctx, message, error, reply_status)
-    return Handled(reply, inbox_id, outcome)
+    return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
 
 
 def _keep_raw(ctx: Context, message: Incoming, error: sqlite3.Error, reply_status: str) -> Handled:

@@ -85,12 +85,12 @@ def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
     village = cached_village(db, unit, day)
     own = cached_member_subjects(db, turn.person["id"], unit, day)
     own_ids = {s["id"] for s in own}
-    others = [s for s in village.rows if s["id"] not in own_ids]
     own_names = tuple(s["name"] for s in own)
     everyone = village.names
     if not village.by_name.keys() >= set(own_names):  # a subject of another village
         everyone = tuple(sorted({*everyone, *own_names}))
-    index = NameIndex(own_names, tuple(s["name"] for s in others), everyone)
+    # the village's names in roster order: the index sets the member's own aside itself
+    index = NameIndex(own_names, village.row_names, everyone)
 
     def parse(text: str) -> ParseResult:
         return parse_reply(

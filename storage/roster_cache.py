@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlite_utils
@@ -54,9 +55,22 @@ def roster_version(db: sqlite_utils.Database) -> int:
     return int(row[0]) if row else 0
 
 
+@contextmanager
+def one_roster_version(db: sqlite_utils.Database) -> Iterator[None]:
+    """Reads inside share one look at the roster version (a message's reads take a few)."""
+    db.pinned_roster_version = roster_version(db)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        del db.pinned_roster_version  # type: ignore[attr-defined]
+
+
 def _key(db: sqlite_utils.Database, *parts: Hashable) -> tuple:
     # the database file and its roster version: tests and tools open many databases
-    return (getattr(db, "path_key", id(db)), roster_version(db), *parts)
+    version = getattr(db, "pinned_roster_version", None)
+    if version is None:
+        version = roster_version(db)
+    return (getattr(db, "path_key", id(db)), version, *parts)
 
 
 def cached_person(db: sqlite_utils.Database, wechat_id: str) -> dict | None:
@@ -74,6 +88,7 @@ class Village:
         for row in rows:
             self.by_name[row["name"]] = row  # namesakes: the later one, as a dict would keep
         self.names = tuple(sorted(self.by_name))  # unique, sorted
+        self.row_names = tuple(row["name"] for row in rows)  # in roster order
         self.namesakes: dict[str, list[dict]] = {}  # names that two or more subjects share
         if len(self.names) < len(rows):
             for row in rows:
