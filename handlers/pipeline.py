@@ -13,7 +13,7 @@ from bot.context import Context
 from handlers.commands import Turn, UserError, find_command
 from handlers.reports import apply_reports, plan_report
 from storage.db import transaction
-from storage.inbox import DuplicateMessage, find_inbound, finish_inbound, store_inbound
+from storage.inbox import DuplicateMessage, finish_inbound, store_inbound
 from storage.invites import BindError, redeem_invite
 from storage.outbox import queue_message
 from storage.people import roles_of
@@ -61,11 +61,12 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
     inserted and its handling written inside a savepoint, so that a failure in handling
     rolls back only the handling: the raw message stays, with its error. Nothing is
     acknowledged before the commit, so a crash before it leaves WeChat retrying.
+
+    A message seen before (WeChat's retries share a MsgId) is found by the insert itself,
+    which the unique key refuses: retries are rare, and a read ahead of every message to
+    catch them cost more than handling them this way.
     """
     ctx.alerts_queued = 0
-    seen = find_inbound(ctx.db, message.dedup_key)
-    if seen is not None:  # WeChat retries: same answer, nothing recorded again
-        return Handled(seen["reply"] or "", seen["id"], "duplicate", duplicate=True)
     try:
         with one_roster_version(ctx.db):
             act = _decide(ctx, message)
@@ -85,8 +86,8 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
             )
             if reply:
                 _queue_reply(ctx, message, person, reply, reply_status, inbox_id)
-    except DuplicateMessage as raced:  # another delivery of it committed first
-        existing = raced.existing
+    except DuplicateMessage as seen:  # WeChat retries: same answer, nothing recorded again
+        existing = seen.existing
         return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
     except sqlite3.Error as error:
         return _keep_raw(ctx, message, error, reply_status)

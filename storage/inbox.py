@@ -56,13 +56,6 @@ def store_inbound(
         raise DuplicateMessage(existing) from None
 
 
-def find_inbound(db: sqlite_utils.Database, dedup_key: str | None) -> dict | None:
-    """The stored message with this MsgId / event key, if any: its id and reply."""
-    if dedup_key is None:
-        return None
-    return first(fetch_all(db, "SELECT id, reply FROM inbox WHERE dedup_key = ?", [dedup_key]))
-
-
 def finish_inbound(
     db: sqlite_utils.Database,
     inbox_id: int,
