@@ -1,10 +1,16 @@
 """Budget: encrypted callbacks (verify + decrypt + parse + store + encrypted passive reply).
 
-gunicorn (4 sync workers: `gunicorn -w 4 'bot:create_app()'`) serves it in WeCom mode; wrk, a
-separate process, posts distinct encrypted member reports (10,000 members, 3 each, the
-morning after the 08:00 prompt). The same server and load then serve a bare Flask hello,
-so the ratio holds on a noisy machine. Afterwards every answered message must be stored
-exactly once, with no error outcome.
+gunicorn (4 sync workers: `gunicorn -w 4 'bot:create_app()'`) serves it in WeCom mode, and
+separate processes post distinct encrypted member reports (10,000 members, 4 each, the
+morning after the 08:00 prompt):
+
+- throughput: wrk with 32 connections, at saturation; the same server and load then serve
+  a bare Flask hello, so the ratio holds on a noisy machine;
+- latency: messages offered at the budget's 1,000 a second, open loop (bench.paced), each
+  timed from the moment it was due. wrk's own latency at saturation is printed too, but it
+  is queueing (32 connections / the rate, by Little's law), not what a message waits.
+
+Afterwards every answered message must be stored exactly once, with no error outcome.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import ROOT, build_county, gunicorn, morning_posts, server_env, worker_rss_mb
+from bench.paced import run_paced
 from storage.db import connect
 
 MEMBERS = 10_000
-PER_MEMBER = 3
+PER_MEMBER = 4
 SECONDS = 10
+RATE = 1000.0  # messages/s: the budget
 WARM_SECONDS = 20
 CONNECTIONS = 32
 WRK_THREADS = 2
@@ -86,15 +94,23 @@ def run() -> list[dict]:
         posts = morning_posts(members, PER_MEMBER)
         # round 1 (each member's first reply) warms the workers: every village's names
         # are read into pinyin once per process, as on any morning after the first
-        first, rest = posts[: len(members)], posts[len(members) :]
-        warm_file, posts_file = work / "warm.tsv", work / "posts.tsv"
-        for path, chunk in ((warm_file, first), (posts_file, rest)):
+        first = posts[: len(members)]
+        paced = posts[-int(RATE * SECONDS) :]
+        rest = posts[len(members) : -len(paced)]
+        warm_file, posts_file, paced_file = (
+            work / "warm.tsv",
+            work / "posts.tsv",
+            work / "paced.tsv",
+        )
+        for path, chunk in ((warm_file, first), (posts_file, rest), (paced_file, paced)):
             path.write_text("".join(f"{p.path}\t{p.body}\n" for p in chunk), encoding="utf-8")
         print(f"… {len(posts)} encrypted posts; callback under wrk", file=sys.stderr)
         with gunicorn("bot:create_app()", server_env(db_path)) as (url, master):
             warm = run_wrk(url, warm_file, seconds=WARM_SECONDS)
             print(f"  warm-up {warm['rate']:.0f}/s ({warm['total']} requests)", file=sys.stderr)
             callback = run_wrk(url, posts_file)
+            print(f"… {RATE:.0f} messages/s offered, open loop", file=sys.stderr)
+            latency = run_paced(url, paced_file, RATE, SECONDS)
             rss = worker_rss_mb(master.pid)
         print("… bare Flask hello under wrk", file=sys.stderr)
         with gunicorn("bench.hello:app", server_env(db_path)) as (url, _master):
@@ -104,14 +120,22 @@ def run() -> list[dict]:
         distinct = db.execute("SELECT COUNT(DISTINCT dedup_key) FROM inbox").fetchone()[0]
         errors = db.execute("SELECT COUNT(*) FROM inbox WHERE outcome = 'error'").fetchone()[0]
         db.conn.close()
-    answered = min(warm["total"], len(first)) + min(callback["total"], len(rest))
-    clean = callback["non_2xx"] == 0 and errors == 0 and stored == distinct and stored >= answered
+    answered = min(warm["total"], len(first)) + min(callback["total"], len(rest)) + latency.answered
+    clean = (
+        callback["non_2xx"] == 0
+        and latency.failed == 0
+        and errors == 0
+        and stored == distinct
+        and stored >= answered
+    )
     ratio = callback["rate"] / hello["rate"] * 100
     print(
-        f"  callback {callback['rate']:.0f}/s p50 {callback['p50']:.1f} ms p99 "
-        f"{callback['p99']:.1f} ms ({callback['total']} requests, {stored} stored once, "
-        f"{errors} errors, non-2xx {callback['non_2xx']}, {callback['socket_errors'] or 'no'}"
-        f" socket errors); hello {hello['rate']:.0f}/s p99 {hello['p99']:.1f} ms",
+        f"  callback {callback['rate']:.0f}/s at saturation, wrk p50 {callback['p50']:.1f} ms"
+        f" p99 {callback['p99']:.1f} ms ({callback['total']} requests, non-2xx"
+        f" {callback['non_2xx']}, {callback['socket_errors'] or 'no'} socket errors);"
+        f" at {RATE:.0f}/s offered: p50 {latency.p50:.1f} ms p99 {latency.p99:.1f} ms max"
+        f" {latency.max:.1f} ms ({latency.answered} answered, {latency.failed} failed);"
+        f" {stored} stored once, {errors} errors; hello {hello['rate']:.0f}/s",
         file=sys.stderr,
     )
     return [
@@ -123,11 +147,11 @@ def run() -> list[dict]:
             "pass": callback["rate"] >= 1000 and clean,
         },
         {
-            "name": "encrypted callback p99 latency",
+            "name": f"encrypted callback p99 latency at {RATE:,.0f} msg/s offered (open loop)",
             "budget": "< 50 ms",
-            "measured": callback["p99"],
+            "measured": latency.p99,
             "unit": "ms",
-            "pass": callback["p99"] < 50,
+            "pass": latency.p99 < 50 and latency.failed == 0,
         },
         {
             "name": "callback vs bare Flask hello, same server and load",
