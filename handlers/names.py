@@ -72,9 +72,14 @@ class Resolution:
     candidates: tuple[str, ...] = ()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # what members type: the same few runs again and again
 def syllables(text: str) -> tuple[str, ...]:
-    """Toneless pinyin, one syllable per Chinese character.
+    """Toneless pinyin, one syllable per Chinese character."""
+    return _read(text)
+
+
+def _read(text: str) -> tuple[str, ...]:
+    """`syllables` without its cache (a village's names are read once per process).
 
     Read character by character through a cache (pypinyin costs ~50 µs a call, and a
     county's 50,000 names share a few thousand characters); text with anything but Chinese
@@ -143,9 +148,11 @@ class _Pool:
         self.exact = {unicodedata.normalize("NFKC", n): n for n in names}
         self.lengths = sorted({len(key) for key in self.exact}, reverse=True)
         self.firsts = frozenset(key[0] for key in self.exact)
-        self.by_pinyin: dict[tuple[str, ...], set[str]] = {}
-        for n in names:
-            self.by_pinyin.setdefault(syllables(n), set()).add(n)
+        by_pinyin: dict[tuple[str, ...], list[str]] = {}
+        for n in dict.fromkeys(names):
+            by_pinyin.setdefault(_read(n), []).append(n)
+        # frozen: a village's pools live as long as the process (~100 keys each, most one name)
+        self.by_pinyin = {key: tuple(found) for key, found in by_pinyin.items()}
 
     def find(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Where names appear verbatim in text[start:end]: leftmost first, the longest name

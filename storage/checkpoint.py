@@ -33,9 +33,17 @@ RESTART_WAIT_MS = 20
 LARGE_WAL = 100_000  # pages (~400 MB): worth a warning, something holds a snapshot open
 
 
+# pages a serving connection caches: SQLite empties a connection's cache whenever another
+# one has written, which under load is before nearly every message, so the default 2 MB per
+# connection (a serving process has a dozen) held little that was read again
+SERVING_CACHE_KB = 256
+
+
 def serving_connection(conn: sqlite3.Connection) -> None:
-    """A connection that never checkpoints on commit (the checkpointer does it)."""
+    """A connection that never checkpoints on commit (the checkpointer does it), with a
+    small page cache."""
     conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute(f"PRAGMA cache_size = -{SERVING_CACHE_KB}")
 
 
 class Checkpointer(threading.Thread):

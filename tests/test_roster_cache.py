@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlite_utils
 
 from storage.roster_cache import (
@@ -80,3 +81,20 @@ def test_a_subject_of_another_village_is_read_on_its_own(
     own = cached_member_subjects(loaded_db, member["id"], member["unit"], DAY)
     assert "张三" in names(own)
     assert "张三" not in names(cached_village(loaded_db, "HX01", DAY).rows)
+
+
+def test_a_cached_subject_reads_like_its_row(loaded_db: sqlite_utils.Database) -> None:
+    member = person(loaded_db, "梁红")
+    own = cached_member_subjects(loaded_db, member["id"], member["unit"], DAY)
+    row = next(loaded_db.query("SELECT * FROM subjects WHERE id = ?", [own[0]["id"]]))
+    brief = own[0]
+    assert {key: brief[key] for key in brief} == {
+        "id": row["id"],
+        "name": row["name"],
+        "unit": row["unit"],
+        "category": row["category"],
+        "address": "",  # kept only where two subjects of the village share a name
+    }
+    assert brief.get("phone") is None and "phone" not in brief
+    with pytest.raises(KeyError):
+        brief["phone"]
