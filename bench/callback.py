@@ -112,6 +112,13 @@ def run() -> list[dict]:
             print(f"… {RATE:.0f} messages/s offered, open loop", file=sys.stderr)
             latency = run_paced(url, paced_file, RATE, SECONDS)
             rss = worker_rss_mb(master.pid)
+        # one worker reads every member and village of the county (the first round again:
+        # each retry is read against the roster before the inbox's key refuses it), as a
+        # worker that lives through a whole morning does
+        print("… one worker reading the whole county", file=sys.stderr)
+        with gunicorn("bot:create_app()", server_env(db_path), workers=1) as (url, master):
+            run_wrk(url, warm_file, seconds=WARM_SECONDS)
+            rss_county = worker_rss_mb(master.pid)
         print("… bare Flask hello under wrk", file=sys.stderr)
         with gunicorn("bench.hello:app", server_env(db_path)) as (url, _master):
             hello = run_wrk(url, posts_file)
@@ -135,7 +142,8 @@ def run() -> list[dict]:
         f" {callback['non_2xx']}, {callback['socket_errors'] or 'no'} socket errors);"
         f" at {RATE:.0f}/s offered: p50 {latency.p50:.1f} ms p99 {latency.p99:.1f} ms max"
         f" {latency.max:.1f} ms ({latency.answered} answered, {latency.failed} failed);"
-        f" {stored} stored once, {errors} errors; hello {hello['rate']:.0f}/s",
+        f" {stored} stored once, {errors} errors; hello {hello['rate']:.0f}/s; RSS {rss:.0f} MB"
+        f" after the load, {rss_county:.0f} MB for a worker that read the whole county",
         file=sys.stderr,
     )
     return [
@@ -161,11 +169,11 @@ def run() -> list[dict]:
             "pass": ratio >= 50,
         },
         {
-            "name": "memory of one serving process after the load",
+            "name": "memory of one serving process (after the load, or after reading a county)",
             "budget": "< 150 MB RSS",
-            "measured": rss,
+            "measured": max(rss, rss_county),
             "unit": "MB",
-            "pass": 0 < rss < 150,
+            "pass": 0 < rss and max(rss, rss_county) < 150,
         },
     ]
 
