@@ -83,7 +83,14 @@ class _Job:
         config = self.runner.config
         db, owned = self.runner.connect()
         try:
-            handled = handle_message(Context(db, config, self.runner.db_path), self.message)
+            # a reply still awaited goes back passively ('sent' as it is written); one written
+            # after the request gave up is 'queued', so it goes out through the API even if
+            # this process dies before it sends it
+            handled = handle_message(
+                Context(db, config, self.runner.db_path),
+                self.message,
+                reply_status=lambda: "queued" if self.late else "sent",
+            )
             if config.channel.kind == "mp":
                 from bot.channels.mp import record_inbound
 
@@ -112,7 +119,8 @@ class _Job:
 def deliver_late(
     db: sqlite_utils.Database, config: Config, inbox_id: int, now: dt.datetime
 ) -> None:
-    """Send a reply that missed the passive window through the API (it was recorded 'sent')."""
+    """Send a reply that missed the passive window through the API: written 'queued', or
+    'sent' when the request gave up between its writing and its commit."""
     from bot.channels import channel_for, claim
 
     stamp = now.isoformat(timespec="seconds")

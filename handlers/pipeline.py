@@ -54,7 +54,12 @@ Answer = tuple[str, str, dict | None]  # outcome, reply, the sender when bound
 Step = Callable[[int], Answer]  # the writing part of handling, given the inbox row's id
 
 
-def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent") -> Handled:
+ReplyStatus = str | Callable[[], str]  # the reply's outbox status, or how to decide it then
+
+
+def handle_message(
+    ctx: Context, message: Incoming, *, reply_status: ReplyStatus = "sent"
+) -> Handled:
     """Handle one message end to end, in one short transaction.
 
     What the message means is worked out first, with reads only. Then the raw message is
@@ -94,7 +99,9 @@ def handle_message(ctx: Context, message: Incoming, *, reply_status: str = "sent
     return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
 
 
-def _keep_raw(ctx: Context, message: Incoming, error: sqlite3.Error, reply_status: str) -> Handled:
+def _keep_raw(
+    ctx: Context, message: Incoming, error: sqlite3.Error, reply_status: ReplyStatus
+) -> Handled:
     """SQLite gave up the whole transaction (a full disk, say): keep at least the raw message
     and its error, in a transaction of its own; if even that fails, the caller hears it."""
     log.error(
@@ -118,10 +125,11 @@ def _queue_reply(
     message: Incoming,
     person: dict | None,
     reply: str,
-    status: str,
+    status: ReplyStatus,
     inbox_id: int,
 ) -> None:
-    """The reply goes in the outbox too: every outbound message is there with its status."""
+    """The reply goes in the outbox too: every outbound message is there with its status
+    (decided as the row is written, when `status` is a callable)."""
     queue_message(
         ctx.db,
         at=message.at,
@@ -129,7 +137,7 @@ def _queue_reply(
         recipient=message.sender,
         kind="reply",
         text=reply,
-        status=status,
+        status=status() if callable(status) else status,
         inbox_id=inbox_id,
     )
 

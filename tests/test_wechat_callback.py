@@ -4,6 +4,7 @@ input, binding, and the late reply that goes out through the API."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from bot.web import build_app
 from bot.wechat_crypto import sign
 from bot.wechat_xml import check_xml
 from storage.invites import create_invite
-from tests.conftest import NOW
+from tests.conftest import NOW, TZ
 from tests.fake_wechat import MP, WORK, FakeWeChat, config_for
 from tests.test_wechat_xml import WECOM_VERIFY
 
@@ -413,3 +414,39 @@ def test_a_late_reply_answers_success_and_goes_through_the_api(
     assert sent["touser"] == "lianghong" and "上报请这样写" in sent["text"]["content"]
     row = loaded_db.execute("SELECT kind, status, attempts FROM outbox").fetchall()
     assert row == [("reply", "sent", 1)]
+
+
+def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
+    loaded_db: sqlite_utils.Database,
+    db_path: Path,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker handles the message after the request gave up, commits, and dies before
+    it sends the reply (deliver_late never runs): the reply is 'queued', not 'sent', and the
+    next delivery round sends it."""
+    import bot.wechat_reply as wechat_reply
+    from bot.channels import channel_for, deliver_pending
+
+    fake = FakeWeChat(httpserver)
+    slow_handle = wechat_reply.handle_message
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        return slow_handle(*args, **kwargs)
+
+    monkeypatch.setattr(wechat_reply, "handle_message", slow)
+    monkeypatch.setattr(wechat_reply, "deliver_late", lambda *args: None)
+    config = config_for(WORK, fake.base)
+    app = make_app(db_path, config, WECHAT_REPLY_BUDGET=0.01)
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 56, CREATED)
+    query, body = wecom_request(WORK, xml)
+    answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
+    assert answer.get_data(as_text=True) == "success"
+    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    assert loaded_db.execute("SELECT status FROM outbox").fetchall() == [("queued",)]
+    a_minute_later = dt.datetime.fromtimestamp(CREATED + 60, TZ)
+    assert deliver_pending(loaded_db, channel_for(config), a_minute_later) == 1
+    [sent] = fake.sent("/cgi-bin/message/send")
+    assert sent["touser"] == "lianghong" and "上报请这样写" in sent["text"]["content"]
+    assert loaded_db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]
