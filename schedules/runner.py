@@ -141,11 +141,13 @@ def run_due(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> list
         start = dt.datetime.combine(now.date(), dt.time(0), tzinfo=config.tz)
     else:
         # a day back from the last job that ran: one that failed before it is retried (or
-        # skipped as too late), but nothing before the first day this database ran
+        # skipped as too late), but nothing before the first day this database ran. Jobs
+        # recorded ahead of `now` (`tick --at` a later time, a rehearsal) do not hide the
+        # jobs of today and since: their first day and last job count as `now`'s at most.
         first_day = dt.datetime.combine(
-            earliest.astimezone(config.tz).date(), dt.time(0), tzinfo=config.tz
+            min(earliest.astimezone(config.tz).date(), now.date()), dt.time(0), tzinfo=config.tz
         )
-        start = max(first_day, latest - dt.timedelta(days=1))
+        start = max(first_day, min(latest, now) - dt.timedelta(days=1))
     runs: list[JobRun] = []
     for job in due_jobs(config, start, now):
         if (job.name, _stamp(job.due)) in done:

@@ -272,3 +272,14 @@ def test_a_job_that_failed_before_a_later_one_ran_is_retried(
     monkeypatch.undo()
     done = run_due(loaded_db, Config(), at(8, 10))
     assert [(r.job, r.outcome) for r in done] == [("release", "ran")]
+
+
+def test_a_job_run_dated_in_the_future_does_not_stall_the_schedule(
+    loaded_db: sqlite_utils.Database,
+) -> None:
+    """`tick --at` two days ahead on a new database (a rehearsal, say) records that day's
+    jobs; the live clock's jobs of today still run when they fall due."""
+    run_due(loaded_db, Config(), at(8, 0, day=DAY + dt.timedelta(days=2)))
+    done = run_due(loaded_db, Config(), at(8, 0))
+    assert [(r.job, r.outcome) for r in done] == [("release", "ran"), ("prompt:morning", "ran")]
+    assert run_due(loaded_db, Config(), at(8, 0)) == []
