@@ -182,6 +182,49 @@ def _retry(ctx: Context, ids: list[int] | None) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option(
+    "--rehandle",
+    "rehandle_ids",
+    type=int,
+    multiple=True,
+    metavar="ID",
+    help="Handle failed message ID again (repeatable); the answer goes to its sender.",
+)
+@click.option("--rehandle-errors", is_flag=True, help="Handle every failed message again.")
+@common_options
+def inbox(
+    ctx: Context, as_json: bool, rehandle_ids: tuple[int, ...], rehandle_errors: bool
+) -> None:
+    """Inbound messages whose handling failed (kept raw, the sender told so): id, at,
+    sender, text, error; and handling them again once what failed is mended."""
+    from bot.channels import channel_for, deliver_pending
+    from handlers.pipeline import rehandle
+    from storage.inbox import failed_inbound
+
+    if rehandle_ids or rehandle_errors:
+        ids = list(rehandle_ids) or [row["id"] for row in failed_inbound(ctx.db)]
+        results = [rehandle(ctx, inbox_id) for inbox_id in ids]
+        deliver_pending(ctx.db, channel_for(ctx.config), clock_now(ctx.config.tz))
+        handled = [r for r in results if r is not None and r.outcome != "error"]
+        click.echo(f"{len(handled)} of {len(ids)} message(s) handled", err=True)
+        missing = [i for i, r in zip(ids, results, strict=True) if r is None]
+        if rehandle_ids and missing:
+            raise click.ClickException(
+                f"no failed message with id {', '.join(map(str, missing))}; see `gridwatch inbox`"
+            )
+    rows = failed_inbound(ctx.db)
+    if as_json:
+        keys = ("id", "at", "sender", "text", "error")
+        print_json([{key: row[key] for key in keys} for row in rows])
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:>5} {row['at']} {row['sender']}: {row['text'][:60]} ({row['error']})"
+        )
+
+
+@cli.command()
 @click.option(
     "--from", "sender", required=True, metavar="WECHAT_ID", help="The sender's WeChat id."
 )

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from bot.context import Context
 from handlers.commands import Turn, UserError, find_command
 from handlers.reports import apply_reports, plan_report
-from storage.db import transaction
-from storage.inbox import DuplicateMessage, finish_inbound, store_inbound
+from storage.db import transaction, update_row
+from storage.inbox import DuplicateMessage, finish_inbound, inbound, store_inbound
 from storage.invites import BindError, redeem_invite
 from storage.outbox import queue_message
 from storage.people import roles_of
@@ -97,6 +97,52 @@ def handle_message(
     except sqlite3.Error as error:
         return _keep_raw(ctx, message, error, reply_status)
     return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
+
+
+def rehandle(ctx: Context, inbox_id: int) -> Handled | None:
+    """Handle again a stored message whose handling failed (outcome 'error'), once what
+    failed is mended; None when there is no such message.
+
+    The member was told the message was kept and would be dealt with: the new answer goes
+    to them through the outbox ('queued', sent by the channel). A message that fails again
+    keeps its error, with nothing more sent (the member was told once).
+    """
+    row = inbound(ctx.db, inbox_id)
+    if row is None or row["outcome"] != "error":
+        return None
+    message = Incoming(
+        channel=row["channel"],
+        sender=row["sender"],
+        text=row["text"],
+        at=dt.datetime.fromisoformat(row["at"]),
+        received_at=dt.datetime.fromisoformat(row["received_at"]),
+        type=row["type"],
+        raw=row["raw"],
+        dedup_key=row["dedup_key"],
+    )
+    ctx.alerts_queued = 0
+    try:
+        with one_roster_version(ctx.db):
+            act = _decide(ctx, message)
+    except Exception as error:
+        act = _raise(error)
+    with transaction(ctx.db):
+        if inbound(ctx.db, inbox_id)["outcome"] != "error":  # another process did it
+            return None
+        outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
+        if outcome == "error":
+            update_row(ctx.db, "inbox", inbox_id, {"error": error_text})
+            return Handled(row["reply"] or "", inbox_id, "error")
+        finish_inbound(
+            ctx.db,
+            inbox_id,
+            outcome=outcome,
+            reply=reply,
+            person_id=person["id"] if person else None,
+        )
+        if reply:
+            _queue_reply(ctx, message, person, reply, "queued", inbox_id)
+    return Handled(reply, inbox_id, outcome, alerts=ctx.alerts_queued > 0)
 
 
 def _keep_raw(

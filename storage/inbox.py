@@ -56,6 +56,15 @@ def store_inbound(
         raise DuplicateMessage(existing) from None
 
 
+def inbound(db: sqlite_utils.Database, inbox_id: int) -> dict | None:
+    return first(fetch_all(db, "SELECT * FROM inbox WHERE id = ?", [inbox_id]), None)
+
+
+def failed_inbound(db: sqlite_utils.Database) -> list[dict]:
+    """Messages kept with outcome 'error' (their handling failed), oldest first."""
+    return fetch_all(db, "SELECT * FROM inbox WHERE outcome = 'error' ORDER BY id")
+
+
 def finish_inbound(
     db: sqlite_utils.Database,
     inbox_id: int,

@@ -560,3 +560,36 @@ def test_outbox_retry_sends_failed_messages_again(run_cli, loaded_db: sqlite_uti
 
     result = run_cli("outbox", "--retry-failed", "--json")
     assert {row["status"] for row in json.loads(result.stdout)} == {"sent"}
+
+
+def test_inbox_lists_failed_messages_and_handles_them_again(
+    loaded_db: sqlite_utils.Database,
+    run_cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import handlers.pipeline
+
+    def broken(turn: object, plan: object) -> tuple[str, str]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(handlers.pipeline, "apply_reports", broken)
+    said = run_cli("say", "--from", "lianghong", "--at", "2026-03-02T08:41", "张三 36.5")
+    assert "系统暂时出错" in said.output
+    listed = json.loads(run_cli("inbox", "--json").output)
+    assert [(row["sender"], row["text"], row["error"]) for row in listed] == [
+        ("lianghong", "张三 36.5", "RuntimeError: disk on fire")
+    ]
+    assert set(listed[0]) == {"id", "at", "sender", "text", "error"}
+    monkeypatch.undo()
+
+    missing = run_cli("inbox", "--rehandle", "999")
+    assert missing.exit_code == 1 and "no failed message with id 999" in missing.output
+    result = run_cli("inbox", "--rehandle-errors")
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 message(s) handled" in result.output
+    assert json.loads(run_cli("inbox", "--json").output) == []
+    replies = [
+        row for row in json.loads(run_cli("outbox", "--json").output) if row["to"] == "lianghong"
+    ]
+    assert [row["status"] for row in replies][-1] == "sent"
+    assert "已记录" in replies[-1]["text"] and "张三 36.5℃" in replies[-1]["text"]

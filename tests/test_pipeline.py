@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from bot.config import Config
 from bot.context import Context
-from handlers.pipeline import ERROR_REPLY, UNBOUND_REPLY, Handled, Incoming, handle_message
+from handlers.pipeline import (
+    ERROR_REPLY,
+    UNBOUND_REPLY,
+    Handled,
+    Incoming,
+    handle_message,
+    rehandle,
+)
 from tests.conftest import TZ
 
 MORNING = dt.datetime(2026, 3, 2, 8, 40, tzinfo=TZ)
@@ -233,6 +240,38 @@ def test_a_failure_keeps_the_raw_message(
         "RuntimeError: disk on fire",
     )
     assert loaded_db["contacts"].count == 0
+
+
+def test_a_failed_message_is_handled_again_once_mended(
+    chat: Chat, loaded_db: sqlite_utils.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handlers.pipeline
+
+    def broken(turn: object, plan: object) -> tuple[str, str]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(handlers.pipeline, "apply_reports", broken)
+    failed = chat("lianghong", "张三 37.9 咳嗽")
+    ctx = Context(db=loaded_db, config=config)
+    again = rehandle(ctx, failed.inbox_id)
+    assert again is not None and again.outcome == "error"  # still broken: nothing more sent
+    assert [r["status"] for r in loaded_db.query("SELECT * FROM outbox")] == ["sent"]
+    monkeypatch.undo()
+
+    handled = rehandle(ctx, failed.inbox_id)
+    assert handled is not None and handled.outcome == "ok" and handled.alerts
+    assert "张三 37.9℃" in handled.reply and "已通知" in handled.reply
+    assert current(loaded_db, "张三")["temperature"] == 37.9
+    assert current(loaded_db, "张三")["reported_at"] == MORNING.isoformat()  # its own time
+    row = next(loaded_db.query("SELECT * FROM inbox"))
+    assert (row["outcome"], row["error"], row["reply"]) == ("ok", None, handled.reply)
+    replies = list(loaded_db.query("SELECT text, status FROM outbox WHERE kind = 'reply'"))
+    assert replies == [
+        {"text": ERROR_REPLY, "status": "sent"},
+        {"text": handled.reply, "status": "queued"},  # to go through the channel
+    ]
+    assert rehandle(ctx, failed.inbox_id) is None  # handled: never twice
+    assert loaded_db["contacts"].count == 1
 
 
 @pytest.mark.parametrize(
