@@ -71,26 +71,12 @@ def handle_message(
     which the unique key refuses: retries are rare, and a read ahead of every message to
     catch them cost more than handling them this way.
     """
-    ctx.alerts_queued = 0
-    try:
-        with one_roster_version(ctx.db):
-            act = _decide(ctx, message)
-    except Exception as error:  # recorded with the raw message below
-        act = _raise(error)
+    act = _prepare(ctx, message)
     try:
         with transaction(ctx.db):
             inbox_id = _store(ctx, message)
             outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
-            finish_inbound(
-                ctx.db,
-                inbox_id,
-                outcome=outcome,
-                reply=reply,
-                person_id=person["id"] if person else None,
-                error=error_text,
-            )
-            if reply:
-                _queue_reply(ctx, message, person, reply, reply_status, inbox_id)
+            _finish(ctx, message, inbox_id, (outcome, reply, person), error_text, reply_status)
     except DuplicateMessage as seen:  # WeChat retries: same answer, nothing recorded again
         existing = seen.existing
         return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
@@ -120,12 +106,7 @@ def rehandle(ctx: Context, inbox_id: int) -> Handled | None:
         raw=row["raw"],
         dedup_key=row["dedup_key"],
     )
-    ctx.alerts_queued = 0
-    try:
-        with one_roster_version(ctx.db):
-            act = _decide(ctx, message)
-    except Exception as error:
-        act = _raise(error)
+    act = _prepare(ctx, message)
     with transaction(ctx.db):
         if inbound(ctx.db, inbox_id)["outcome"] != "error":  # another process did it
             return None
@@ -133,16 +114,41 @@ def rehandle(ctx: Context, inbox_id: int) -> Handled | None:
         if outcome == "error":
             update_row(ctx.db, "inbox", inbox_id, {"error": error_text})
             return Handled(row["reply"] or "", inbox_id, "error")
-        finish_inbound(
-            ctx.db,
-            inbox_id,
-            outcome=outcome,
-            reply=reply,
-            person_id=person["id"] if person else None,
-        )
-        if reply:
-            _queue_reply(ctx, message, person, reply, "queued", inbox_id)
+        _finish(ctx, message, inbox_id, (outcome, reply, person), None, "queued")
     return Handled(reply, inbox_id, outcome, alerts=ctx.alerts_queued > 0)
+
+
+def _prepare(ctx: Context, message: Incoming) -> Step:
+    """What the message means, from reads only: the step that writes it (a failure here is
+    recorded with the raw message, by the step)."""
+    ctx.alerts_queued = 0
+    try:
+        with one_roster_version(ctx.db):
+            return _decide(ctx, message)
+    except Exception as error:
+        return _raise(error)
+
+
+def _finish(
+    ctx: Context,
+    message: Incoming,
+    inbox_id: int,
+    answer: Answer,
+    error_text: str | None,
+    reply_status: ReplyStatus,
+) -> None:
+    """The message's outcome on its inbox row, and its reply in the outbox."""
+    outcome, reply, person = answer
+    finish_inbound(
+        ctx.db,
+        inbox_id,
+        outcome=outcome,
+        reply=reply,
+        person_id=person["id"] if person else None,
+        error=error_text,
+    )
+    if reply:
+        _queue_reply(ctx, message, person, reply, reply_status, inbox_id)
 
 
 def _keep_raw(

@@ -385,22 +385,25 @@ def test_mp_subscribe_gets_a_welcome(mp: FlaskClient) -> None:
 # -- the 5-second rule ----------------------------------------------------------------------
 
 
-def test_a_late_reply_answers_success_and_goes_through_the_api(
-    loaded_db: sqlite_utils.Database,
-    db_path: Path,
-    httpserver: HTTPServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def slow_handling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handling takes 0.3 s: past a reply budget of 0.01 s."""
     import bot.wechat_reply as wechat_reply
 
-    fake = FakeWeChat(httpserver)
-    slow_handle = wechat_reply.handle_message
+    handle = wechat_reply.handle_message
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.3)
-        return slow_handle(*args, **kwargs)
+        return handle(*args, **kwargs)
 
     monkeypatch.setattr(wechat_reply, "handle_message", slow)
+
+
+@pytest.mark.usefixtures("slow_handling")
+def test_a_late_reply_answers_success_and_goes_through_the_api(
+    loaded_db: sqlite_utils.Database, db_path: Path, httpserver: HTTPServer
+) -> None:
+    fake = FakeWeChat(httpserver)
     app = make_app(db_path, config_for(WORK, fake.base), WECHAT_REPLY_BUDGET=0.01)
     xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 55, CREATED)
     query, body = wecom_request(WORK, xml)
@@ -416,6 +419,7 @@ def test_a_late_reply_answers_success_and_goes_through_the_api(
     assert row == [("reply", "sent", 1)]
 
 
+@pytest.mark.usefixtures("slow_handling")
 def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
     loaded_db: sqlite_utils.Database,
     db_path: Path,
@@ -429,13 +433,6 @@ def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
     from bot.channels import channel_for, deliver_pending
 
     fake = FakeWeChat(httpserver)
-    slow_handle = wechat_reply.handle_message
-
-    def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.3)
-        return slow_handle(*args, **kwargs)
-
-    monkeypatch.setattr(wechat_reply, "handle_message", slow)
     monkeypatch.setattr(wechat_reply, "deliver_late", lambda *args: None)
     config = config_for(WORK, fake.base)
     app = make_app(db_path, config, WECHAT_REPLY_BUDGET=0.01)
