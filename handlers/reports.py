@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from sqlite_utils import Database
+
 from handlers.alerts import alerts_for_contact
 from handlers.commands import Turn
 from handlers.names import NameIndex
@@ -14,6 +16,7 @@ from handlers.parser import Entry, ParseResult, Problem, parse_reply
 from handlers.slots import split_by_slot
 from storage.contacts import NewContact, contacts_on, record_contacts
 from storage.roster_cache import cached_member_subjects, cached_village
+from storage.subjects import subjects_by_ids
 
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
@@ -109,8 +112,12 @@ def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
         for name, rows in village.namesakes.items()
         if len(same := [s for s in rows if s["id"] not in own_ids]) > 1
     }
+    if namesakes or theirs:  # rare: the question names where each one lives
+        asked_mine, asked_theirs = _with_addresses(db, namesakes), _with_addresses(db, theirs)
+    else:
+        asked_mine, asked_theirs = namesakes, theirs
     plans = [
-        ReportPlan(_namesakes_asked(result, namesakes, theirs), own, by_name, namesakes)
+        ReportPlan(_namesakes_asked(result, asked_mine, asked_theirs), own, by_name, namesakes)
         for result in results
         if result.entries or result.problems
     ]
@@ -143,6 +150,19 @@ def _same_name(subjects: list[dict]) -> dict[str, list[dict]]:
         name: [s for s in subjects if s["name"] == name]
         for name, count in counts.items()
         if count > 1
+    }
+
+
+def _with_addresses(db: Database, groups: dict[str, list]) -> dict[str, list]:
+    """The namesake groups with every subject's address (the roster cache keeps addresses
+    only for names its village repeats)."""
+    missing = {s["id"] for same in groups.values() for s in same if not s.get("address")}
+    if not missing:
+        return groups
+    found = {row["id"]: row for row in subjects_by_ids(db, missing)}
+    return {
+        name: [found.get(s["id"], s) if not s.get("address") else s for s in same]
+        for name, same in groups.items()
     }
 
 
@@ -180,6 +200,7 @@ def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
     # one read serves the replaced rows, the alerts and the reply's "still missing"
     reported = contacts_on(db, {*mentioned, *(s["id"] for s in plan.own)}, result.date)
     new, entries = [], []
+    superseded: set[int] = set()  # subjects whose current report was sent after this one
     for entry in result.entries:
         subjects = plan.namesakes.get(entry.name) if entry.bulk else None
         if subjects is None:
@@ -189,8 +210,18 @@ def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
             previous = reported.get((subject["id"], result.slot))
             if entry.bulk and previous is not None:
                 continue  # 全部正常 covers the rest; it never overwrites a report already in
+            later = previous is not None and _sent_after(previous, turn.at)
+            if later:
+                superseded.add(subject["id"])
             new.append(
-                NewContact(subject["id"], entry.temperature, entry.status, entry.symptoms, note)
+                NewContact(
+                    subject["id"],
+                    entry.temperature,
+                    entry.status,
+                    entry.symptoms,
+                    note,
+                    superseded_by=previous["id"] if later else None,
+                )
             )
             entries.append((entry, subject, previous))
     record_contacts(
@@ -207,11 +238,19 @@ def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
     done = {sid for sid, slot in reported if slot == result.slot} | {c.subject_id for c in new}
     alerted = []
     for entry, subject, previous in entries:
+        if subject["id"] in superseded:
+            continue  # what is on record now is what anyone is told about
         people = alerts_for_contact(turn, subject, entry, result, previous)
         if people:
             alerted.append(f"已通知{'、'.join(p['name'] for p in people)}（{entry.name}）")
     outcome = "problem" if result.problems else "ok"
-    return outcome, _reply(result, entries, alerted, plan.own, done)
+    return outcome, _reply(result, entries, alerted, plan.own, done, superseded)
+
+
+def _sent_after(previous: dict, at: dt.datetime) -> bool:
+    """Whether the report on record was sent after a message sent at `at`."""
+    stamp = previous.get("reported_at")
+    return bool(stamp) and dt.datetime.fromisoformat(stamp) > at
 
 
 def _reply(
@@ -220,6 +259,7 @@ def _reply(
     alerted: list[str],
     own: list[dict],
     done: set[int],
+    superseded: set[int],
 ) -> str:
     lines = []
     if not entries and not result.problems:
@@ -230,11 +270,13 @@ def _reply(
         head = "已更正" if corrected else "已记录"
         lines.append(f"{head}（{result.date.month}月{result.date.day}日{SLOT_CN[result.slot]}）：")
         bulk = [e for e, _, _ in entries if e.bulk]
-        for entry, _subject, previous in entries:
+        for entry, subject, previous in entries:
             if entry.bulk:
                 continue
             mark = "⚠ " if entry.status != "normal" else ""
             replaced = "（已覆盖之前的上报）" if previous and not result.correction else ""
+            if subject["id"] in superseded:
+                replaced = "（此后已有新的上报，以新的为准）"
             cover = "（非您负责，已代报）" if not entry.assigned else ""
             lines.append(f"{mark}{describe(entry)}{cover}{replaced}")
         if bulk:

@@ -13,7 +13,8 @@ thread asks for a RESTART: it waits at most RESTART_WAIT_MS for the readers of t
 to finish (new writers wait that long too), and the WAL starts over from its beginning.
 
 One process per database does it: the thread that holds `<db>-checkpoint.lock`; the others
-try again each round, so when that process stops another takes over.
+try again each round, so when that process stops another takes over. Where that lock file
+cannot be opened, every serving process checkpoints.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Checkpointer(threading.Thread):
         self.stopping = threading.Event()
         self.lock_fd: int | None = None
         self.rounds = 0  # checkpoints this thread ran (tests wait on it)
+        self.without_lock = False
+        self.last_error = ""
 
     def run(self) -> None:
         db = connect(self.path)
@@ -73,8 +76,11 @@ class Checkpointer(threading.Thread):
         try:
             busy, wal_pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as error:  # a full disk, say: the WAL keeps the data meanwhile
-            log.warning("WAL checkpoint of %s failed: %s", self.path, error)
+            if str(error) != self.last_error:  # once, not every second
+                log.warning("WAL checkpoint of %s failed: %s", self.path, error)
+            self.last_error = str(error)
             return (1, -1, -1)
+        self.last_error = ""
         self.rounds += 1
         if busy == 0 and wal_pages == copied and wal_pages > RESTART_AT:
             busy, wal_pages, copied = self._restart(conn)
@@ -99,11 +105,19 @@ class Checkpointer(threading.Thread):
             conn.execute(f"PRAGMA busy_timeout = {timeout}")
 
     def _holds_lock(self) -> bool:
+        """Whether this thread is the one that checkpoints. Without a lock file (a folder it
+        cannot write, a file of another user) every serving process checkpoints: PASSIVE
+        checkpoints side by side are safe, and serving connections never do it themselves."""
+        if self.without_lock:
+            return True
         if self.lock_fd is None:
+            lock_path = f"{self.path}-checkpoint.lock"
             try:
-                self.lock_fd = os.open(f"{self.path}-checkpoint.lock", os.O_RDWR | os.O_CREAT)
-            except OSError:  # a read-only folder: nothing can be written to checkpoint either
-                return False
+                self.lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT)
+            except OSError as error:
+                log.warning("cannot open %s (%s): checkpointing without it", lock_path, error)
+                self.without_lock = True
+                return True
             try:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

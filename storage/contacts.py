@@ -19,6 +19,9 @@ class NewContact:
     status: str
     symptoms: Sequence[str]
     note: str = ""
+    # a report sent before the current one (handled late, or again after a failure): kept in
+    # the history under that one, which stays current (the later report wins, DESIGN §3)
+    superseded_by: int | None = None
 
 
 def record_contacts(
@@ -41,6 +44,28 @@ def record_contacts(
     The contacts table is the reports' history (rows are never deleted; a replaced row keeps
     `replaced_by`), so only replacements also go to the audit table.
     """
+    stamp = at.isoformat(timespec="seconds")
+
+    def insert(contact: NewContact, current: int) -> int:
+        return insert_row(
+            db,
+            "contacts",
+            {
+                "subject_id": contact.subject_id,
+                "date": day.isoformat(),
+                "slot": slot,
+                "member_id": member_id,
+                "temperature": contact.temperature,
+                "status": contact.status,
+                "symptoms": "、".join(contact.symptoms),
+                "note": contact.note,
+                "reported_at": stamp,
+                "inbox_id": inbox_id,
+                "current": current,
+                "replaced_by": contact.superseded_by,
+            },
+        )
+
     ids = []
     with transaction(db):
         previous = (
@@ -49,26 +74,13 @@ def record_contacts(
             else contacts_on(db, [c.subject_id for c in contacts], day)
         )
         for contact in contacts:
+            if contact.superseded_by is not None:
+                ids.append(insert(contact, current=0))
+                continue
             before = previous.get((contact.subject_id, slot))
             if before:
                 db.execute("UPDATE contacts SET current = 0 WHERE id = ?", [before["id"]])
-            new_id = insert_row(
-                db,
-                "contacts",
-                {
-                    "subject_id": contact.subject_id,
-                    "date": day.isoformat(),
-                    "slot": slot,
-                    "member_id": member_id,
-                    "temperature": contact.temperature,
-                    "status": contact.status,
-                    "symptoms": "、".join(contact.symptoms),
-                    "note": contact.note,
-                    "reported_at": at.isoformat(timespec="seconds"),
-                    "inbox_id": inbox_id,
-                    "current": 1,
-                },
-            )
+            new_id = insert(contact, current=1)
             if before:
                 db.execute(
                     "UPDATE contacts SET replaced_by = ? WHERE id = ?", [new_id, before["id"]]

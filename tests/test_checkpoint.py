@@ -107,3 +107,24 @@ def test_a_large_wal_starts_over_once_copied_back(db: sqlite_utils.Database, db_
     checkpointer_conn.close()
     serving.close()
     reader.close()
+
+
+def test_without_a_lock_file_every_process_checkpoints(
+    db: sqlite_utils.Database, db_path: Path
+) -> None:
+    """A lock file that cannot be opened (here a folder in its place; a read-only folder or
+    another user's file in life) must not leave the WAL growing with nobody copying it."""
+    Path(f"{db_path}-checkpoint.lock").mkdir()
+    serving = connect(db_path)
+    serving_connection(serving.conn)
+    write_rows(serving, 300)
+    checkpointer = Checkpointer(str(db_path), interval=0.01)
+    checkpointer.start()
+    try:
+        assert wait_for(lambda: checkpointer.rounds > 0)
+        assert checkpointer.without_lock
+        write_rows(serving, 3, "after")
+        assert wal_pages(serving) < 20
+    finally:
+        checkpointer.stop()
+        serving.close()

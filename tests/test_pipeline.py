@@ -384,6 +384,24 @@ def test_two_subjects_of_one_member_with_the_same_name_are_asked_back(
     assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 1
 
 
+def test_namesakes_in_two_villages_are_asked_back_with_both_addresses(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    second_zhang_san(loaded_db)
+    loaded_db.execute(
+        "INSERT INTO units (code, name, level, parent) VALUES ('DX', '东溪村', 'village', 'CG')"
+    )
+    loaded_db.execute("UPDATE subjects SET unit = 'DX' WHERE address = '河西村4组9号'")
+    first = next(
+        loaded_db.query("SELECT address FROM subjects WHERE name = '张三' AND unit != 'DX'")
+    )
+    handled = chat("lianghong", "张三 36.5")
+    assert handled.outcome == "problem" and "同名" in handled.reply
+    assert (
+        f"张三（{first['address']}）" in handled.reply and "张三（河西村4组9号）" in handled.reply
+    )
+
+
 def test_all_normal_covers_both_namesakes(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
     second_zhang_san(loaded_db)
     handled = chat("lianghong", "全部正常")
@@ -414,3 +432,40 @@ def test_an_unmarked_line_and_a_marker_of_the_same_slot_read_as_one_message(
         )
     )
     assert rows == [{"status": "abnormal"}]  # never a normal report that was not sent
+
+
+def test_a_report_sent_before_the_one_on_record_does_not_replace_it(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    """Handled out of order (a late or re-handled message): the later report stays current,
+    the earlier one is kept under it, and nobody is alerted about a state already past."""
+    later = chat("lianghong", "张三 36.5", at=MORNING + dt.timedelta(minutes=10))
+    earlier = chat("lianghong", "张三 37.9 咳嗽")
+    assert earlier.outcome == "ok" and "以新的为准" in earlier.reply
+    assert "已通知" not in earlier.reply and alerts(loaded_db) == []
+    assert current(loaded_db, "张三")["temperature"] == 36.5
+    kept = next(loaded_db.query("SELECT * FROM contacts WHERE inbox_id = ?", [earlier.inbox_id]))
+    on_record = current(loaded_db, "张三")
+    assert (kept["current"], kept["replaced_by"], on_record["inbox_id"]) == (
+        0,
+        on_record["id"],
+        later.inbox_id,
+    )
+
+
+def test_a_failed_message_handled_again_after_a_newer_report_keeps_the_newer(
+    chat: Chat, loaded_db: sqlite_utils.Database, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handlers.pipeline
+
+    def broken(turn: object, plan: object) -> tuple[str, str]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(handlers.pipeline, "apply_reports", broken)
+    failed = chat("lianghong", "张三 37.9 咳嗽")
+    monkeypatch.undo()
+    chat("lianghong", "张三 36.5", at=MORNING + dt.timedelta(minutes=10))  # measured again
+    handled = rehandle(Context(db=loaded_db, config=config), failed.inbox_id)
+    assert handled is not None and handled.outcome == "ok" and not handled.alerts
+    assert current(loaded_db, "张三")["temperature"] == 36.5
+    assert alerts(loaded_db) == []
