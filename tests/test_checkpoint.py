@@ -17,6 +17,13 @@ def wal_pages(db: sqlite_utils.Database) -> int:
     return int(db.execute("PRAGMA wal_checkpoint(NOOP)").fetchone()[1])
 
 
+def serving_db(db_path: Path) -> sqlite_utils.Database:
+    """A connection as the app serves with (close it)."""
+    serving = connect(db_path)
+    serving_connection(serving.conn)
+    return serving
+
+
 def write_rows(db: sqlite_utils.Database, count: int, prefix: str = "k") -> None:
     for number in range(count):
         with transaction(db):
@@ -35,16 +42,14 @@ def wait_for(condition, seconds: float = 10) -> bool:  # type: ignore[no-untyped
 
 
 def test_a_serving_connection_lets_the_wal_grow(db: sqlite_utils.Database, db_path: Path) -> None:
-    serving = connect(db_path)
-    serving_connection(serving.conn)
+    serving = serving_db(db_path)
     write_rows(serving, 1200)  # past the 1,000 pages at which a commit would checkpoint
     assert wal_pages(serving) > 1000
     serving.close()
 
 
 def test_the_checkpointer_copies_the_wal_back(db: sqlite_utils.Database, db_path: Path) -> None:
-    serving = connect(db_path)
-    serving_connection(serving.conn)
+    serving = serving_db(db_path)
     write_rows(serving, 300)
     checkpointer = Checkpointer(str(db_path), interval=0.01)
     checkpointer.start()
@@ -88,8 +93,7 @@ def test_the_app_serves_on_connections_that_leave_checkpoints_to_its_thread(
 
 
 def test_a_large_wal_starts_over_once_copied_back(db: sqlite_utils.Database, db_path: Path) -> None:
-    serving = connect(db_path)
-    serving_connection(serving.conn)
+    serving = serving_db(db_path)
     write_rows(serving, RESTART_AT // 4)
     reader = connect(db_path)
     reader.execute("BEGIN")  # a reader that stays inside the WAL
@@ -115,8 +119,7 @@ def test_without_a_lock_file_every_process_checkpoints(
     """A lock file that cannot be opened (here a folder in its place; a read-only folder or
     another user's file in life) must not leave the WAL growing with nobody copying it."""
     Path(f"{db_path}-checkpoint.lock").mkdir()
-    serving = connect(db_path)
-    serving_connection(serving.conn)
+    serving = serving_db(db_path)
     write_rows(serving, 300)
     checkpointer = Checkpointer(str(db_path), interval=0.01)
     checkpointer.start()

@@ -222,15 +222,20 @@ def test_non_text_messages_are_stored_and_answered(
     assert loaded_db["inbox"].count == 3
 
 
-def test_a_failure_keeps_the_raw_message(
-    chat: Chat, loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def break_handling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing a report fails (until monkeypatch.undo())."""
     import handlers.pipeline
 
     def broken(turn: object, plan: object) -> tuple[str, str]:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(handlers.pipeline, "apply_reports", broken)
+
+
+def test_a_failure_keeps_the_raw_message(
+    chat: Chat, loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    break_handling(monkeypatch)
     handled = chat("lianghong", "张三 36.5")
     assert handled.reply == ERROR_REPLY
     row = next(loaded_db.query("SELECT * FROM inbox"))
@@ -245,12 +250,7 @@ def test_a_failure_keeps_the_raw_message(
 def test_a_failed_message_is_handled_again_once_mended(
     chat: Chat, loaded_db: sqlite_utils.Database, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import handlers.pipeline
-
-    def broken(turn: object, plan: object) -> tuple[str, str]:
-        raise RuntimeError("disk on fire")
-
-    monkeypatch.setattr(handlers.pipeline, "apply_reports", broken)
+    break_handling(monkeypatch)
     failed = chat("lianghong", "张三 37.9 咳嗽")
     ctx = Context(db=loaded_db, config=config)
     again = rehandle(ctx, failed.inbox_id)
@@ -456,12 +456,7 @@ def test_a_report_sent_before_the_one_on_record_does_not_replace_it(
 def test_a_failed_message_handled_again_after_a_newer_report_keeps_the_newer(
     chat: Chat, loaded_db: sqlite_utils.Database, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import handlers.pipeline
-
-    def broken(turn: object, plan: object) -> tuple[str, str]:
-        raise RuntimeError("disk on fire")
-
-    monkeypatch.setattr(handlers.pipeline, "apply_reports", broken)
+    break_handling(monkeypatch)
     failed = chat("lianghong", "张三 37.9 咳嗽")
     monkeypatch.undo()
     chat("lianghong", "张三 36.5", at=MORNING + dt.timedelta(minutes=10))  # measured again
