@@ -22,7 +22,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.harness import ROOT, build_county, gunicorn, morning_posts, server_env, worker_rss_mb
+from bench.harness import (
+    ROOT,
+    build_county,
+    gunicorn,
+    morning_posts,
+    server_env,
+    worker_rss_mb,
+    workers_cpu_seconds,
+)
 from bench.paced import run_paced
 from storage.db import connect
 
@@ -108,7 +116,9 @@ def run() -> list[dict]:
         with gunicorn("bot:create_app()", server_env(db_path)) as (url, master):
             warm = run_wrk(url, warm_file, seconds=WARM_SECONDS)
             print(f"  warm-up {warm['rate']:.0f}/s ({warm['total']} requests)", file=sys.stderr)
+            cpu_before = workers_cpu_seconds(master.pid)
             callback = run_wrk(url, posts_file)
+            callback_cpu = (workers_cpu_seconds(master.pid) - cpu_before) / callback["total"]
             print(f"… {RATE:.0f} messages/s offered, open loop", file=sys.stderr)
             latency = run_paced(url, paced_file, RATE, SECONDS)
             rss = worker_rss_mb(master.pid)
@@ -120,8 +130,10 @@ def run() -> list[dict]:
             run_wrk(url, warm_file, seconds=WARM_SECONDS)
             rss_county = worker_rss_mb(master.pid)
         print("… bare Flask hello under wrk", file=sys.stderr)
-        with gunicorn("bench.hello:app", server_env(db_path)) as (url, _master):
+        with gunicorn("bench.hello:app", server_env(db_path)) as (url, hello_master):
+            cpu_before = workers_cpu_seconds(hello_master.pid)
             hello = run_wrk(url, posts_file)
+            hello_cpu = (workers_cpu_seconds(hello_master.pid) - cpu_before) / hello["total"]
         db = connect(db_path)
         stored = db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
         distinct = db.execute("SELECT COUNT(DISTINCT dedup_key) FROM inbox").fetchone()[0]
@@ -143,7 +155,9 @@ def run() -> list[dict]:
         f" at {RATE:.0f}/s offered: p50 {latency.p50:.1f} ms p99 {latency.p99:.1f} ms max"
         f" {latency.max:.1f} ms ({latency.answered} answered, {latency.failed} failed);"
         f" {stored} stored once, {errors} errors; hello {hello['rate']:.0f}/s; RSS {rss:.0f} MB"
-        f" after the load, {rss_county:.0f} MB for a worker that read the whole county",
+        f" after the load, {rss_county:.0f} MB for a worker that read the whole county;"
+        f" CPU per request in the workers (steadier than the rates on a noisy machine):"
+        f" callback {callback_cpu * 1e6:.0f} µs, hello {hello_cpu * 1e6:.0f} µs",
         file=sys.stderr,
     )
     return [

@@ -232,18 +232,43 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def _workers(master_pid: int) -> list[int]:
+    """The pids of the master's worker processes."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid:  # the parent's pid
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def workers_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU the master's workers have used so far, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in _workers(master_pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def worker_rss_mb(master_pid: int) -> float:
     """The largest resident set of the master's worker processes, in MB."""
     largest = 0.0
-    for status in Path("/proc").glob("[0-9]*/status"):
+    for pid in _workers(master_pid):
         try:
-            fields = dict(
-                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
-            )
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
-        if fields.get("PPid", "").strip() == str(master_pid):
-            largest = max(largest, int(fields["VmRSS"].split()[0]) / 1024)
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                largest = max(largest, int(line.split()[1]) / 1024)
     return largest
 
 
