@@ -17,30 +17,21 @@ ACTIVE_ON = (
 )
 
 
+# a member's active assigned subjects on :day, in roster order
+_ASSIGNED = f"""FROM subjects s JOIN assignments a ON a.subject_id = s.id
+    WHERE a.person_id = :person AND {ACTIVE_ON} ORDER BY s.id"""
+
+
 def member_subjects(db: sqlite_utils.Database, person_id: int, day: dt.date) -> list[dict]:
     """A member's active assigned subjects on `day`, in roster order."""
-    return list(
-        fetch_all(
-            db,
-            f"""SELECT s.* FROM subjects s JOIN assignments a ON a.subject_id = s.id
-                WHERE a.person_id = :person AND {ACTIVE_ON}
-                ORDER BY s.id""",
-            {"person": person_id, "day": day.isoformat()},
-        )
-    )
+    params = {"person": person_id, "day": day.isoformat()}
+    return fetch_all(db, f"SELECT s.* {_ASSIGNED}", params)
 
 
 def member_subject_ids(db: sqlite_utils.Database, person_id: int, day: dt.date) -> list[int]:
     """The ids of `member_subjects`, in the same order."""
-    return [
-        row[0]
-        for row in db.execute(
-            f"""SELECT s.id FROM subjects s JOIN assignments a ON a.subject_id = s.id
-                WHERE a.person_id = :person AND {ACTIVE_ON}
-                ORDER BY s.id""",
-            {"person": person_id, "day": day.isoformat()},
-        )
-    ]
+    params = {"person": person_id, "day": day.isoformat()}
+    return [row[0] for row in db.execute(f"SELECT s.id {_ASSIGNED}", params)]
 
 
 _BRIEF = "s.id, s.name, s.unit, s.category, s.address"  # what reading a report needs

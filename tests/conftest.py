@@ -16,10 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlite_utils
 from click.testing import CliRunner, Result
+from flask.testing import FlaskClient
 
 from bot.config import Config
 from storage.db import open_db
 from storage.roster import import_roster
+from tests.fake_wechat import MP, WORK, config_for, make_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_ROSTER = ROOT / "examples" / "demo_roster"
@@ -123,3 +125,15 @@ def run_cli(runner: CliRunner, db_path: Path) -> Callable[..., Result]:
         return runner.invoke(cli, argv, **kwargs)  # type: ignore[arg-type]
 
     return run
+
+
+@pytest.fixture
+def work(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
+    """A test client of the app in WeCom mode on the loaded database."""
+    return make_app(db_path, config_for(WORK)).test_client()
+
+
+@pytest.fixture
+def mp(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
+    """A test client of the app in Official Account mode on the loaded database."""
+    return make_app(db_path, config_for(MP)).test_client()

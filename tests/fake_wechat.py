@@ -11,12 +11,15 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from bot.config import ChannelSettings, Config
+from bot.web import build_app
 
 WORK = ChannelSettings(
     kind="work",
@@ -87,3 +90,10 @@ class FakeWeChat:
 
 def _json(data: dict) -> Response:
     return Response(json.dumps(data, ensure_ascii=False), content_type="application/json")
+
+
+def make_app(db_path: Path, config: Config, **extra: Any) -> Flask:
+    """The app in a channel's mode on db_path, without the live schedule."""
+    app = build_app({"GRIDWATCH": config, "DB_PATH": str(db_path), "SCHEDULER": False, **extra})
+    app.testing = True
+    return app

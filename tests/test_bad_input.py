@@ -17,26 +17,15 @@ import sqlite_utils
 from flask.testing import FlaskClient
 
 from bot.wechat_crypto import sign
-from tests.fake_wechat import MP, WORK, config_for
+from tests.fake_wechat import MP, WORK
 from tests.test_wechat_callback import (
     CREATED,
     inner_xml,
-    make_app,
     open_reply,
     wecom_request,
 )
 
 Dump = Callable[[sqlite_utils.Database], str]
-
-
-@pytest.fixture
-def work(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
-    return make_app(db_path, config_for(WORK)).test_client()
-
-
-@pytest.fixture
-def mp(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
-    return make_app(db_path, config_for(MP)).test_client()
 
 
 def test_a_1_mb_body_is_refused_unread(

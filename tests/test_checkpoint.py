@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
@@ -32,6 +34,15 @@ def write_rows(db: sqlite_utils.Database, count: int, prefix: str = "k") -> None
             )
 
 
+@contextmanager
+def running(checkpointer: Checkpointer) -> Iterator[Checkpointer]:
+    checkpointer.start()
+    try:
+        yield checkpointer
+    finally:
+        checkpointer.stop()
+
+
 def wait_for(condition, seconds: float = 10) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -51,17 +62,13 @@ def test_a_serving_connection_lets_the_wal_grow(db: sqlite_utils.Database, db_pa
 def test_the_checkpointer_copies_the_wal_back(db: sqlite_utils.Database, db_path: Path) -> None:
     serving = serving_db(db_path)
     write_rows(serving, 300)
-    checkpointer = Checkpointer(str(db_path), interval=0.01)
-    checkpointer.start()
-    try:
+    with running(Checkpointer(str(db_path), interval=0.01)) as checkpointer:
         assert wait_for(lambda: checkpointer.rounds > 0)
         busy, pages, copied = checkpointer.checkpoint(serving.conn)
         assert busy == 0 and pages == copied > 300
         write_rows(serving, 5, "again")  # the WAL starts over once everything is copied back
         assert wal_pages(serving) < 300
-    finally:
-        checkpointer.stop()
-        serving.close()
+    serving.close()
 
 
 def test_one_checkpointer_per_database(db: sqlite_utils.Database, db_path: Path) -> None:
@@ -121,13 +128,9 @@ def test_without_a_lock_file_every_process_checkpoints(
     Path(f"{db_path}-checkpoint.lock").mkdir()
     serving = serving_db(db_path)
     write_rows(serving, 300)
-    checkpointer = Checkpointer(str(db_path), interval=0.01)
-    checkpointer.start()
-    try:
+    with running(Checkpointer(str(db_path), interval=0.01)) as checkpointer:
         assert wait_for(lambda: checkpointer.rounds > 0)
         assert checkpointer.without_lock
         write_rows(serving, 3, "after")
         assert wal_pages(serving) < 20
-    finally:
-        checkpointer.stop()
-        serving.close()
+    serving.close()

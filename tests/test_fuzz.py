@@ -21,8 +21,8 @@ from handlers.pipeline import Incoming, handle_message
 from storage.roster import import_roster
 from storage.roster_file import RosterFileError
 from tests.conftest import NOW, TZ
-from tests.fake_wechat import MP, WORK, config_for
-from tests.test_wechat_callback import CREATED, make_app, wecom_request
+from tests.fake_wechat import MP, WORK, config_for, make_app
+from tests.test_wechat_callback import CREATED, wecom_request
 
 FUZZ = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

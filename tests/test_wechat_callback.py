@@ -12,17 +12,15 @@ from typing import Any
 
 import pytest
 import sqlite_utils
-from flask import Flask
 from flask.testing import FlaskClient
 from pytest_httpserver import HTTPServer
 
 from bot.config import ChannelSettings, Config
-from bot.web import build_app
 from bot.wechat_crypto import sign
 from bot.wechat_xml import check_xml
 from storage.invites import create_invite
 from tests.conftest import NOW, TZ
-from tests.fake_wechat import MP, WORK, FakeWeChat, config_for
+from tests.fake_wechat import MP, WORK, FakeWeChat, config_for, make_app
 from tests.test_wechat_xml import WECOM_VERIFY
 
 CREATED = 1772412060  # 2026-03-02 08:41 Asia/Shanghai
@@ -79,22 +77,6 @@ def open_reply(settings: ChannelSettings, text: str) -> Any:
     sig, stamp, nonce = (root.findtext(k) for k in ("MsgSignature", "TimeStamp", "Nonce"))
     assert sig == sign(settings.token, stamp, nonce, root.findtext("Encrypt"))
     return check_xml(crypto.decrypt_message(text, sig, stamp, nonce))
-
-
-def make_app(db_path: Path, config: Config, **extra: Any) -> Flask:
-    app = build_app({"GRIDWATCH": config, "DB_PATH": str(db_path), "SCHEDULER": False, **extra})
-    app.testing = True
-    return app
-
-
-@pytest.fixture
-def work(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
-    return make_app(db_path, config_for(WORK)).test_client()
-
-
-@pytest.fixture
-def mp(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
-    return make_app(db_path, config_for(MP)).test_client()
 
 
 Post = Callable[..., Any]
