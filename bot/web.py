@@ -68,9 +68,11 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(sim.bp)
     app.register_blueprint(views.bp)
+    from bot.wechat import CallbackRoute
     from bot.wechat import bp as wechat_bp
 
     app.register_blueprint(wechat_bp)
+    app.wsgi_app = CallbackRoute(app, app.wsgi_app)  # type: ignore[method-assign]
 
     if app.config["SCHEDULER"]:
         from schedules.wiring import start_scheduler

@@ -1,14 +1,18 @@
 """The 5-second rule: a reply goes back passively when it is ready in time, else through the API.
 
-WeChat gives a callback 5 seconds, then retries. The message is handled in a worker thread;
-the request waits `budget` seconds for the reply. When the worker is late the request
-answers `success` (no retry), and the worker, once done, queues its reply in the outbox
-and delivers it through the channel's API.
+WeChat gives a callback 5 seconds, then retries. What can make handling slow is waiting for
+the database's write lock (an import, a long job, a queue of writers). So when the lock is
+free as the message arrives, the request handles it itself (a hand-off to another thread
+costs more CPU than the rest of the work's smallest parts). Otherwise the message is handled
+in a worker thread and the request waits `budget` seconds for the reply. When the worker is
+late the request answers `success` (no retry), and the worker, once done, queues its reply
+in the outbox and delivers it through the channel's API.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +34,8 @@ class HandlingFailed(Exception):
 
 
 class ReplyRunner:
-    """Handles callbacks in worker threads, each with its own database connection."""
+    """Handles callbacks in the request's thread when the write lock is free, else in worker
+    threads; each thread has its own database connection."""
 
     def __init__(
         self,
@@ -55,8 +60,30 @@ class ReplyRunner:
     def answer(self, message: Incoming) -> str | None:
         """The passive reply ("" for none), or None when it will come through the API."""
         job = _Job(self, message)
-        self.pool.submit(job.run)
+        if self.connections is not None and self.lock_is_free():
+            job.run()
+        else:
+            self.pool.submit(job.run)
         return job.wait(self.budget)
+
+    def lock_is_free(self) -> bool:
+        """Whether no one holds the write lock right now (a hint: it is not kept)."""
+        fd = getattr(self.connections.get(), "write_lock_fd", None)
+        if fd is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+
+    def deliver_alerts(self, inbox_id: int, db: sqlite_utils.Database | None = None) -> None:
+        """Send the alerts a message raised through the API, at once."""
+        from bot.channels import deliver_message_alerts
+
+        db = db or self.connect()[0]  # inline handling happens only with the pool
+        deliver_message_alerts(db, self.config, inbox_id, clock_now(self.config.tz))
 
 
 class _Job:
@@ -68,6 +95,7 @@ class _Job:
         self.late = False
         self.reply = ""
         self.failed = False
+        self.request_thread = threading.current_thread()
 
     def wait(self, budget: float) -> str | None:
         self.done.wait(budget)
@@ -101,9 +129,10 @@ class _Job:
             if late and handled.reply and not handled.duplicate:
                 deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
             if handled.alerts:
-                from bot.channels import deliver_message_alerts
-
-                deliver_message_alerts(db, config, handled.inbox_id, clock_now(config.tz))
+                if threading.current_thread() is self.request_thread:  # it waits for none
+                    self.runner.pool.submit(self.runner.deliver_alerts, handled.inbox_id)
+                else:
+                    self.runner.deliver_alerts(handled.inbox_id, db)
         except Exception:
             log.exception("wechat callback from %s failed", self.message.sender)
             with self.lock:

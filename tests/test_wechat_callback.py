@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import fcntl
+import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -368,25 +371,60 @@ def test_mp_subscribe_gets_a_welcome(mp: FlaskClient) -> None:
 
 
 @pytest.fixture
-def slow_handling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Handling takes 0.3 s: past a reply budget of 0.01 s."""
-    import bot.wechat_reply as wechat_reply
+def busy_writer(db_path: Path) -> Iterator[Callable[[], None]]:
+    """Another writer (a roster import, say) takes the database's write lock and keeps it
+    0.3 s, past a reply budget of 0.01 s: the message waits for it in a worker thread."""
+    fd = os.open(f"{db_path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    release = threading.Timer(0.3, fcntl.flock, (fd, fcntl.LOCK_UN))
 
-    handle = wechat_reply.handle_message
+    def start() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        release.start()
 
-    def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.3)
-        return handle(*args, **kwargs)
+    yield start
+    if release.ident is not None:  # started
+        release.join()
+    os.close(fd)
 
-    monkeypatch.setattr(wechat_reply, "handle_message", slow)
+
+def test_a_message_is_handled_in_the_request_when_the_write_lock_is_free(
+    loaded_db: sqlite_utils.Database, db_path: Path
+) -> None:
+    app = make_app(db_path, config_for(WORK, "http://127.0.0.1:9"))
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 54, CREATED)
+    query, body = wecom_request(WORK, xml)
+    answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
+    assert "<Encrypt>" in answer.get_data(as_text=True)
+    assert app.extensions["gridwatch_wechat"].pool._threads == set()  # no hand-off
 
 
-@pytest.mark.usefixtures("slow_handling")
-def test_a_late_reply_answers_success_and_goes_through_the_api(
+def test_a_fever_is_answered_at_once_and_its_alert_goes_out_through_the_api(
     loaded_db: sqlite_utils.Database, db_path: Path, httpserver: HTTPServer
+) -> None:
+    """The passive reply does not wait for the alert: a worker thread sends it."""
+    fake = FakeWeChat(httpserver)
+    app = make_app(db_path, config_for(WORK, fake.base))
+    xml = inner_xml("lianghong", "text", "<Content>张三 38.6 发烧</Content>", 57, CREATED)
+    query, body = wecom_request(WORK, xml)
+    answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
+    assert "已记录" in open_reply(WORK, answer.get_data(as_text=True)).findtext("Content")
+    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    [sent] = fake.sent("/cgi-bin/message/send")
+    assert {"chenzhigang", "huangyonghong"} <= set(sent["touser"].split("|"))
+    assert "张三" in sent["text"]["content"] and "38.6" in sent["text"]["content"]
+    statuses = set(loaded_db.execute("SELECT kind, status FROM outbox").fetchall())
+    assert statuses == {("reply", "sent"), ("abnormal_alert", "sent")}
+
+
+def test_a_late_reply_answers_success_and_goes_through_the_api(
+    loaded_db: sqlite_utils.Database,
+    db_path: Path,
+    httpserver: HTTPServer,
+    busy_writer: Callable[[], None],
 ) -> None:
     fake = FakeWeChat(httpserver)
     app = make_app(db_path, config_for(WORK, fake.base), WECHAT_REPLY_BUDGET=0.01)
+    busy_writer()
     xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 55, CREATED)
     query, body = wecom_request(WORK, xml)
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
@@ -401,12 +439,12 @@ def test_a_late_reply_answers_success_and_goes_through_the_api(
     assert row == [("reply", "sent", 1)]
 
 
-@pytest.mark.usefixtures("slow_handling")
 def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
     loaded_db: sqlite_utils.Database,
     db_path: Path,
     httpserver: HTTPServer,
     monkeypatch: pytest.MonkeyPatch,
+    busy_writer: Callable[[], None],
 ) -> None:
     """The worker handles the message after the request gave up, commits, and dies before
     it sends the reply (deliver_late never runs): the reply is 'queued', not 'sent', and the
@@ -418,6 +456,7 @@ def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
     monkeypatch.setattr(wechat_reply, "deliver_late", lambda *args: None)
     config = config_for(WORK, fake.base)
     app = make_app(db_path, config, WECHAT_REPLY_BUDGET=0.01)
+    busy_writer()
     xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 56, CREATED)
     query, body = wecom_request(WORK, xml)
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
