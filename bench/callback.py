@@ -1,6 +1,6 @@
 """Budget: encrypted callbacks (verify + decrypt + parse + store + encrypted passive reply).
 
-gunicorn (4 sync workers: `gunicorn -w 4 'bot:create_app()'`) serves it in WeCom mode, and
+gunicorn (2 sync workers: `gunicorn -w 2 'bot:create_app()'`) serves it in WeCom mode, and
 separate processes post distinct encrypted member reports (10,000 members, 4 each, the
 morning after the 08:00 prompt):
 
@@ -162,7 +162,7 @@ def run() -> list[dict]:
     )
     return [
         {
-            "name": "encrypted callback throughput (gunicorn -w 4 sync, wrk -c32)",
+            "name": "encrypted callback throughput (gunicorn -w 2 sync, wrk -c32)",
             "budget": ">= 1000 msg/s",
             "measured": callback["rate"],
             "unit": "msg/s",
