@@ -193,8 +193,16 @@ SCHEMA_3 = [
     ),
 ]
 
+# 4: a message's outbox rows (its reply, its alerts, sent at once) are found by inbox_id, not
+# by scanning the outbox; `at` had an index no query could use (listings compare julianday(at))
+SCHEMA_4 = [
+    "DROP INDEX outbox_at",
+    "CREATE INDEX outbox_inbox ON outbox(inbox_id)",
+]
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
     _apply(SCHEMA_3),
+    _apply(SCHEMA_4),
 ]

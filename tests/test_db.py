@@ -271,3 +271,15 @@ def test_member_subjects_only_lists_assigned_ones(tree: sqlite_utils.Database) -
     day = dt.date(2026, 3, 2)
     assert [s["id"] for s in member_subjects(tree, 1, day)] == [mine]
     assert [s["id"] for s in member_subjects(tree, 2, day)] == [theirs]
+
+
+def test_a_messages_outbox_rows_are_found_by_index_not_by_scanning_the_outbox(
+    db: sqlite_utils.Database,
+) -> None:
+    """Alerts are sent at once after each message that raises them: the lookup must not
+    read the whole outbox (hundreds of thousands of rows by the end of a campaign)."""
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM outbox WHERE inbox_id = ? AND status = 'queued'",
+        [1],
+    ).fetchall()
+    assert any("USING INDEX outbox_inbox" in row[-1] for row in plan), plan

@@ -736,7 +736,8 @@ def test_grammar_like_text_is_valid(words: list[str], names: tuple[str, ...], ho
 @given(st.text(), st.lists(st.text(max_size=4), max_size=6), st.lists(st.text(max_size=4)))
 def test_any_names_never_raise(text: str, names: list[str], others: list[str]) -> None:
     result = parse_reply(text, names, when("12:00"), others=others)
-    assert result.slot == "noon"
+    # noon by the clock, unless the text names a slot ("晚" alone says evening)
+    assert result.slot in ("morning", "noon", "evening")
 
 
 @settings(max_examples=100, deadline=None)
