@@ -134,6 +134,11 @@ def run() -> list[dict]:
             cpu_before = workers_cpu_seconds(hello_master.pid)
             hello = run_wrk(url, posts_file)
             hello_cpu = (workers_cpu_seconds(hello_master.pid) - cpu_before) / hello["total"]
+        # the least any callback can do here (bench/floor.py): how close to the hello it gets
+        print("… the floor: a callback with no product logic, under wrk", file=sys.stderr)
+        with gunicorn("bench.floor:app", server_env(db_path)) as (url, _):
+            run_wrk(url, warm_file, seconds=3)
+            floor = run_wrk(url, posts_file)
         db = connect(db_path)
         stored = db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0]
         distinct = db.execute("SELECT COUNT(DISTINCT dedup_key) FROM inbox").fetchone()[0]
@@ -157,7 +162,9 @@ def run() -> list[dict]:
         f" {stored} stored once, {errors} errors; hello {hello['rate']:.0f}/s; RSS {rss:.0f} MB"
         f" after the load, {rss_county:.0f} MB for a worker that read the whole county;"
         f" CPU per request in the workers (steadier than the rates on a noisy machine):"
-        f" callback {callback_cpu * 1e6:.0f} µs, hello {hello_cpu * 1e6:.0f} µs",
+        f" callback {callback_cpu * 1e6:.0f} µs, hello {hello_cpu * 1e6:.0f} µs; the floor (no"
+        f" product logic) {floor['rate']:.0f}/s, {floor['rate'] / hello['rate'] * 100:.0f} % of"
+        " the hello",
         file=sys.stderr,
     )
     return [

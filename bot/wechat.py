@@ -31,10 +31,12 @@ StartResponse = Callable[..., Any]
 Answer = tuple[int, str, bytes]  # HTTP status, content type, body
 
 
-@bp.get(PATH)
+@bp.route(PATH, methods=["GET", "POST"])
 def verify() -> Response:
+    """WeChat's check of the URL. A POST gets here only when the channel is not WeChat's
+    (CallbackRoute answers the others): no such page then."""
     settings: ChannelSettings = current_app.config["GRIDWATCH"].channel
-    if settings.kind not in ("mp", "work"):
+    if settings.kind not in ("mp", "work") or request.method == "POST":
         abort(404)
     try:
         echo = verify_url(settings, request.args)
@@ -73,7 +75,9 @@ class CallbackRoute:
     def receive(self, config: Config, environ: dict[str, Any]) -> Answer:
         settings = config.channel
         received_at = clock_now(config.tz)
-        args = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+        args: dict[str, str] = {}
+        for name, value in parse_qsl(environ.get("QUERY_STRING", "")):
+            args.setdefault(name, value)  # a repeated one: the first counts, as in Flask
         try:
             envelope = open_envelope(settings, args, decode_body(_read_body(environ)))
             parsed = parse(settings.kind, envelope.xml, config.tz, received_at)
@@ -125,10 +129,15 @@ def _read_body(environ: dict[str, Any]) -> bytes:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise Rejected(400, "bad Content-Length") from None
+    if length < 0:
+        raise Rejected(400, "bad Content-Length")
     if length > MAX_BODY:
         raise Rejected(413, f"body over {MAX_BODY} bytes")
     stream = environ["wsgi.input"]
-    return stream.read(length) if length else stream.read(MAX_BODY + 1)
+    if length:
+        return stream.read(length)
+    # no length (a chunked body): read only from a server that ends the stream itself
+    return stream.read(MAX_BODY + 1) if environ.get("wsgi.input_terminated") else b""
 
 
 def _log_refusal(refused: Rejected) -> None:

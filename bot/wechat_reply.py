@@ -12,10 +12,9 @@ in the outbox and delivers it through the channel's API.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
 import threading
-import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,12 +23,14 @@ import sqlite_utils
 from bot.clock import now as clock_now
 from bot.config import Config
 from bot.context import Context
-from handlers.pipeline import Incoming, handle_message
-from storage.db import connect, fetch_all, transaction
+from handlers.pipeline import Handled, Incoming, handle_message
+from storage.db import LockBusy, connect, fetch_all, transaction
 
 log = logging.getLogger(__name__)
-# seconds to wait before each look at the write lock: about 4 ms in all, then a worker thread
-# waits for it instead of the request
+# the request handles a message itself when it gets the write lock within ~4 ms (other serving
+# processes hold it well under a millisecond per message): the pauses, in seconds, before each
+# try. Past them a worker thread waits for the lock, and the request for the worker only as
+# long as WeChat allows.
 LOCK_POLLS = (0.0, 0.0002, 0.0005, 0.001, 0.002)
 
 
@@ -64,35 +65,9 @@ class ReplyRunner:
     def answer(self, message: Incoming) -> str | None:
         """The passive reply ("" for none), or None when it will come through the API."""
         job = _Job(self, message)
-        if self.connections is not None and self.lock_is_free():
-            job.run()
-        else:
+        if self.connections is None or not job.run(lock_patience=LOCK_POLLS):
             self.pool.submit(job.run)
         return job.wait(self.budget)
-
-    def lock_is_free(self) -> bool:
-        """Whether the write lock is free, or frees within a few milliseconds (other serving
-        processes hold it for well under one per message); a hint: it is not kept."""
-        fd = getattr(self.connections.get(), "write_lock_fd", None)
-        if fd is None:
-            return False
-        for pause in LOCK_POLLS:
-            if pause:
-                time.sleep(pause)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return True
-        return False
-
-    def deliver_alerts(self, inbox_id: int, db: sqlite_utils.Database | None = None) -> None:
-        """Send the alerts a message raised through the API, at once."""
-        from bot.channels import deliver_message_alerts
-
-        db = db or self.connect()[0]  # inline handling happens only with the pool
-        deliver_message_alerts(db, self.config, inbox_id, clock_now(self.config.tz))
 
 
 class _Job:
@@ -116,7 +91,9 @@ class _Job:
             self.late = True
             return None
 
-    def run(self) -> None:
+    def run(self, lock_patience: Sequence[float] | None = None) -> bool:
+        """Handle the message; False, with nothing stored, when the write lock stayed taken
+        past `lock_patience` (then a worker thread, which can wait, runs it again)."""
         config = self.runner.config
         db, owned = self.runner.connect()
         try:
@@ -127,21 +104,17 @@ class _Job:
                 Context(db, config, self.runner.db_path),
                 self.message,
                 reply_status=lambda: "queued" if self.late else "sent",
+                lock_patience=lock_patience,
             )
-            if config.channel.kind == "mp":
-                from bot.channels.mp import record_inbound
-
-                record_inbound(db, self.message.sender, self.message.at)
             with self.lock:
                 self.reply, late = handled.reply, self.late
                 self.done.set()
-            if late and handled.reply and not handled.duplicate:
-                deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
-            if handled.alerts:
-                if threading.current_thread() is self.request_thread:  # it waits for none
-                    self.runner.pool.submit(self.runner.deliver_alerts, handled.inbox_id)
-                else:
-                    self.runner.deliver_alerts(handled.inbox_id, db)
+            if threading.current_thread() is self.request_thread:  # the reply waits for none
+                self.runner.pool.submit(self.follow_up, handled, False)
+            else:
+                self.follow_up(handled, late, db)
+        except LockBusy:
+            return False
         except Exception:
             log.exception("wechat callback from %s failed", self.message.sender)
             with self.lock:
@@ -152,6 +125,31 @@ class _Job:
                 db.conn.rollback()
             if owned:
                 db.close()
+        return True
+
+    def follow_up(
+        self, handled: Handled, late: bool, db: sqlite_utils.Database | None = None
+    ) -> None:
+        """After the reply: the member's last message (the Official Account's 48-hour
+        window), a late reply through the API, the alerts the message raised (at once)."""
+        config = self.runner.config
+        db = db or self.runner.connect()[0]  # only inline handling leaves it to a worker
+        try:
+            if config.channel.kind == "mp":
+                from bot.channels.mp import record_inbound
+
+                record_inbound(db, self.message.sender, self.message.at)
+            if late and handled.reply and not handled.duplicate:
+                deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
+            if handled.alerts:
+                from bot.channels import deliver_message_alerts
+
+                deliver_message_alerts(db, config, handled.inbox_id, clock_now(config.tz))
+        except Exception:
+            log.exception("after the reply to %s (inbox %s)", self.message.sender, handled.inbox_id)
+        finally:
+            if db.conn.in_transaction:
+                db.conn.rollback()
 
 
 def deliver_late(

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.context import Context
@@ -58,7 +58,11 @@ ReplyStatus = str | Callable[[], str]  # the reply's outbox status, or how to de
 
 
 def handle_message(
-    ctx: Context, message: Incoming, *, reply_status: ReplyStatus = "sent"
+    ctx: Context,
+    message: Incoming,
+    *,
+    reply_status: ReplyStatus = "sent",
+    lock_patience: Sequence[float] | None = None,
 ) -> Handled:
     """Handle one message end to end, in one short transaction.
 
@@ -70,10 +74,13 @@ def handle_message(
     A message seen before (WeChat's retries share a MsgId) is found by the insert itself,
     which the unique key refuses: retries are rare, and a read ahead of every message to
     catch them cost more than handling them this way.
+
+    With `lock_patience` (see storage.db.transaction) LockBusy comes out when the write lock
+    stays taken, and nothing is stored: the caller hands the message to someone who can wait.
     """
     act = _prepare(ctx, message)
     try:
-        with transaction(ctx.db):
+        with transaction(ctx.db, patience=lock_patience):
             inbox_id = _store(ctx, message)
             outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
             _finish(ctx, message, inbox_id, (outcome, reply, person), error_text, reply_status)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,8 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
         if schema_version(db) >= number:
             continue
         with transaction(db):
+            if schema_version(db) >= number:  # another process applied it meanwhile
+                continue
             migration(db)
             db.execute(f"PRAGMA user_version = {number}")
         applied.append(number)
@@ -94,19 +97,29 @@ def open_db(path: str | os.PathLike[str], *, create: bool = True) -> sqlite_util
     return db
 
 
-class transaction:
-    """BEGIN IMMEDIATE … COMMIT, nested uses join the outer one."""
+class LockBusy(Exception):
+    "The write lock stayed taken for as long as the caller would wait; nothing was written."
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+
+class transaction:
+    """BEGIN IMMEDIATE … COMMIT, nested uses join the outer one.
+
+    `patience`, when given, is how long to wait for the write lock: the pauses (seconds)
+    before each try; when none succeeds, LockBusy is raised before anything is written.
+    Without it the transaction waits its turn however long it takes.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, patience: Sequence[float] | None = None) -> None:
         self.conn = db.conn
         self.lock_fd: int | None = getattr(db, "write_lock_fd", None)
+        self.patience = patience
         self.outer = False
 
     def __enter__(self) -> sqlite3.Connection:
         self.outer = not self.conn.in_transaction
         if self.outer:
             if self.lock_fd is not None:
-                fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+                self._lock()
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except BaseException:
@@ -129,6 +142,20 @@ class transaction:
                 self.conn.execute("ROLLBACK")
         finally:
             self._unlock()
+
+    def _lock(self) -> None:
+        if self.patience is None:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            return
+        for pause in self.patience:
+            if pause:
+                time.sleep(pause)
+            try:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            return
+        raise LockBusy(f"the write lock stayed taken ({sum(self.patience) * 1000:.0f} ms)")
 
     def _unlock(self) -> None:
         if self.lock_fd is not None:

@@ -10,7 +10,7 @@ import pytest
 import sqlite_utils
 
 from storage import db as storage_db
-from storage.db import connect, migrate, open_db, schema_version, transaction
+from storage.db import LockBusy, connect, migrate, open_db, schema_version, transaction
 from storage.migrations import MIGRATIONS
 from storage.subjects import member_subjects, unit_subjects
 
@@ -63,6 +63,31 @@ def test_migrate_from_current_changes_nothing(db_path: Path) -> None:
         assert schema_version(second) == len(MIGRATIONS)
     finally:
         second.close()
+
+
+def test_two_processes_starting_together_migrate_once(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both read the old version; one migrates while the other waits for the write lock,
+    which then finds the work done instead of failing on it."""
+    late, early = connect(db_path), connect(db_path)
+    read_before_the_lock = storage_db.schema_version
+    looks = []
+
+    def first_look_finds_it_empty(database: sqlite_utils.Database) -> int:
+        looks.append(database)
+        if len(looks) == 1:  # the late one looked, and the early one migrates now
+            assert migrate(early) == list(range(1, len(MIGRATIONS) + 1))
+            return 0
+        return read_before_the_lock(database)
+
+    monkeypatch.setattr(storage_db, "schema_version", first_look_finds_it_empty)
+    try:
+        assert migrate(late) == []
+        assert read_before_the_lock(late) == len(MIGRATIONS)
+    finally:
+        late.close()
+        early.close()
 
 
 def test_reopening_keeps_the_data(db_path: Path) -> None:
@@ -283,3 +308,20 @@ def test_a_messages_outbox_rows_are_found_by_index_not_by_scanning_the_outbox(
         [1],
     ).fetchall()
     assert any("USING INDEX outbox_inbox" in row[-1] for row in plan), plan
+
+
+def test_a_patient_transaction_gives_up_before_writing_when_the_lock_stays_taken(
+    db: sqlite_utils.Database, db_path: Path
+) -> None:
+    other = connect(db_path)
+    try:
+        with transaction(other):  # another writer holds the lock throughout
+            with pytest.raises(LockBusy), transaction(db, patience=(0.0, 0.001, 0.002)):
+                db.execute("INSERT INTO settings (key, value) VALUES ('never', 'written')")
+            assert not db.conn.in_transaction
+        with transaction(db, patience=(0.0,)):  # free again: taken at the first try
+            db.execute("INSERT INTO settings (key, value) VALUES ('now', 'written')")
+    finally:
+        other.close()
+    keys = {key for (key,) in db.execute("SELECT key FROM settings").fetchall()}
+    assert "now" in keys and "never" not in keys

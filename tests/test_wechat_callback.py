@@ -136,6 +136,24 @@ def test_wecom_verification_refused(work: FlaskClient, change: dict) -> None:
 def test_console_channel_has_no_callback(loaded_db: sqlite_utils.Database, db_path: Path) -> None:
     client = make_app(db_path, Config()).test_client()
     assert client.get("/wechat", query_string=WECOM_VERIFY).status_code == 404
+    assert client.post("/wechat", query_string=WECOM_VERIFY, data=b"<xml/>").status_code == 404
+
+
+def test_a_repeated_query_argument_counts_once_the_first_time(work: FlaskClient) -> None:
+    """As Flask reads it: a second msg_signature appended to a good request changes nothing."""
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 3, CREATED)
+    query, body = wecom_request(WORK, xml)
+    path = "/wechat?" + "&".join(f"{k}={v}" for k, v in query.items()) + "&msg_signature=bogus"
+    assert work.post(path, data=body.encode()).status_code == 200
+
+
+@pytest.mark.parametrize("length", ["-1", "abc"])
+def test_a_bad_content_length_is_refused(work: FlaskClient, length: str) -> None:
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 4, CREATED)
+    query, body = wecom_request(WORK, xml)
+    environ = {"CONTENT_LENGTH": length}
+    answer = work.post("/wechat", query_string=query, data=body.encode(), environ_overrides=environ)
+    assert answer.status_code == 400
 
 
 # -- WeCom messages -------------------------------------------------------------------
@@ -311,6 +329,7 @@ def test_mp_plaintext_mode(mp: FlaskClient, loaded_db: sqlite_utils.Database) ->
         root = check_xml(answer.get_data(as_text=True))
         assert "上报请这样写" in root.findtext("Content")
     assert len(inbox(loaded_db)) == 1
+    mp.application.extensions["gridwatch_wechat"].pool.shutdown(wait=True)  # after the reply
     window = loaded_db.execute("SELECT * FROM mp_windows").fetchall()
     assert window == [("lianghong", "2026-03-02T08:41:00+08:00", 0)]
 
@@ -388,14 +407,58 @@ def busy_writer(db_path: Path) -> Iterator[Callable[[], None]]:
 
 
 def test_a_message_is_handled_in_the_request_when_the_write_lock_is_free(
-    loaded_db: sqlite_utils.Database, db_path: Path
+    loaded_db: sqlite_utils.Database, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import bot.wechat_reply as wechat_reply
+
+    handled_in = []
+    handle = wechat_reply.handle_message
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        handled_in.append(threading.current_thread())
+        return handle(*args, **kwargs)
+
+    monkeypatch.setattr(wechat_reply, "handle_message", spy)
     app = make_app(db_path, config_for(WORK, "http://127.0.0.1:9"))
     xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 54, CREATED)
     query, body = wecom_request(WORK, xml)
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
     assert "<Encrypt>" in answer.get_data(as_text=True)
-    assert app.extensions["gridwatch_wechat"].pool._threads == set()  # no hand-off
+    assert handled_in == [threading.current_thread()]  # the test client's request thread
+
+
+def test_a_writer_that_takes_the_lock_while_the_message_is_read_sends_it_to_a_worker(
+    loaded_db: sqlite_utils.Database,
+    db_path: Path,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    busy_writer: Callable[[], None],
+) -> None:
+    """The lock was free when the message came, and an import took it before the message
+    was written: the request does not wait past WeChat's patience. Nothing was stored by the
+    request; a worker thread stores the message once and sends the reply through the API."""
+    import handlers.pipeline as pipeline
+
+    prepare = pipeline._prepare
+
+    def then_an_import_starts(*args: Any) -> Any:
+        step = prepare(*args)
+        if threading.current_thread() is threading.main_thread():
+            busy_writer()
+        return step
+
+    monkeypatch.setattr(pipeline, "_prepare", then_an_import_starts)
+    fake = FakeWeChat(httpserver)
+    app = make_app(db_path, config_for(WORK, fake.base), WECHAT_REPLY_BUDGET=0.01)
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 58, CREATED)
+    query, body = wecom_request(WORK, xml)
+    answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
+    assert answer.get_data(as_text=True) == "success"
+    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    [sent] = fake.sent("/cgi-bin/message/send")
+    assert sent["touser"] == "lianghong" and "上报请这样写" in sent["text"]["content"]
+    assert len(inbox(loaded_db)) == 1
+    assert loaded_db.execute("SELECT kind, status FROM outbox").fetchall() == [("reply", "sent")]
 
 
 def test_a_fever_is_answered_at_once_and_its_alert_goes_out_through_the_api(
@@ -414,6 +477,30 @@ def test_a_fever_is_answered_at_once_and_its_alert_goes_out_through_the_api(
     assert "张三" in sent["text"]["content"] and "38.6" in sent["text"]["content"]
     statuses = set(loaded_db.execute("SELECT kind, status FROM outbox").fetchall())
     assert statuses == {("reply", "sent"), ("abnormal_alert", "sent")}
+
+
+def test_a_failure_after_the_reply_is_logged_and_the_alert_stays_queued(
+    loaded_db: sqlite_utils.Database,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import bot.channels
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("the API client broke")
+
+    monkeypatch.setattr(bot.channels, "deliver_message_alerts", broken)
+    app = make_app(db_path, config_for(WORK, "http://127.0.0.1:9"))
+    xml = inner_xml("lianghong", "text", "<Content>张三 38.6 发烧</Content>", 59, CREATED)
+    query, body = wecom_request(WORK, xml)
+    answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
+    assert "已记录" in open_reply(WORK, answer.get_data(as_text=True)).findtext("Content")
+    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    [failure] = [r for r in caplog.records if r.exc_info]
+    assert "inbox" in failure.getMessage() and "the API client broke" in str(failure.exc_info[1])
+    alerts = loaded_db.execute("SELECT status FROM outbox WHERE kind != 'reply'").fetchall()
+    assert alerts and {status for (status,) in alerts} == {"queued"}
 
 
 def test_a_late_reply_answers_success_and_goes_through_the_api(
