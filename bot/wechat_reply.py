@@ -109,10 +109,10 @@ class _Job:
             with self.lock:
                 self.reply, late = handled.reply, self.late
                 self.done.set()
-            if threading.current_thread() is self.request_thread:  # the reply waits for none
-                self.runner.pool.submit(self.follow_up, handled, False)
-            else:
+            if threading.current_thread() is not self.request_thread:
                 self.follow_up(handled, late, db)
+            elif handled.alerts or config.channel.kind == "mp":  # the reply waits for neither
+                self.runner.pool.submit(self.follow_up, handled, False)
         except LockBusy:
             return False
         except Exception:
