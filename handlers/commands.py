@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,9 +81,17 @@ def _spelled_out(text: str, cmd: Command) -> bool:
     )
 
 
+@functools.cache
+def _openings(_count: int) -> frozenset[str]:
+    """The first characters of the command words (cached per number of commands)."""
+    return frozenset(word[0] for cmd in COMMANDS for word in cmd.words)
+
+
 def find_command(turn: Turn) -> tuple[Command, str] | None:
     """The command the text invokes and its arguments; UserError when the role may not."""
     _load_commands()
+    if turn.text[:1] not in _openings(len(COMMANDS)):  # most reports: no command starts so
+        return None
     matches = [
         (cmd, args) for cmd in COMMANDS if (args := _match(turn.text, cmd, turn.roles)) is not None
     ]

@@ -113,8 +113,9 @@ def fold(syllable: str) -> str:
     return s
 
 
+@lru_cache(maxsize=8192)  # the names a member reports on, message after message
 def _folded(text: str) -> str:
-    return "".join(fold(s) for s in syllables(text))
+    return "".join([fold(s) for s in syllables(text)])
 
 
 def surname_of(name: str) -> str:
