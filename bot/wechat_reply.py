@@ -55,6 +55,14 @@ class ReplyRunner:
         self.budget = budget
         self.connections = connections  # the app's per-thread ConnectionPool, when it has one
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="wechat-reply")
+        # what comes after a reply (alerts through the API, which may be slow) has threads of
+        # its own, so messages handed off for the write lock never queue behind it
+        self.after = ThreadPoolExecutor(2, thread_name_prefix="wechat-after")
+
+    def drain(self) -> None:
+        """Wait for every message handed off and everything after the replies (tests, exit)."""
+        self.pool.shutdown(wait=True)
+        self.after.shutdown(wait=True)
 
     def connect(self) -> tuple[sqlite_utils.Database, bool]:
         """A connection for this worker thread, and whether the caller must close it."""
@@ -66,7 +74,10 @@ class ReplyRunner:
         """The passive reply ("" for none), or None when it will come through the API."""
         job = _Job(self, message)
         if self.connections is None or not job.run(lock_patience=LOCK_POLLS):
-            self.pool.submit(job.run)
+            try:
+                self.pool.submit(job.run)
+            except RuntimeError:  # the process is exiting: nothing stored, WeChat sends it again
+                raise HandlingFailed(message.dedup_key) from None
         return job.wait(self.budget)
 
 
@@ -112,7 +123,10 @@ class _Job:
             if threading.current_thread() is not self.request_thread:
                 self.follow_up(handled, late, db)
             elif handled.alerts or config.channel.kind == "mp":  # the reply waits for neither
-                self.runner.pool.submit(self.follow_up, handled, False)
+                try:
+                    self.runner.after.submit(self.follow_up, handled, False)
+                except RuntimeError:  # the process is exiting: do it before answering
+                    self.follow_up(handled, False, db)
         except LockBusy:
             return False
         except Exception:

@@ -88,7 +88,7 @@ def handle_message(
         existing = seen.existing
         return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
     except sqlite3.Error as error:
-        return _keep_raw(ctx, message, error, reply_status)
+        return _keep_raw(ctx, message, error, reply_status, lock_patience)
     return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
 
 
@@ -159,14 +159,18 @@ def _finish(
 
 
 def _keep_raw(
-    ctx: Context, message: Incoming, error: sqlite3.Error, reply_status: ReplyStatus
+    ctx: Context,
+    message: Incoming,
+    error: sqlite3.Error,
+    reply_status: ReplyStatus,
+    lock_patience: Sequence[float] | None = None,
 ) -> Handled:
     """SQLite gave up the whole transaction (a full disk, say): keep at least the raw message
     and its error, in a transaction of its own; if even that fails, the caller hears it."""
     log.error(
         "handling a message from %s failed: %s; keeping the raw message", message.sender, error
     )
-    with transaction(ctx.db):
+    with transaction(ctx.db, patience=lock_patience):
         inbox_id = _store(ctx, message)
         finish_inbound(
             ctx.db,

@@ -20,6 +20,7 @@ def default_db_path() -> str:
     return os.environ.get("GRIDWATCH_DB") or "gridwatch.db"
 
 
+BUSY_TIMEOUT_MS = 30_000  # how long SQLite waits for a writer that does not queue on the lock file
 MIN_SQLITE = (3, 35)  # UPDATE … RETURNING (outbox claims), generated columns
 
 
@@ -30,8 +31,10 @@ def connect(path: str | os.PathLike[str]) -> sqlite_utils.Database:
             f"SQLite {sqlite3.sqlite_version} is too old: gridwatch needs "
             f"{'.'.join(map(str, MIN_SQLITE))} or newer (Python's sqlite3 module)"
         )
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     db = sqlite_utils.Database(conn)
     db.path_key = os.path.abspath(path) if str(path) != ":memory:" else f":memory:{id(db)}"  # type: ignore[attr-defined]
@@ -121,11 +124,27 @@ class transaction:
             if self.lock_fd is not None:
                 self._lock()
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
+                self._begin()
             except BaseException:
                 self._unlock()
                 raise
         return self.conn
+
+    def _begin(self) -> None:
+        if self.patience is None:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return
+        # a writer that skips the lock file (an sqlite3 shell, a backup) is waited for as
+        # long as the lock file is, not for SQLite's whole busy timeout
+        self.conn.execute(f"PRAGMA busy_timeout = {max(1, round(sum(self.patience) * 1000))}")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            raise LockBusy(f"the database stayed locked: {error}") from error
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self.outer:

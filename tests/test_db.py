@@ -325,3 +325,20 @@ def test_a_patient_transaction_gives_up_before_writing_when_the_lock_stays_taken
         other.close()
     keys = {key for (key,) in db.execute("SELECT key FROM settings").fetchall()}
     assert "now" in keys and "never" not in keys
+
+
+def test_a_patient_transaction_gives_up_on_a_writer_that_skips_the_lock_file(
+    db: sqlite_utils.Database, db_path: Path
+) -> None:
+    """An sqlite3 shell or a backup holds the database itself: waited for as long as the
+    lock file would be, not SQLite's whole busy timeout, and the timeout is restored."""
+    shell = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        shell.execute("BEGIN IMMEDIATE")
+        with pytest.raises(LockBusy), transaction(db, patience=(0.0, 0.01)):
+            pass
+        assert not db.conn.in_transaction
+        assert pragma(db, "busy_timeout") == storage_db.BUSY_TIMEOUT_MS
+    finally:
+        shell.execute("ROLLBACK")
+        shell.close()

@@ -329,7 +329,7 @@ def test_mp_plaintext_mode(mp: FlaskClient, loaded_db: sqlite_utils.Database) ->
         root = check_xml(answer.get_data(as_text=True))
         assert "上报请这样写" in root.findtext("Content")
     assert len(inbox(loaded_db)) == 1
-    mp.application.extensions["gridwatch_wechat"].pool.shutdown(wait=True)  # after the reply
+    mp.application.extensions["gridwatch_wechat"].drain()  # after the reply
     window = loaded_db.execute("SELECT * FROM mp_windows").fetchall()
     assert window == [("lianghong", "2026-03-02T08:41:00+08:00", 0)]
 
@@ -454,7 +454,7 @@ def test_a_writer_that_takes_the_lock_while_the_message_is_read_sends_it_to_a_wo
     query, body = wecom_request(WORK, xml)
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
     assert answer.get_data(as_text=True) == "success"
-    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    app.extensions["gridwatch_wechat"].drain()
     [sent] = fake.sent("/cgi-bin/message/send")
     assert sent["touser"] == "lianghong" and "上报请这样写" in sent["text"]["content"]
     assert len(inbox(loaded_db)) == 1
@@ -471,7 +471,7 @@ def test_a_fever_is_answered_at_once_and_its_alert_goes_out_through_the_api(
     query, body = wecom_request(WORK, xml)
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
     assert "已记录" in open_reply(WORK, answer.get_data(as_text=True)).findtext("Content")
-    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    app.extensions["gridwatch_wechat"].drain()
     [sent] = fake.sent("/cgi-bin/message/send")
     assert {"chenzhigang", "huangyonghong"} <= set(sent["touser"].split("|"))
     assert "张三" in sent["text"]["content"] and "38.6" in sent["text"]["content"]
@@ -496,7 +496,7 @@ def test_a_failure_after_the_reply_is_logged_and_the_alert_stays_queued(
     query, body = wecom_request(WORK, xml)
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
     assert "已记录" in open_reply(WORK, answer.get_data(as_text=True)).findtext("Content")
-    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    app.extensions["gridwatch_wechat"].drain()
     [failure] = [r for r in caplog.records if r.exc_info]
     assert "inbox" in failure.getMessage() and "the API client broke" in str(failure.exc_info[1])
     alerts = loaded_db.execute("SELECT status FROM outbox WHERE kind != 'reply'").fetchall()
@@ -519,11 +519,28 @@ def test_a_late_reply_answers_success_and_goes_through_the_api(
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not fake.sent("/cgi-bin/message/send"):
         time.sleep(0.02)
-    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    app.extensions["gridwatch_wechat"].drain()
     [sent] = fake.sent("/cgi-bin/message/send")
     assert sent["touser"] == "lianghong" and "上报请这样写" in sent["text"]["content"]
     row = loaded_db.execute("SELECT kind, status, attempts FROM outbox").fetchall()
     assert row == [("reply", "sent", 1)]
+
+
+def test_a_message_that_must_wait_while_the_process_exits_is_left_to_wechats_retry(
+    loaded_db: sqlite_utils.Database, db_path: Path, busy_writer: Callable[[], None]
+) -> None:
+    app = make_app(db_path, config_for(WORK, "http://127.0.0.1:9"), WECHAT_REPLY_BUDGET=0.01)
+    client = app.test_client()
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 60, CREATED)
+    query, body = wecom_request(WORK, xml)
+    client.post("/wechat", query_string=query, data=body.encode())  # builds the runner
+    app.extensions["gridwatch_wechat"].drain()  # the worker threads are gone
+    busy_writer()
+    xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 61, CREATED)
+    query, body = wecom_request(WORK, xml)
+    answer = client.post("/wechat", query_string=query, data=body.encode())
+    assert answer.status_code == 503  # nothing stored: WeChat sends it again
+    assert [row["dedup_key"] for row in inbox(loaded_db)] == ["work:msg:60"]
 
 
 def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
@@ -548,7 +565,7 @@ def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
     query, body = wecom_request(WORK, xml)
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
     assert answer.get_data(as_text=True) == "success"
-    app.extensions["gridwatch_wechat"].pool.shutdown(wait=True)
+    app.extensions["gridwatch_wechat"].drain()
     assert loaded_db.execute("SELECT status FROM outbox").fetchall() == [("queued",)]
     a_minute_later = dt.datetime.fromtimestamp(CREATED + 60, TZ)
     assert deliver_pending(loaded_db, channel_for(config), a_minute_later) == 1
