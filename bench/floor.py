@@ -18,11 +18,11 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from flask import Flask
 
 from bot.config import load_config
+from bot.wechat import query_args, read_body
 from bot.wechat_crypto import open_envelope, seal
 from bot.wechat_xml import decode_body, parse, render_reply
 
@@ -70,9 +70,7 @@ class FloorCallback:
     def answer(self, environ: dict[str, Any]) -> bytes:
         settings, tz = self.config.channel, self.config.tz
         received_at = dt.datetime.now(tz)
-        args = dict(parse_qsl(environ.get("QUERY_STRING", "")))
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        envelope = open_envelope(settings, args, decode_body(environ["wsgi.input"].read(length)))
+        envelope = open_envelope(settings, query_args(environ), decode_body(read_body(environ)))
         parsed = parse(settings.kind, envelope.xml, tz, received_at)
         message = parsed.incoming
         if message is None:
@@ -105,6 +103,9 @@ class FloorCallback:
             conn.execute("COMMIT")
         except sqlite3.IntegrityError:  # a retry: the same answer
             conn.execute("ROLLBACK")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         xml = render_reply(settings.kind, parsed.message, reply, received_at.timestamp())
         return seal(settings, xml, int(received_at.timestamp())).encode()
 

@@ -35,7 +35,7 @@ from storage.db import connect, open_db
 
 ROOT = Path(__file__).resolve().parent.parent
 # gunicorn's sync workers, one per core of the 2-core machine: measured best once the
-# callback got lean (4 workers spent ~30 % more CPU per message, contending for the caches
+# callback got lean (4 workers spent ~40 % more CPU per message, contending for the caches
 # and the write lock)
 SERVING_WORKERS = 2
 TZ = ZoneInfo("Asia/Shanghai")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -67,7 +68,7 @@ class CallbackRoute:
             log.exception("wechat callback failed")
             status, content_type, body = 500, "text/plain", b"internal error"
         start_response(
-            f"{status} {_REASONS.get(status, 'Error')}",
+            f"{status} {HTTPStatus(status).phrase}",
             [("Content-Type", content_type), ("Content-Length", str(len(body)))],
         )
         return [body]
@@ -75,11 +76,8 @@ class CallbackRoute:
     def receive(self, config: Config, environ: dict[str, Any]) -> Answer:
         settings = config.channel
         received_at = clock_now(config.tz)
-        args: dict[str, str] = {}
-        for name, value in parse_qsl(environ.get("QUERY_STRING", "")):
-            args.setdefault(name, value)  # a repeated one: the first counts, as in Flask
         try:
-            envelope = open_envelope(settings, args, decode_body(_read_body(environ)))
+            envelope = open_envelope(settings, query_args(environ), decode_body(read_body(environ)))
             parsed = parse(settings.kind, envelope.xml, config.tz, received_at)
         except Rejected as refused:
             _log_refusal(refused)
@@ -105,7 +103,7 @@ class CallbackRoute:
                     app_config["DB_PATH"],
                     config,
                     float(app_config.get("WECHAT_REPLY_BUDGET", REPLY_BUDGET)),
-                    self.app.extensions.get("gridwatch_pool"),
+                    self.app.extensions["gridwatch_pool"],
                     # as many as the server's request threads: each keeps a warm connection
                     workers=int(app_config.get("WECHAT_REPLY_WORKERS", 8)),
                 )
@@ -114,17 +112,16 @@ class CallbackRoute:
 
 
 _SUCCESS: Answer = (200, "text/plain; charset=utf-8", b"success")
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    403: "Forbidden",
-    413: "Request Entity Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def query_args(environ: dict[str, Any]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for name, value in parse_qsl(environ.get("QUERY_STRING", "")):
+        args.setdefault(name, value)  # a repeated one: the first counts, as in Flask
+    return args
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
@@ -25,7 +25,10 @@ from bot.clock import now as clock_now
 from bot.config import Config
 from bot.context import Context
 from handlers.pipeline import Handled, Incoming, handle_message
-from storage.db import LockBusy, connect, fetch_all, transaction
+from storage.db import LockBusy, fetch_all, transaction
+
+if TYPE_CHECKING:
+    from bot.web import ConnectionPool
 
 log = logging.getLogger(__name__)
 # the request handles a message itself when it gets the write lock within ~4 ms (other serving
@@ -44,17 +47,12 @@ class ReplyRunner:
     threads; each thread has its own database connection."""
 
     def __init__(
-        self,
-        db_path: str,
-        config: Config,
-        budget: float,
-        connections: Any = None,
-        workers: int = 16,
+        self, db_path: str, config: Config, budget: float, connections: ConnectionPool, workers: int
     ) -> None:
         self.db_path = db_path
         self.config = config
         self.budget = budget
-        self.connections = connections  # the app's per-thread ConnectionPool, when it has one
+        self.connections = connections  # the app's: one connection per thread, kept warm
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="wechat-reply")
         # what comes after a reply (alerts through the API, which may be slow) has threads of
         # its own, so messages handed off for the write lock never queue behind it
@@ -65,16 +63,10 @@ class ReplyRunner:
         self.pool.shutdown(wait=True)
         self.after.shutdown(wait=True)
 
-    def connect(self) -> tuple[sqlite_utils.Database, bool]:
-        """A connection for this worker thread, and whether the caller must close it."""
-        if self.connections is not None:
-            return self.connections.get(), False
-        return connect(self.db_path), True
-
     def answer(self, message: Incoming) -> str | None:
         """The passive reply ("" for none), or None when it will come through the API."""
         job = _Job(self, message)
-        if self.connections is None or not job.run(lock_patience=LOCK_POLLS):
+        if not job.run(lock_patience=LOCK_POLLS):
             try:
                 self.pool.submit(job.run)
             except RuntimeError:  # the process is exiting: nothing stored, WeChat sends it again
@@ -107,7 +99,7 @@ class _Job:
         """Handle the message; False, with nothing stored, when the write lock stayed taken
         past `lock_patience` (then a worker thread, which can wait, runs it again)."""
         config = self.runner.config
-        db, owned = self.runner.connect()
+        db = self.runner.connections.get()
         try:
             # a reply still awaited goes back passively ('sent' as it is written); one written
             # after the request gave up is 'queued', so it goes out through the API even if
@@ -138,8 +130,6 @@ class _Job:
         finally:
             if db.conn.in_transaction:
                 db.conn.rollback()
-            if owned:
-                db.close()
         return True
 
     def follow_up(
@@ -148,7 +138,7 @@ class _Job:
         """After the reply: the member's last message (the Official Account's 48-hour
         window), a late reply through the API, the alerts the message raised (at once)."""
         config = self.runner.config
-        db = db or self.runner.connect()[0]  # only inline handling leaves it to a worker
+        db = db or self.runner.connections.get()  # a worker's, when the request handled it
         try:
             if config.channel.kind == "mp":
                 from bot.channels.mp import record_inbound
