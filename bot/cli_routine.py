@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from bot.cli_common import common_options, day_option, print_json, time_option
 from bot.context import Context
+
+TICK_AHEAD = dt.timedelta(minutes=1)  # clocks of two machines may differ a little
 
 
 @click.command()
@@ -13,9 +17,20 @@ from bot.context import Context
 @common_options
 def tick(ctx: Context, at_text: str | None) -> None:
     """Run every scheduled job due up to TIME that has not run yet."""
-    from schedules.runner import run_due
+    from bot.clock import now as clock_now
+    from schedules.runner import live_since, run_due
 
-    runs = run_due(ctx.db, ctx.config, time_option(at_text, ctx))
+    at = time_option(at_text, ctx)
+    real = clock_now(ctx.config.tz)
+    since = live_since(ctx.db)
+    if since is not None and at > real + TICK_AHEAD:
+        raise click.ClickException(
+            f"--at {at.isoformat(timespec='minutes')} is later than the clock "
+            f"({real.isoformat(timespec='minutes')}): a server has run this database's schedule "
+            f"live since {since}, and jobs run early here would be sent early for real. "
+            "Rehearse on a copy of the database instead."
+        )
+    runs = run_due(ctx.db, ctx.config, at)
     if not runs:
         click.echo("nothing due")
     for run in runs:

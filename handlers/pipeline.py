@@ -103,16 +103,7 @@ def rehandle(ctx: Context, inbox_id: int) -> Handled | None:
     row = inbound(ctx.db, inbox_id)
     if row is None or row["outcome"] != "error":
         return None
-    message = Incoming(
-        channel=row["channel"],
-        sender=row["sender"],
-        text=row["text"],
-        at=dt.datetime.fromisoformat(row["at"]),
-        received_at=dt.datetime.fromisoformat(row["received_at"]),
-        type=row["type"],
-        raw=row["raw"],
-        dedup_key=row["dedup_key"],
-    )
+    message = _stored_message(row)
     act = _prepare(ctx, message)
     with transaction(ctx.db):
         if inbound(ctx.db, inbox_id)["outcome"] != "error":  # another process did it
@@ -123,6 +114,52 @@ def rehandle(ctx: Context, inbox_id: int) -> Handled | None:
             return Handled(row["reply"] or "", inbox_id, "error")
         _finish(ctx, message, inbox_id, (outcome, reply, person), None, "queued")
     return Handled(reply, inbox_id, outcome, alerts=ctx.alerts_queued > 0)
+
+
+def store_raw(
+    ctx: Context, message: Incoming, before_commit: Callable[[], None] | None = None
+) -> int:
+    """Store the raw message in a transaction of its own (outcome 'received'): the first half
+    of handling for a caller that must not wait for the whole of it. `before_commit` runs
+    with the row written, just before the commit, and may still refuse it by raising.
+    DuplicateMessage when it was stored before."""
+    with transaction(ctx.db):
+        inbox_id = _store(ctx, message)
+        if before_commit is not None:
+            before_commit()
+    return inbox_id
+
+
+def handle_stored(
+    ctx: Context, inbox_id: int, *, reply_status: ReplyStatus = "queued"
+) -> Handled | None:
+    """Handle a message stored by `store_raw` (outcome 'received'): the second half of a
+    hand-off, or its recovery when the process died in between; None when it is not
+    waiting (handled meanwhile by someone else)."""
+    row = inbound(ctx.db, inbox_id)
+    if row is None or row["outcome"] != "received":
+        return None
+    message = _stored_message(row)
+    act = _prepare(ctx, message)
+    with transaction(ctx.db):
+        if inbound(ctx.db, inbox_id)["outcome"] != "received":
+            return None
+        outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
+        _finish(ctx, message, inbox_id, (outcome, reply, person), error_text, reply_status)
+    return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
+
+
+def _stored_message(row: dict) -> Incoming:
+    return Incoming(
+        channel=row["channel"],
+        sender=row["sender"],
+        text=row["text"],
+        at=dt.datetime.fromisoformat(row["at"]),
+        received_at=dt.datetime.fromisoformat(row["received_at"]),
+        type=row["type"],
+        raw=row["raw"],
+        dedup_key=row["dedup_key"],
+    )
 
 
 def _prepare(ctx: Context, message: Incoming) -> Step:

@@ -1,9 +1,11 @@
 """The scheduled jobs of the daily routine (DESIGN §2) as plain functions.
 
 Each job takes `(db, config, send, now)`, where `now` is the job's scheduled time (its date
-decides the content), and `send(person, kind, text, key)` queues one outbox message. A job
-claims an idempotency key (kind, target, date, slot) with `claim_send` before each send, so
-running it twice sends nothing new. Each returns how many messages it queued.
+decides the content), and `send(person, kind, text, key)` queues one outbox message under an
+idempotency key (kind, target, date, slot). A key already sent is skipped before `send` is called, and the writer
+claims each key as it queues the message, so running a job twice sends nothing new. Jobs
+only read (except `release`): the runner writes what they send in short transactions.
+Each returns how many messages it sent.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from schedules.digest import (
 )
 from schedules.digest import deadline as deadline_time
 from storage.audit import record_change
-from storage.outbox import claim_send
+from storage.outbox import send_key, sent_before
 from storage.people import roles_of
 from storage.subjects import ACTIVE_ON
 
@@ -53,8 +55,8 @@ def _send_once(
     slot: str,
     now: dt.datetime,
 ) -> int:
-    key = claim_send(db, kind=kind, target=target, day=day, slot=slot, now=now)
-    if key is None:
+    key = send_key(kind=kind, target=target, day=day, slot=slot)
+    if sent_before(db, key):
         return 0
     send(person, kind, text, key)
     return 1

@@ -1,8 +1,19 @@
 """The schedule as data, and running whatever is due (the live scheduler and `tick` share it).
 
-A job is done once per (name, due) — recorded in `job_runs` in the same transaction as its
-messages, so a crash leaves either both or neither. Jobs missed less than the grace time ago
-are caught up; older ones are recorded as skipped, except `release`, which always runs.
+A job is done once per (name, due), recorded in `job_runs`. Jobs missed less than the grace
+time ago are caught up; older ones are recorded as skipped, except `release`, which always
+runs.
+
+A job only reads; what it sends is written afterwards in short transactions of
+`WRITE_BATCH` messages, each message with its idempotency key, the last one with the job's
+record. So a county's fan-out never holds the write lock for long (a callback storing its
+message waits for one batch at most), and a crash part-way leaves the messages written so
+far: the next run sends the rest and nothing twice. `release` changes subjects and runs in
+one transaction (a day's releases are few).
+
+A record made by a clock ahead of `now` (`tick --at` a later day, a system clock that
+jumped forward and back) does not count: its job runs again at its real time, so today's
+jobs are never silenced; the keys keep it from sending twice.
 """
 
 from __future__ import annotations
@@ -10,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -20,13 +32,14 @@ from bot.channels import channel_for, deliver_pending
 from bot.config import SLOTS, Config
 from schedules import jobs
 from storage.db import transaction
-from storage.outbox import queue_message
+from storage.outbox import queue_send
 
 log = logging.getLogger("gridwatch.schedule")
 
 Job = Callable[[sqlite_utils.Database, Config, jobs.Send, dt.datetime], int]
 DELIVERY_BATCH = 5000
 MAX_BATCHES = 20
+WRITE_BATCH = 500  # messages per transaction: ~10 ms of the write lock
 
 
 class DueJob(NamedTuple):
@@ -78,19 +91,51 @@ def _stamp(moment: dt.datetime) -> str:
 
 
 def _history(
-    db: sqlite_utils.Database,
+    db: sqlite_utils.Database, now: dt.datetime
 ) -> tuple[set[tuple[str, str]], dt.datetime | None, dt.datetime | None]:
-    """The (job, due) pairs already done, and the earliest and latest due among them."""
-    done = {(job, due) for job, due in db.conn.execute("SELECT job, due FROM job_runs")}
+    """The (job, due) pairs done as of `now` (records made by a clock ahead of it do not
+    count), and the earliest and latest due among them."""
+    stamp = _stamp(now)
+    done = {
+        (job, due)
+        for job, due, ran_at in db.conn.execute("SELECT job, due, ran_at FROM job_runs")
+        if not _ahead(ran_at, stamp)
+    }
     dues = [dt.datetime.fromisoformat(due) for _, due in done]
     return done, min(dues, default=None), max(dues, default=None)
 
 
-def _sender(db: sqlite_utils.Database, at: dt.datetime) -> jobs.Send:
-    def send(person: dict, kind: str, text: str, key: str) -> None:
-        queue_message(db, at=at, person=person, kind=kind, text=text, send_key=key)
+def _ahead(ran_at: str, now_stamp: str) -> bool:
+    return dt.datetime.fromisoformat(ran_at) > dt.datetime.fromisoformat(now_stamp)
 
-    return send
+
+class Outgoing(NamedTuple):
+    person: dict
+    kind: str
+    text: str
+    key: str
+
+
+class Collected:
+    """A job's `send`: what it sends is kept, to be written by `write` in short batches."""
+
+    def __init__(self) -> None:
+        self.messages: list[Outgoing] = []
+        self.keys: set[str] = set()
+
+    def __call__(self, person: dict, kind: str, text: str, key: str) -> None:
+        if key not in self.keys:
+            self.keys.add(key)
+            self.messages.append(Outgoing(person, kind, text, key))
+
+    def write(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
+        """Queue every message not sent before, WRITE_BATCH per transaction; how many."""
+        queued = 0
+        for start in range(0, len(self.messages), WRITE_BATCH):
+            with transaction(db):
+                for message in self.messages[start : start + WRITE_BATCH]:
+                    queued += queue_send(db, at=at, now=now, **message._asdict())
+        return queued
 
 
 def _record(db: sqlite_utils.Database, run: JobRun, now: dt.datetime) -> None:
@@ -100,33 +145,67 @@ def _record(db: sqlite_utils.Database, run: JobRun, now: dt.datetime) -> None:
     )
 
 
+def _recorded(conn: sqlite3.Connection, job: DueJob, now: dt.datetime) -> bool:
+    """Whether the job is done as of `now`; a record made ahead of `now` is dropped."""
+    row = conn.execute(
+        "SELECT ran_at FROM job_runs WHERE job = ? AND due = ?", [job.name, _stamp(job.due)]
+    ).fetchone()
+    if row is None:
+        return False
+    if _ahead(row[0], _stamp(now)):
+        conn.execute(
+            "DELETE FROM job_runs WHERE job = ? AND due = ?", [job.name, _stamp(job.due)]
+        )
+        log.warning(
+            "%s due %s was recorded at %s, ahead of the clock (%s): it runs again",
+            job.name,
+            _stamp(job.due),
+            row[0],
+            _stamp(now),
+        )
+        return False
+    return True
+
+
 def run_job(
     db: sqlite_utils.Database, config: Config, job: DueJob, now: dt.datetime
 ) -> JobRun | None:
     """Run or skip one due job; None when another process did it first."""
     grace = dt.timedelta(minutes=config.grace_minutes)
     late = now - job.due
-    with transaction(db) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM job_runs WHERE job = ? AND due = ?", [job.name, _stamp(job.due)]
-        ).fetchone()
-        if exists:
-            return None
-        if job.name != "release" and late >= grace:
-            minutes = int(late.total_seconds() // 60)
-            run = JobRun(
-                job.name,
-                job.due,
-                "skipped",
-                f"{minutes} min late, beyond the {config.grace_minutes} min grace",
-            )
-            log.warning("skipped %s due %s: %s", job.name, _stamp(job.due), run.detail)
-        else:
-            # recorded at the time of the table (DESIGN §2), also when it runs late
-            count = job.run(db, config, _sender(db, job.due), job.due)
-            run = JobRun(job.name, job.due, "ran", f"{count} queued")
-            log.info("ran %s due %s: %s", job.name, _stamp(job.due), run.detail)
-        _record(db, run, now)
+    if job.name != "release" and late >= grace:
+        minutes = int(late.total_seconds() // 60)
+        run = JobRun(
+            job.name,
+            job.due,
+            "skipped",
+            f"{minutes} min late, beyond the {config.grace_minutes} min grace",
+        )
+        with transaction(db) as conn:
+            if _recorded(conn, job, now):
+                return None
+            _record(db, run, now)
+        log.warning("skipped %s due %s: %s", job.name, _stamp(job.due), run.detail)
+        return run
+    # messages are recorded at the time of the table (DESIGN §2), also when it runs late
+    if job.name == "release":  # it changes subjects: all in one (short) transaction
+        with transaction(db) as conn:
+            if _recorded(conn, job, now):
+                return None
+            sent = Collected()
+            job.run(db, config, sent, job.due)
+            run = JobRun(job.name, job.due, "ran", f"{sent.write(db, job.due, now)} queued")
+            _record(db, run, now)
+    else:
+        sent = Collected()
+        job.run(db, config, sent, job.due)  # reads only
+        count = sent.write(db, job.due, now)
+        run = JobRun(job.name, job.due, "ran", f"{count} queued")
+        with transaction(db) as conn:
+            if _recorded(conn, job, now):
+                return None
+            _record(db, run, now)
+    log.info("ran %s due %s: %s", job.name, _stamp(job.due), run.detail)
     return run
 
 
@@ -136,7 +215,7 @@ def run_due(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> list
     On a database that never ran a job, only jobs of `now`'s day are considered.
     """
     now = now.astimezone(config.tz)
-    done, earliest, latest = _history(db)
+    done, earliest, latest = _history(db, now)
     if latest is None or earliest is None:
         start = dt.datetime.combine(now.date(), dt.time(0), tzinfo=config.tz)
     else:
@@ -174,3 +253,21 @@ def deliver_all(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> 
         if count < DELIVERY_BATCH:
             break
     return total
+
+
+LIVE_KEY = "live_since"
+
+
+def mark_live(db: sqlite_utils.Database, now: dt.datetime) -> None:
+    """The live scheduler runs this database's jobs by the real clock (from `now` on)."""
+    if live_since(db) is None:
+        with transaction(db):
+            db.execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)",
+                [LIVE_KEY, _stamp(now)],
+            )
+
+
+def live_since(db: sqlite_utils.Database) -> str | None:
+    row = db.execute("SELECT value FROM settings WHERE key = ?", [LIVE_KEY]).fetchone()
+    return row[0] if row else None

@@ -1,8 +1,9 @@
-"""The live scheduler: APScheduler calls `run_due` at each job time and once at start.
+"""The live scheduler: APScheduler calls `run_due` at each job time, every minute (delivery,
+retries, messages stored but not handled) and once at start.
 
-Only one process may run it: under gunicorn every worker calls `start_scheduler`, and the one
-that takes an exclusive lock on a file next to the database runs the scheduler; the others
-get None. The lock lives as long as the process (or until `stop_scheduler`).
+Only one process may run it: the one that takes an exclusive lock on a file next to the
+database (`start_scheduler`; the others get None, or wait for it with `wait`). The lock lives
+as long as the process (or until `stop_scheduler`): when the process dies, another takes over.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import fcntl
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -20,12 +22,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.clock import now as clock_now
 from bot.config import SLOTS, Config
-from schedules.runner import run_due
+from schedules.recovery import recover_unhandled
+from schedules.runner import mark_live, run_due
 from storage.db import open_db
 
 log = logging.getLogger("gridwatch.schedule")
 
 _locks: dict[int, IO[str]] = {}
+LOCK_POLL = 1.0  # seconds between tries of a process waiting to take the schedule over
 
 
 def lock_path(db_path: str | os.PathLike[str]) -> Path:
@@ -34,14 +38,18 @@ def lock_path(db_path: str | os.PathLike[str]) -> Path:
     return Path(f"{db_path}.scheduler.lock")
 
 
-def take_lock(path: Path) -> IO[str] | None:
-    """An exclusive, non-blocking flock on `path`; None when another holder has it."""
+def take_lock(path: Path, wait: threading.Event | None = None) -> IO[str] | None:
+    """An exclusive flock on `path`; None when another holder has it. With `wait`, tried
+    every LOCK_POLL seconds until it is taken or `wait` is set."""
     handle = open(path, "a+", encoding="utf-8")  # held open: closing it drops the lock
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if wait is None or wait.wait(LOCK_POLL):
+                handle.close()
+                return None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
@@ -59,10 +67,14 @@ def job_times(config: Config) -> list[tuple[int, int]]:
 
 
 def tick(db_path: str | os.PathLike[str], config: Config) -> None:
-    """One scheduler firing: run whatever is due now (the clock is read here, at the edge)."""
+    """One scheduler firing: run whatever is due now (the clock is read here, at the edge),
+    then handle messages that were stored but whose handling never finished."""
     db = open_db(db_path)
     try:
-        for run in run_due(db, config, clock_now(config.tz)):
+        now = clock_now(config.tz)
+        mark_live(db, now)
+        recover_unhandled(db, config, now)
+        for run in run_due(db, config, now):  # then delivers what both queued
             log.info("%s %s due %s %s", run.outcome, run.job, run.due.isoformat(), run.detail)
     except Exception:
         log.exception("scheduled run failed")
@@ -70,9 +82,12 @@ def tick(db_path: str | os.PathLike[str], config: Config) -> None:
         db.conn.close()
 
 
-def start_scheduler(db_path: str | os.PathLike[str], config: Config) -> BackgroundScheduler | None:
-    """Start the one scheduler of this database, or return None if another process runs it."""
-    handle = take_lock(lock_path(db_path))
+def start_scheduler(
+    db_path: str | os.PathLike[str], config: Config, wait: threading.Event | None = None
+) -> BackgroundScheduler | None:
+    """Start the one scheduler of this database, or return None if another process runs it
+    (with `wait`: once it is free, unless `wait` is set first)."""
+    handle = take_lock(lock_path(db_path), wait)
     if handle is None:
         log.info("scheduler runs in another process")
         return None

@@ -201,9 +201,16 @@ SCHEMA_4 = [
     "CREATE INDEX IF NOT EXISTS outbox_inbox ON outbox(inbox_id)",
 ]
 
+# 5: messages stored raw whose handling has not been written yet (a hand-off under a busy write
+# lock, or one whose process died in between) are found without scanning the inbox
+SCHEMA_5 = [
+    "CREATE INDEX IF NOT EXISTS inbox_received ON inbox(id) WHERE outcome = 'received'",
+]
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
     _apply(SCHEMA_3),
     _apply(SCHEMA_4),
+    _apply(SCHEMA_5),
 ]

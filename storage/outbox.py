@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 
 import sqlite_utils
 
@@ -57,31 +56,38 @@ def queue_message(
     )
 
 
-def claim_send(
+def send_key(*, kind: str, target: str, day: dt.date, slot: str = "") -> str:
+    """The idempotency key of a scheduled send: (kind, recipient or unit, date, slot)."""
+    return f"{kind}|{target}|{day.isoformat()}|{slot}"
+
+
+def sent_before(db: sqlite_utils.Database, key: str) -> bool:
+    return db.conn.execute("SELECT 1 FROM sends WHERE key = ?", [key]).fetchone() is not None
+
+
+def queue_send(
     db: sqlite_utils.Database,
     *,
+    at: dt.datetime,
+    person: dict,
     kind: str,
-    target: str,
-    day: dt.date,
-    slot: str = "",
+    text: str,
+    key: str,
     now: dt.datetime,
-) -> str | None:
-    """Reserve the idempotency key of a scheduled send; None when it was sent before."""
-    key = f"{kind}|{target}|{day.isoformat()}|{slot}"
-    try:
-        db["sends"].insert(
-            {
-                "key": key,
-                "kind": kind,
-                "target": target,
-                "date": day.isoformat(),
-                "slot": slot,
-                "created_at": now.isoformat(timespec="seconds"),
-            }
-        )
-    except sqlite3.IntegrityError:
-        return None
-    return key
+) -> bool:
+    """Claim a scheduled send's key and queue its message; False (nothing queued) when the
+    key was claimed before. Call it inside a transaction: claim and message go together."""
+    kind_part, rest = key.split("|", 1)
+    target, day, slot = rest.rsplit("|", 2)
+    cursor = db.conn.execute(
+        "INSERT OR IGNORE INTO sends (key, kind, target, date, slot, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [key, kind_part, target, day, slot, now.isoformat(timespec="seconds")],
+    )
+    if cursor.rowcount == 0:
+        return False
+    queue_message(db, at=at, person=person, kind=kind, text=text, send_key=key)
+    return True
 
 
 def outbox_rows(db: sqlite_utils.Database, since: dt.datetime | None = None) -> list[dict]:

@@ -11,7 +11,7 @@ import sqlite_utils
 
 from bot.config import Config
 from schedules import jobs
-from storage.outbox import queue_message
+from storage.outbox import queue_send
 from tests.routine_helpers import ids, report
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -23,14 +23,16 @@ def at(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
 
 
 class Sink:
-    """A `send` that queues like the runner does and remembers what it was given."""
+    """A `send` that claims and queues like the runner does and remembers what it was given."""
 
     def __init__(self, db: sqlite_utils.Database, when: dt.datetime) -> None:
         self.db, self.when, self.sent = db, when, []
 
     def __call__(self, person: dict, kind: str, text: str, key: str) -> None:
         self.sent.append((person["name"], kind, text, key))
-        queue_message(self.db, at=self.when, person=person, kind=kind, text=text, send_key=key)
+        queue_send(
+            self.db, at=self.when, person=person, kind=kind, text=text, key=key, now=self.when
+        )
 
     def to(self, name: str) -> str:
         texts = [text for person, _, text, _ in self.sent if person == name]
