@@ -2,9 +2,10 @@
 
 Each job takes `(db, config, send, now)`, where `now` is the job's scheduled time (its date
 decides the content), and `send(person, kind, text, key)` queues one outbox message under an
-idempotency key (kind, target, date, slot). A key already sent is skipped before `send` is called, and the writer
-claims each key as it queues the message, so running a job twice sends nothing new. Jobs
-only read (except `release`): the runner writes what they send in short transactions.
+idempotency key (kind, target, date, slot). A key sent before is skipped before `send` is
+called, and the writer claims each key with its message, so running a job twice sends
+nothing new. Jobs only read (except `release`): the runner writes what they send in short
+transactions.
 Each returns how many messages it sent.
 """
 

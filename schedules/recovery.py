@@ -40,7 +40,7 @@ def recover_unhandled(db: sqlite_utils.Database, config: Config, now: dt.datetim
         if done is None:
             continue
         handled += 1
-        log.warning("inbox %s from %s, stored but not handled: handled now", row["id"], row["sender"])
+        log.warning("inbox %s from %s was never handled: handled now", row["id"], row["sender"])
         if config.channel.kind == "mp":  # the 48-hour window opened with that message
             from bot.channels.mp import record_inbound
 

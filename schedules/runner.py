@@ -153,9 +153,7 @@ def _recorded(conn: sqlite3.Connection, job: DueJob, now: dt.datetime) -> bool:
     if row is None:
         return False
     if _ahead(row[0], _stamp(now)):
-        conn.execute(
-            "DELETE FROM job_runs WHERE job = ? AND due = ?", [job.name, _stamp(job.due)]
-        )
+        conn.execute("DELETE FROM job_runs WHERE job = ? AND due = ?", [job.name, _stamp(job.due)])
         log.warning(
             "%s due %s was recorded at %s, ahead of the clock (%s): it runs again",
             job.name,
