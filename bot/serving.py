@@ -1,5 +1,6 @@
 """`gridwatch serve`: the WSGI app under an embedded gunicorn, one worker process; and how a
-serving process settles once its app is loaded (also ./gunicorn.conf.py's hook)."""
+serving process settles once its app is loaded and what it stops as it exits (also
+./gunicorn.conf.py's hooks)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,27 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
 GC_THRESHOLDS = (10_000, 50, 100)
 
 
-def settle_worker(_worker: object = None) -> None:
-    """After the app is loaded in a serving process: what exists now (modules, the app) lives
-    as long as the process, so collections stop walking it; and collect old objects rarely."""
+def settle_worker(worker: object = None) -> None:
+    """After the app is loaded in a serving process (after the fork): start its background
+    work; what exists now (modules, the app) lives as long as the process, so collections
+    stop walking it; and collect old objects rarely."""
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask):
+        from bot.background import start_background
+
+        start_background(app)
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def worker_exit(_server: object, worker: object) -> None:
+    """A serving process is exiting: its background work stops and gives up its locks."""
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask):
+        from bot.background import stop_background
+
+        stop_background(app)
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
@@ -52,5 +68,6 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000, threads: int = 
             "accesslog": "-",
             "loglevel": "info",
             "post_worker_init": settle_worker,
+            "worker_exit": worker_exit,
         },
     ).run()

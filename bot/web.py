@@ -1,4 +1,8 @@
-"""The Flask app: configuration, one database connection per serving thread, blueprints."""
+"""The Flask app: configuration, one database connection per serving thread, blueprints.
+
+Building it has no side effect (gunicorn may fork after it): no thread, no lock, no file
+opened. The schema is brought up to date by the first connection a process opens, and the
+background work (bot/background.py) starts after the fork."""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from typing import Any
 import sqlite_utils
 from flask import Flask, g, jsonify
 
+from bot.background import StartsBackground
 from bot.config import load_config
 from bot.context import Context
-from storage.checkpoint import serving_connection, start_checkpointer
-from storage.db import connect, default_db_path, open_db
+from storage.checkpoint import serving_connection
+from storage.db import connect, default_db_path, migrate
 
 
 class ConnectionPool:
@@ -25,15 +30,19 @@ class ConnectionPool:
         self.local = threading.local()
         self.lock = threading.Lock()
         self.opened: list[sqlite_utils.Database] = []
+        self.migrated = False
 
     def get(self) -> sqlite_utils.Database:
         db = getattr(self.local, "db", None)
         if db is None:
             db = connect(self.path)
+            with self.lock:
+                if not self.migrated:  # once per process (cheap when nothing is due)
+                    migrate(db)
+                    self.migrated = True
+                self.opened.append(db)
             serving_connection(db.conn)
             self.local.db = db
-            with self.lock:
-                self.opened.append(db)
         return db
 
     def close_all(self) -> None:
@@ -59,10 +68,7 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault(
         "SCHEDULER", os.environ.get("GRIDWATCH_SCHEDULER", "on").lower() not in ("off", "0", "no")
     )
-    open_db(app.config["DB_PATH"]).conn.close()  # migrate once at start
     app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
-    if str(app.config["DB_PATH"]) != ":memory:":
-        app.extensions["gridwatch_checkpointer"] = start_checkpointer(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
     from bot import sim, views
 
@@ -73,19 +79,14 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(wechat_bp)
     app.wsgi_app = CallbackRoute(app, app.wsgi_app)  # type: ignore[method-assign]
-
-    if app.config["SCHEDULER"]:
-        from schedules.wiring import start_scheduler
-
-        # every worker process tries; the one holding the lock file runs the schedule
-        app.extensions["gridwatch_scheduler"] = start_scheduler(
-            app.config["DB_PATH"], app.config["GRIDWATCH"]
-        )
+    app.wsgi_app = StartsBackground(app, app.wsgi_app)  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> Any:
-        get_context().db.execute("SELECT 1")
-        return jsonify(status="ok")
+        from bot.health import check
+
+        ok, report = check(get_context().db, app.config["DB_PATH"], app.config["SCHEDULER"])
+        return jsonify(report), 200 if ok else 503
 
     @app.teardown_appcontext
     def release_db(_error: BaseException | None) -> None:

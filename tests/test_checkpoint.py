@@ -90,12 +90,14 @@ def test_the_app_serves_on_connections_that_leave_checkpoints_to_its_thread(
     db_path: Path, config: Config
 ) -> None:
     app = build_app({"DB_PATH": str(db_path), "GRIDWATCH": config, "SCHEDULER": False})
+    assert "gridwatch_background" not in app.extensions  # the factory starts nothing
     try:
+        assert app.test_client().get("/healthz").status_code == 200  # the first request does
         conn = app.extensions["gridwatch_pool"].get().conn
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-        assert app.extensions["gridwatch_checkpointer"].is_alive()
+        assert app.extensions["gridwatch_background"].checkpointer.is_alive()
     finally:
-        app.extensions["gridwatch_checkpointer"].stop()
+        app.extensions["gridwatch_background"].stop()
         app.extensions["gridwatch_pool"].close_all()
 
 

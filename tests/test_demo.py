@@ -103,32 +103,29 @@ def test_demo_replaces_its_own_database_only(tmp_path: Path, config: Config) -> 
 
 
 def test_demo_command_builds_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    served: list[tuple[str, int]] = []
-    started: list[str] = []
-    monkeypatch.setattr("bot.serving.serve", lambda app, host, port: served.append((host, port)))
+    served: list[tuple[str, int, bool]] = []
     monkeypatch.setattr(
-        "schedules.wiring.start_scheduler", lambda db_path, config: started.append(db_path)
+        "bot.serving.serve",
+        lambda app, host, port: served.append((host, port, app.config["SCHEDULER"])),
     )
     result = CliRunner().invoke(cli, ["demo", "--port", "5123", "--days", "1"])
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:5123/sim" in result.output
     assert "secretary view: http://127.0.0.1:5123/view/" in result.output
-    assert served == [("127.0.0.1", 5123)]
-    assert started == ["gridwatch-demo.db"]  # the live schedule runs
+    assert served == [("127.0.0.1", 5123, True)]  # the live schedule runs once served
     assert (tmp_path / "gridwatch-demo.db").exists()
 
 
 def test_demo_at_a_time_keeps_the_live_scheduler_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started: list[str] = []
-    monkeypatch.setattr("bot.serving.serve", lambda app, host, port: None)
+    schedules: list[bool] = []
     monkeypatch.setattr(
-        "schedules.wiring.start_scheduler", lambda db_path, config: started.append(db_path)
+        "bot.serving.serve", lambda app, host, port: schedules.append(app.config["SCHEDULER"])
     )
     result = CliRunner().invoke(cli, ["demo", "--db", "x.db", "--at", "2026-05-20T09:05"])
     assert result.exit_code == 0, result.output
-    assert started == []
+    assert schedules == [False]
 
 
 @pytest.mark.parametrize(

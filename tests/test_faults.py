@@ -7,6 +7,7 @@ A restart mid-day (the missed jobs run on restart) is tests/test_routine_days.py
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -157,9 +159,13 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def healthy(url: str) -> bool:
-    with urllib.request.urlopen(url + "/healthz", timeout=5) as answer:
-        return answer.status == 200
+def health(url: str) -> tuple[int, dict]:
+    """/healthz's status and report (a 503 is an answer too: the worker is alive)."""
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 @pytest.mark.skipif(not _can_mount(), reason="needs root and unshare to mount a tiny tmpfs")
@@ -167,7 +173,8 @@ def test_disk_full_refuses_for_a_retry_and_the_retry_is_stored_once(tmp_path: Pa
     """The database sits on a full disk (a real ENOSPC from a 2 MB tmpfs). Proves: a message
     that cannot be stored is answered 503, so WeChat keeps it and retries (its raw form cannot
     be kept here, so it is kept there); the workers survive (healthz); nothing half-written
-    is left; once there is room, the retry is stored once and answered; the file is sound."""
+    is left; /healthz says the database cannot be written until there is room again; once
+    there is, the retry is stored once and answered; the file is sound."""
     db_path = tmp_path / "full.db"
     members = build_county(db_path, 20)
     member, names = members[0]
@@ -176,8 +183,10 @@ def test_disk_full_refuses_for_a_retry_and_the_retry_is_stored_once(tmp_path: Pa
         filler = fill(folder)
         first = send(url, post)
         assert (first.status, first.body) == (503, "busy, try again")
-        assert healthy(url)
+        status, report = health(url)
+        assert status == 503 and "full" in report["database"]
         filler.unlink()
+        assert health(url)[0] == 200
         retried = send(url, post)
         assert retried.status == 200 and "已记录" in reply_content(retried.body)
         # the reply came back, so its handling is committed: copy the files out to read them

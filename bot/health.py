@@ -1,0 +1,58 @@
+"""/healthz: whether this server can store a message now, found by storing something."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+
+import sqlite_utils
+
+from storage.db import LockBusy, transaction
+
+# how long the probe waits for the write lock (seconds before each try): a roster import
+# writes in short batches, so a longer wait means the database is stuck
+PROBE_PATIENCE = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def check(db: sqlite_utils.Database, db_path: str, schedule: bool) -> tuple[bool, dict]:
+    """(healthy, the report): healthy only when a write was committed just now."""
+    report: dict[str, str] = {"status": "ok", "database": "writable"}
+    problem = _write_problem(db, db_path)
+    if problem:
+        report.update(status="failing", database=problem)
+    report["schedule"] = _schedule_state(db_path) if schedule else "off in this process"
+    return not problem, report
+
+
+def _write_problem(db: sqlite_utils.Database, db_path: str) -> str:
+    if db_path != ":memory:" and not os.path.exists(db_path):
+        return f"the database file {db_path} is gone"
+    try:
+        with transaction(db, patience=PROBE_PATIENCE):
+            db.conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('healthz', '1') ON CONFLICT (key)"
+                " DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
+    except LockBusy:
+        return "the write lock stayed taken for 2 s"
+    except sqlite3.Error as error:
+        return f"cannot write: {error}"
+    return ""
+
+
+def _schedule_state(db_path: str) -> str:
+    """'running' while some process holds the schedule's lock."""
+    from schedules.wiring import lock_path
+
+    try:
+        fd = os.open(lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        return f"unknown ({error.strerror})"
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return "running"
+    finally:
+        os.close(fd)  # closing drops the lock if this took it
+    return "not running"
