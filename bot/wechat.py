@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, request
 from bot.clock import now as clock_now
 from bot.config import ChannelSettings, Config
 from bot.wechat_crypto import open_envelope, seal, verify_url
-from bot.wechat_reply import HandlingFailed, ReplyRunner
+from bot.wechat_reply import STORE_BUDGET, HandlingFailed, ReplyRunner
 from bot.wechat_xml import MAX_BODY, Rejected, decode_body, parse, render_reply
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class CallbackRoute:
                     self.app.extensions["gridwatch_pool"],
                     # as many as the server's request threads: each keeps a warm connection
                     workers=int(app_config.get("WECHAT_REPLY_WORKERS", 8)),
+                    store_budget=float(app_config.get("WECHAT_STORE_BUDGET", STORE_BUDGET)),
                 )
                 self.app.extensions["gridwatch_wechat"] = self.runner
             return self.runner

@@ -1,13 +1,20 @@
-"""The 5-second rule: a reply goes back passively when it is ready in time, else through the API.
+"""The 5-second rule: a reply goes back passively when it is ready in time, else through the API;
+and nothing is acknowledged before the raw message is stored.
 
 WeChat gives a callback 5 seconds, then retries. What can make handling slow is waiting for
-the database's write lock (an import, a long job, a queue of writers). So the request
-handles the message itself when it gets the lock within a few milliseconds (handing every
-message to another thread cost ~50–250 µs of CPU each, measured by `make bench`). Otherwise,
-with nothing written yet, the message goes to a worker thread and the request waits `budget`
-seconds for the reply. When the worker is late the request answers `success` (no retry),
-and the worker, once done, queues its reply in the outbox and delivers it through the
-channel's API.
+the database's write lock (an import batch, a job's batch, a queue of writers). So the
+request handles the message itself when it gets the lock within a few milliseconds: the raw
+message and its handling commit together, then the answer goes (handing every message to
+another thread cost ~50–250 µs of CPU each, measured by `make bench`).
+
+Otherwise, with nothing written yet, the message goes to a worker thread, which waits for
+the lock and stores the raw message in a transaction of its own, then handles it. The
+request answers only once the raw message is committed: with the reply when it is ready
+within `budget` seconds, else `success` (the reply, 'queued', goes through the API). If the
+raw message is not committed within `store_budget` seconds, the request tells the worker not
+to store it (under the job's lock, so the two never cross) and answers 503: WeChat, having
+no answer in its 5 seconds, sends the message again. A worker that dies between storing and
+handling leaves the message 'received'; the schedule's minute round handles it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -24,8 +32,9 @@ import sqlite_utils
 from bot.clock import now as clock_now
 from bot.config import Config
 from bot.context import Context
-from handlers.pipeline import Handled, Incoming, handle_message
+from handlers.pipeline import Handled, Incoming, handle_message, handle_stored, store_raw
 from storage.db import LockBusy, fetch_all, transaction
+from storage.inbox import DuplicateMessage
 
 if TYPE_CHECKING:
     from bot.web import ConnectionPool
@@ -36,10 +45,16 @@ log = logging.getLogger(__name__)
 # try. Past them a worker thread waits for the lock, and the request for the worker only as
 # long as WeChat allows.
 LOCK_POLLS = (0.0, 0.0002, 0.0005, 0.001, 0.002)
+# past WeChat's 5 s: an answer then reaches nobody, and WeChat has already sent it again
+STORE_BUDGET = 5.5
 
 
 class HandlingFailed(Exception):
     "The message could not even be stored; WeChat should send it again."
+
+
+class _Abandoned(Exception):
+    "The request gave up waiting for the raw message to be stored."
 
 
 class ReplyRunner:
@@ -47,11 +62,18 @@ class ReplyRunner:
     threads; each thread has its own database connection."""
 
     def __init__(
-        self, db_path: str, config: Config, budget: float, connections: ConnectionPool, workers: int
+        self,
+        db_path: str,
+        config: Config,
+        budget: float,
+        connections: ConnectionPool,
+        workers: int,
+        store_budget: float = STORE_BUDGET,
     ) -> None:
         self.db_path = db_path
         self.config = config
         self.budget = budget
+        self.store_budget = max(store_budget, budget)
         self.connections = connections  # the app's: one connection per thread, kept warm
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="wechat-reply")
         # what comes after a reply (alerts through the API, which may be slow) has threads of
@@ -64,13 +86,15 @@ class ReplyRunner:
         self.after.shutdown(wait=True)
 
     def answer(self, message: Incoming) -> str | None:
-        """The passive reply ("" for none), or None when it will come through the API."""
+        """The passive reply ("" for none), or None when it will come through the API.
+        HandlingFailed when the message was not stored: WeChat must send it again."""
         job = _Job(self, message)
         if not job.run(lock_patience=LOCK_POLLS):
             try:
-                self.pool.submit(job.run)
+                self.pool.submit(job.run_handed_off)
             except RuntimeError:  # the process is exiting: nothing stored, WeChat sends it again
                 raise HandlingFailed(message.dedup_key) from None
+            job.wait_stored(self.store_budget)
         return job.wait(self.budget)
 
 
@@ -79,14 +103,31 @@ class _Job:
         self.runner = runner
         self.message = message
         self.lock = threading.Lock()
-        self.done = threading.Event()
+        self.settled = threading.Event()  # the raw message is stored, or cannot be
+        self.stored = False
+        self.committing = False  # the worker is committing the raw message: no giving up
+        self.abandoned = False
+        self.done = threading.Event()  # handled, or failed: `reply` is final
         self.late = False
         self.reply = ""
         self.failed = False
+        self.started = time.monotonic()
         self.request_thread = threading.current_thread()
 
+    def wait_stored(self, store_budget: float) -> None:
+        """Return once the raw message is committed; past `store_budget`, the worker is told
+        not to store it and HandlingFailed comes out (also when it could not be stored)."""
+        if not self.settled.wait(store_budget):
+            with self.lock:
+                if not self.committing:
+                    self.abandoned = True
+                    raise HandlingFailed(self.message.dedup_key)
+            self.settled.wait()  # a commit under way ends one way or the other, and soon
+        if not self.stored:
+            raise HandlingFailed(self.message.dedup_key)
+
     def wait(self, budget: float) -> str | None:
-        self.done.wait(budget)
+        self.done.wait(max(0.0, budget - (time.monotonic() - self.started)))
         with self.lock:
             if self.failed:
                 raise HandlingFailed(self.message.dedup_key)
@@ -96,41 +137,99 @@ class _Job:
             return None
 
     def run(self, lock_patience: Sequence[float] | None = None) -> bool:
-        """Handle the message; False, with nothing stored, when the write lock stayed taken
-        past `lock_patience` (then a worker thread, which can wait, runs it again)."""
-        config = self.runner.config
+        """Store and handle the message in one transaction; False, with nothing stored, when
+        the write lock stayed taken past `lock_patience`."""
         db = self.runner.connections.get()
         try:
-            # a reply still awaited goes back passively ('sent' as it is written); one written
-            # after the request gave up is 'queued', so it goes out through the API even if
-            # this process dies before it sends it
             handled = handle_message(
-                Context(db, config, self.runner.db_path),
+                self._context(db),
                 self.message,
-                reply_status=lambda: "queued" if self.late else "sent",
+                reply_status=self._reply_status,
                 lock_patience=lock_patience,
             )
-            with self.lock:
-                self.reply, late = handled.reply, self.late
-                self.done.set()
-            if threading.current_thread() is not self.request_thread:
-                self.follow_up(handled, late, db)
-            elif handled.alerts or config.channel.kind == "mp":  # the reply waits for neither
-                try:
-                    self.runner.after.submit(self.follow_up, handled, False)
-                except RuntimeError:  # the process is exiting: do it before answering
-                    self.follow_up(handled, False, db)
+            self._settle(stored=True)
+            self._handled(handled, db)
         except LockBusy:
             return False
         except Exception:
-            log.exception("wechat callback from %s failed", self.message.sender)
-            with self.lock:
-                self.failed = not self.done.is_set()
-                self.done.set()
+            self._failed()
         finally:
             if db.conn.in_transaction:
                 db.conn.rollback()
         return True
+
+    def run_handed_off(self) -> None:
+        """In a worker thread, which may wait for the write lock: store the raw message in a
+        transaction of its own (unless the request gave up meanwhile), then handle it."""
+        db = self.runner.connections.get()
+        ctx = self._context(db)
+        try:
+            try:
+                inbox_id = store_raw(ctx, self.message, before_commit=self._commit_unless_abandoned)
+            except DuplicateMessage as seen:  # a retry of a message stored before
+                self._settle(stored=True)
+                existing = seen.existing
+                handled = Handled(
+                    existing["reply"] or "", existing["id"], "duplicate", duplicate=True
+                )
+            except _Abandoned:
+                return
+            else:
+                self._settle(stored=True)
+                handled = handle_stored(ctx, inbox_id, reply_status=self._reply_status) or Handled(
+                    "",
+                    inbox_id,
+                    "duplicate",
+                    duplicate=True,  # recovered meanwhile
+                )
+            self._handled(handled, db)
+        except Exception:
+            self._failed()
+        finally:
+            if db.conn.in_transaction:
+                db.conn.rollback()
+
+    def _commit_unless_abandoned(self) -> None:
+        """With the raw message written, just before its commit: the request has given up
+        (then nothing is committed), or from now on it waits for the commit's end."""
+        with self.lock:
+            if self.abandoned:
+                raise _Abandoned
+            self.committing = True
+
+    def _settle(self, stored: bool) -> None:
+        self.stored = stored
+        self.settled.set()
+
+    def _context(self, db: sqlite_utils.Database) -> Context:
+        return Context(db, self.runner.config, self.runner.db_path)
+
+    def _reply_status(self) -> str:
+        # a reply still awaited goes back passively ('sent' as it is written); one written
+        # after the request gave up is 'queued', so it goes out through the API even if this
+        # process dies before it sends it
+        return "queued" if self.late else "sent"
+
+    def _handled(self, handled: Handled, db: sqlite_utils.Database) -> None:
+        with self.lock:
+            self.reply, late = handled.reply, self.late
+            self.done.set()
+        if threading.current_thread() is not self.request_thread:
+            self.follow_up(handled, late, db)
+        elif handled.alerts or self.runner.config.channel.kind == "mp":  # the reply waits
+            try:
+                self.runner.after.submit(self.follow_up, handled, False)
+            except RuntimeError:  # the process is exiting: do it before answering
+                self.follow_up(handled, False, db)
+
+    def _failed(self) -> None:
+        """Handling broke outside the pipeline's own keeping of errors (logged here). Before
+        the raw message was stored, WeChat is asked to retry; after, the answer stands."""
+        log.exception("wechat callback from %s failed", self.message.sender)
+        with self.lock:
+            self.failed = not self.done.is_set() and not self.stored
+            self.done.set()
+        self.settled.set()
 
     def follow_up(
         self, handled: Handled, late: bool, db: sqlite_utils.Database | None = None

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlite_utils
 from apscheduler.triggers.cron import CronTrigger
+from click.testing import Result
 
 from bot.config import Config
 from schedules import runner, wiring
@@ -190,6 +191,22 @@ def test_cli_tick(loaded_db: sqlite_utils.Database, run_cli: Callable[..., objec
     assert "is not an ISO time" in bad.output
 
 
+def test_cli_tick_ahead_of_the_clock_is_refused_on_a_database_served_live(
+    loaded_db: sqlite_utils.Database, run_cli: Callable[..., Result]
+) -> None:
+    """A rehearsal (`tick --at` a later day) is fine on a database of its own; on one whose
+    schedule a server runs by the real clock it would send tomorrow's prompts today."""
+    real = dt.datetime.now(TZ)
+    runner.mark_live(loaded_db, real)
+    later = (real + dt.timedelta(days=1)).isoformat(timespec="minutes")
+    refused = run_cli("tick", "--at", later)
+    assert refused.exit_code == 1
+    assert "later than the clock" in refused.output and "copy" in refused.output
+    assert loaded_db["job_runs"].count == 0
+    past = run_cli("tick", "--at", "2026-03-02T08:00")  # before the clock: as usual
+    assert past.exit_code == 0 and "prompt:morning: 6 queued" in past.output
+
+
 # the wiring
 
 
@@ -283,3 +300,78 @@ def test_a_job_run_dated_in_the_future_does_not_stall_the_schedule(
     done = run_due(loaded_db, Config(), at(8, 0))
     assert [(r.job, r.outcome) for r in done] == [("release", "ran"), ("prompt:morning", "ran")]
     assert run_due(loaded_db, Config(), at(8, 0)) == []
+
+
+def test_a_job_writes_what_it_sends_in_short_transactions(
+    loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prompt of 6 members, 2 messages per transaction: 3 transactions, then the job's
+    record; the write lock is free between them (a callback stores its message there)."""
+    monkeypatch.setattr(runner, "WRITE_BATCH", 2)
+    batches: list[int] = []
+    queue_send = runner.queue_send
+
+    def counted(db: sqlite_utils.Database, **message: object) -> bool:
+        if message["kind"] == "prompt":  # committed before this one, 2 by 2
+            prompts = "SELECT count(*) FROM outbox WHERE kind = 'prompt'"
+            batches.append(db.execute(prompts).fetchone()[0] // 2)
+        return queue_send(db, **message)
+
+    monkeypatch.setattr(runner, "queue_send", counted)
+    [run] = [r for r in run_due(loaded_db, Config(), at(8)) if r.job == "prompt:morning"]
+    assert run.detail == "6 queued"
+    assert batches == [0, 0, 1, 1, 2, 2]
+
+
+def test_a_job_that_dies_part_way_sends_the_rest_when_run_again_and_nothing_twice(
+    loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "WRITE_BATCH", 2)
+    queue_send = runner.queue_send
+    written: list[str] = []
+
+    def dies_on_the_fifth(db: sqlite_utils.Database, **message: object) -> bool:
+        if message["kind"] == "prompt":
+            if len(written) == 4:
+                raise OSError("the process died")
+            written.append(str(message["key"]))
+        return queue_send(db, **message)
+
+    monkeypatch.setattr(runner, "queue_send", dies_on_the_fifth)
+    first = run_due(loaded_db, Config(), at(8))
+    assert ("prompt:morning", "failed") in [(r.job, r.outcome) for r in first]
+    prompts = "SELECT count(*) FROM outbox WHERE kind = 'prompt'"
+    assert loaded_db.execute(prompts).fetchone()[0] == 4
+    monkeypatch.undo()
+    again = run_due(loaded_db, Config(), at(8, 1))
+    assert [(r.job, r.outcome, r.detail) for r in again] == [("prompt:morning", "ran", "2 queued")]
+    prompts = loaded_db.execute(
+        "SELECT person, count(*) FROM outbox WHERE kind = 'prompt' GROUP BY person"
+    ).fetchall()
+    assert len(prompts) == 6 and {count for _, count in prompts} == {1}
+
+
+def test_a_clock_that_jumped_ahead_cannot_silence_the_real_day(
+    loaded_db: sqlite_utils.Database,
+) -> None:
+    """The clock jumped to the next morning and back (or `tick --at` a later day): the
+    rest of the day was recorded skipped by that clock. At their real times the jobs run
+    (or are skipped by the real clock), each message once."""
+    run_due(loaded_db, Config(), at(8, 5))
+    ahead = run_due(loaded_db, Config(), at(9, 0, day=DAY + dt.timedelta(days=1)))
+    assert ("prompt:noon", "skipped") in [(r.job, r.outcome) for r in ahead]
+    done = run_due(loaded_db, Config(), at(12, 0))  # the clock is back
+    assert [(r.job, r.outcome) for r in done] == [
+        ("reminder:morning", "skipped"),  # 150 min late by the real clock
+        ("deadline:morning", "skipped"),
+        ("digest:1", "skipped"),
+        ("prompt:noon", "ran"),
+    ]
+    assert done[-1].detail == "6 queued"
+    tomorrow = run_due(loaded_db, Config(), at(8, 0, day=DAY + dt.timedelta(days=1)))
+    # tomorrow's release and prompt were done by the clock ahead: they run again in time
+    assert ("prompt:morning", "ran") in [(r.job, r.outcome) for r in tomorrow]
+    prompts = loaded_db.execute(
+        "SELECT at, count(*) FROM outbox WHERE kind = 'prompt' AND person = '梁红' GROUP BY at"
+    ).fetchall()
+    assert [count for _, count in prompts] == [1, 1, 1]

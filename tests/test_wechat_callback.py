@@ -406,6 +406,21 @@ def busy_writer(db_path: Path) -> Iterator[Callable[[], None]]:
     os.close(fd)
 
 
+@pytest.fixture
+def slow_handling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handed-off message, once stored, takes 0.3 s to handle: past a reply budget of
+    0.01 s, so the request answers before the reply is ready."""
+    import bot.wechat_reply as wechat_reply
+
+    handle = wechat_reply.handle_stored
+
+    def slowly(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        return handle(*args, **kwargs)
+
+    monkeypatch.setattr(wechat_reply, "handle_stored", slowly)
+
+
 def test_a_message_is_handled_in_the_request_when_the_write_lock_is_free(
     loaded_db: sqlite_utils.Database, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -433,10 +448,11 @@ def test_a_writer_that_takes_the_lock_while_the_message_is_read_sends_it_to_a_wo
     httpserver: HTTPServer,
     monkeypatch: pytest.MonkeyPatch,
     busy_writer: Callable[[], None],
+    slow_handling: None,
 ) -> None:
     """The lock was free when the message came, and an import took it before the message
-    was written: the request does not wait past WeChat's patience. Nothing was stored by the
-    request; a worker thread stores the message once and sends the reply through the API."""
+    was written: nothing was stored by the request; a worker thread stores the message once,
+    the request answers once it is stored, and the reply, late, goes through the API."""
     import handlers.pipeline as pipeline
 
     prepare = pipeline._prepare
@@ -503,11 +519,36 @@ def test_a_failure_after_the_reply_is_logged_and_the_alert_stays_queued(
     assert alerts and {status for (status,) in alerts} == {"queued"}
 
 
+def test_a_message_not_stored_within_wechats_patience_is_refused_and_never_stored(
+    loaded_db: sqlite_utils.Database, db_path: Path, busy_writer: Callable[[], None]
+) -> None:
+    """A writer holds the lock past the time the request waits for the raw message to be
+    stored: the request answers 503 (WeChat sends the message again) and the worker, when
+    the lock comes free, does not store it behind the refusal."""
+    app = make_app(
+        db_path,
+        config_for(WORK, "http://127.0.0.1:9"),
+        WECHAT_REPLY_BUDGET=0.01,
+        WECHAT_STORE_BUDGET=0.05,
+    )
+    busy_writer()  # 0.3 s
+    xml = inner_xml("lianghong", "text", "<Content>张三 36.6</Content>", 62, CREATED)
+    query, body = wecom_request(WORK, xml)
+    answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
+    assert answer.status_code == 503
+    app.extensions["gridwatch_wechat"].drain()  # the worker got the lock and gave up
+    assert inbox(loaded_db) == [] and loaded_db["outbox"].count == 0
+    retried = app.test_client().post("/wechat", query_string=query, data=body.encode())
+    assert "已记录" in open_reply(WORK, retried.get_data(as_text=True)).findtext("Content")
+    assert [row["dedup_key"] for row in inbox(loaded_db)] == ["work:msg:62"]
+
+
 def test_a_late_reply_answers_success_and_goes_through_the_api(
     loaded_db: sqlite_utils.Database,
     db_path: Path,
     httpserver: HTTPServer,
     busy_writer: Callable[[], None],
+    slow_handling: None,
 ) -> None:
     fake = FakeWeChat(httpserver)
     app = make_app(db_path, config_for(WORK, fake.base), WECHAT_REPLY_BUDGET=0.01)
@@ -549,6 +590,7 @@ def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
     httpserver: HTTPServer,
     monkeypatch: pytest.MonkeyPatch,
     busy_writer: Callable[[], None],
+    slow_handling: None,
 ) -> None:
     """The worker handles the message after the request gave up, commits, and dies before
     it sends the reply (deliver_late never runs): the reply is 'queued', not 'sent', and the
