@@ -46,4 +46,4 @@ def digest(
     if as_json:
         print_json(found)
     else:
-        click.echo(digest_text(found, view_link(ctx.config, unit, day, now)))
+        click.echo(digest_text(found, view_link(ctx.db, ctx.config, unit, day, now)))
