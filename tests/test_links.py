@@ -28,7 +28,7 @@ from bot.links import (
     view_link,
     view_token,
 )
-from storage.db import connect
+from storage.db import connect, open_db
 from storage.secret_key import stored_secret_key
 
 NOW = dt.datetime(2026, 3, 2, 10, 30, tzinfo=ZoneInfo("Asia/Shanghai"))  # the digest's time
@@ -209,6 +209,16 @@ def test_init_generates_a_key_once_and_keeps_it(
 def test_every_database_gets_its_own_key(make_db: Callable[[str], sqlite_utils.Database]) -> None:
     keys = {stored_secret_key(make_db(f"county-{n}.db")) for n in range(3)}
     assert len(keys) == 3 and "" not in keys
+
+
+def test_a_database_from_before_the_key_gets_one_when_opened(db_path: Path) -> None:
+    old = open_db(db_path)
+    old.execute("DELETE FROM settings WHERE key = 'secret_key'")
+    old.execute("PRAGMA user_version = 4")
+    old.close()
+    assert stored(db_path) == ""
+    open_db(db_path).close()
+    assert len(stored(db_path)) >= 40
 
 
 def test_the_configured_key_wins_over_the_stored_one(db: sqlite_utils.Database) -> None:

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from bot import create_app
 from bot.config import OLD_DEFAULT_KEY, Config
-from bot.links import link_key, view_token
+from bot.links import forget_stored_key, link_key, view_token
 from bot.sim import set_sim_now
 from storage.contacts import NewContact, record_contacts
 from storage.needs import add_need, close_need
@@ -273,6 +273,17 @@ def test_the_excel_ledger_refuses_a_grid_outside_the_link(
 ) -> None:
     response = client.get(f"/view/{sign(reported, 'HX01')}/ledger.xlsx?grid={grid}")
     assert response.status_code == 400 and "筛选条件有误" in response.get_data(as_text=True)
+
+
+def test_without_any_key_a_link_gets_a_clear_page(
+    client: FlaskClient, reported: sqlite_utils.Database, db_path: Path
+) -> None:
+    token = sign(reported, "HX")
+    reported.execute("DELETE FROM settings WHERE key = 'secret_key'")
+    forget_stored_key(db_path)
+    response = client.get(f"/view/{token}")
+    assert response.status_code == 503 and "签名密钥" in response.text
+    assert "河西村" not in response.text
 
 
 def test_a_configured_key_signs_instead_of_the_stored_one(
