@@ -61,4 +61,4 @@ def digest(
     if as_json:
         print_json(found)
     else:
-        click.echo(digest_text(found, view_link(ctx.config, unit, day, now)))
+        click.echo(digest_text(found, view_link(ctx.db, ctx.config, unit, day, now)))

@@ -17,6 +17,9 @@ SLOTS = ("morning", "noon", "evening")
 SLOT_NAMES = {"morning": "早", "noon": "中", "evening": "晚"}
 DEFAULT_CATEGORIES = ("涉鄂人员", "外地返回人员", "疑似症状人员", "暂缓返回人员")
 CHANNELS = ("console", "mp", "work")
+# the key every copy of gridwatch once signed links with: public, so never accepted
+OLD_DEFAULT_KEY = "gridwatch-dev-secret-change-me"
+MIN_KEY_LENGTH = 16
 
 
 class ConfigError(Exception):
@@ -53,7 +56,7 @@ class Config:
     grace_minutes: int = 60
     link_days: int = 7
     public_url: str = "http://127.0.0.1:5000"
-    secret_key: str = "gridwatch-dev-secret-change-me"
+    secret_key: str = ""  # none: the key kept with the database signs links (bot/links.py)
     slots: Mapping[str, SlotTimes] = field(
         default_factory=lambda: {
             "morning": SlotTimes(time(8, 0), time(9, 30), time(10, 0)),
@@ -175,6 +178,22 @@ def _channel(data: Mapping[str, Any], env: Mapping[str, str]) -> ChannelSettings
     return settings
 
 
+def _check_secret_key(key: str) -> None:
+    """A configured key must be guessable by nobody; "" means none (the database's is used)."""
+    if not key:
+        return
+    if key.strip() == OLD_DEFAULT_KEY:
+        raise ConfigError(
+            "secret_key (GRIDWATCH_SECRET_KEY): this is the old built-in key, which anyone "
+            "can read; set your own or remove it to use the one kept with the database"
+        )
+    if len(key.strip()) < MIN_KEY_LENGTH:
+        raise ConfigError(
+            f"secret_key (GRIDWATCH_SECRET_KEY): at least {MIN_KEY_LENGTH} characters, "
+            "e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+
+
 def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     """Validate a parsed TOML mapping, apply environment overrides, return a Config."""
     top = {
@@ -222,6 +241,7 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         values["public_url"] = env["GRIDWATCH_PUBLIC_URL"]
     if env.get("GRIDWATCH_SECRET_KEY"):
         values["secret_key"] = env["GRIDWATCH_SECRET_KEY"]
+    _check_secret_key(values.get("secret_key", ""))
     values["public_url"] = values.get("public_url", defaults.public_url).rstrip("/")
     schedule = data.get("schedule", {})
     if not isinstance(schedule, Mapping):

@@ -18,7 +18,7 @@ import sqlite_utils
 from bot.channels import ConsoleChannel, deliver_pending
 from bot.config import SLOTS, Config
 from bot.context import Context
-from bot.links import view_link
+from bot.links import forget_stored_key, view_link
 from bot.sim import get_setting, set_setting, set_sim_now
 from handlers.pipeline import Incoming, handle_message
 from handlers.reports import monitoring_day
@@ -96,6 +96,7 @@ def replace_db(path: Path) -> None:
             raise DemoError(f"{path} exists and is not a gridwatch demo database; not replacing it")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    forget_stored_key(path)  # the new database generates its own
 
 
 def reply_text(subjects: list[dict], day_index: int, slot: str, rng: random.Random) -> str:
@@ -205,7 +206,7 @@ def build_demo(path: Path, config: Config, now: dt.datetime, days: int = 3) -> d
         set_sim_now(db, config, now)
         village = next(db.query("SELECT code FROM units WHERE level = 'village' ORDER BY code"))
         return {
-            "link": view_link(config, village["code"], monitoring_day(now), now),
+            "link": view_link(db, config, village["code"], monitoring_day(now), now),
             "subjects": db["subjects"].count,
             "people": db["people"].count,
             "messages": handled,

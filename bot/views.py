@@ -14,7 +14,7 @@ import sqlite_utils
 from flask import Blueprint, Response, render_template, request, send_file, url_for
 
 from bot.config import SLOTS, Config
-from bot.links import LinkError, read_view_token
+from bot.links import LinkError, NoKey, link_key, read_view_token
 from bot.sim import sim_now
 from bot.svg_chart import points_from_contacts, temperature_chart
 from bot.web import get_context
@@ -68,9 +68,11 @@ def _open(token: str) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.
     ctx = get_context()
     now = sim_now(ctx.db, ctx.config)
     try:
-        code, day = read_view_token(ctx.config, token, now)
+        code, day = read_view_token(link_key(ctx.db, ctx.config), token, now, ctx.config.link_days)
     except LinkError as error:
         raise ViewError(403, "链接无法打开", str(error)) from None
+    except NoKey:
+        raise ViewError(503, "链接暂时无法打开", "系统尚未设置签名密钥，请联系管理员。") from None
     unit = get_unit(ctx.db, code)
     if unit is None:
         raise ViewError(404, "找不到该单位", "链接中的单位已不在名单中，请联系管理员。")

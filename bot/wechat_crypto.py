@@ -101,8 +101,16 @@ def verify_url(settings: ChannelSettings, args: Mapping[str, str]) -> str:
 
 
 def open_envelope(settings: ChannelSettings, args: Mapping[str, str], body: str) -> Envelope:
-    """Verify a POSTed callback and return its message XML (decrypted when it was encrypted)."""
+    """Verify a POSTed callback and return its message XML (decrypted when it was encrypted).
+
+    Once an AES key is set only the encrypted envelope is trusted: a plaintext POST is refused,
+    and of a compatible-mode body (plaintext fields beside Encrypt) only Encrypt is read.
+    """
     encrypted = settings.kind == "work" or args.get("encrypt_type", "").lower() == "aes"
+    if not encrypted and settings.aes_key:
+        # safe mode only (DESIGN §5): the plaintext signature covers token, timestamp and
+        # nonce but not the body, so one copied from any earlier request would pass
+        raise Rejected(403, "plaintext callback refused: WECHAT_AES_KEY is set, safe mode only")
     if not encrypted:  # mp plaintext mode: the signature covers token, timestamp, nonce
         signature, timestamp, nonce = _args(args, "signature", "timestamp", "nonce")
         check_signature(signature, settings.token, timestamp, nonce)

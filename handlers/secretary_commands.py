@@ -50,7 +50,7 @@ def digest_now(turn: Turn) -> str:
 
     day = monitoring_day(turn.at)
     digest = build_digest(turn.ctx.db, turn.ctx.config, turn.person["unit"], day, None, turn.at)
-    link = view_link(turn.ctx.config, turn.person["unit"], day, turn.at)
+    link = view_link(turn.ctx.db, turn.ctx.config, turn.person["unit"], day, turn.at)
     return digest_text(digest, link)
 
 

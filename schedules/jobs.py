@@ -267,7 +267,7 @@ def digest(
     for code, found in digests.items():
         if not (found["active"] or found["released_today"] or found["needs"]):
             continue
-        text = digest_text(found, view_link(config, code, day, now))
+        text = digest_text(found, view_link(db, config, code, day, now))
         for person in recipients[code]:
             sent += _send_once(
                 db,

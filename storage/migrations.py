@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import sqlite_utils
@@ -201,16 +202,29 @@ SCHEMA_4 = [
     "CREATE INDEX IF NOT EXISTS outbox_inbox ON outbox(inbox_id)",
 ]
 
-# 5: messages stored raw whose handling has not been written yet (a hand-off under a busy write
+
+# 5: the deployment's own key for signed links, generated once and kept with the data, so
+# every process on this database signs and reads the same links; one set in the config or
+# the environment is used instead (bot/links.py). An existing key is never replaced.
+def _secret_key(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO settings (key, value) VALUES ('secret_key', ?)",
+        [secrets.token_urlsafe(32)],
+    )
+
+
+# 6: messages stored raw whose handling has not been written yet (a hand-off under a busy write
 # lock, or one whose process died in between) are found without scanning the inbox
-SCHEMA_5 = [
+SCHEMA_6 = [
     "CREATE INDEX IF NOT EXISTS inbox_received ON inbox(id) WHERE outcome = 'received'",
 ]
+
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
     _apply(SCHEMA_3),
     _apply(SCHEMA_4),
-    _apply(SCHEMA_5),
+    _secret_key,
+    _apply(SCHEMA_6),
 ]

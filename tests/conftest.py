@@ -137,3 +137,9 @@ def work(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
 def mp(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
     """A test client of the app in Official Account mode on the loaded database."""
     return make_app(db_path, config_for(MP)).test_client()
+
+
+@pytest.fixture
+def mp_plaintext(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
+    """The Official Account in plaintext mode (明文模式): no EncodingAESKey is set."""
+    return make_app(db_path, config_for(MP, aes_key="")).test_client()

@@ -99,7 +99,7 @@ def test_mp_safe_mode_refusals(
 
 @pytest.mark.parametrize("missing", ["signature", "timestamp", "nonce"])
 def test_mp_plaintext_without_signature_parts_is_refused(
-    mp: FlaskClient, loaded_db: sqlite_utils.Database, dump_db: Dump, missing: str
+    mp_plaintext: FlaskClient, loaded_db: sqlite_utils.Database, dump_db: Dump, missing: str
 ) -> None:
     """The plaintext mode's signature covers only token, timestamp and nonce: without any of
     them the post is a 400 and changes nothing."""
@@ -108,7 +108,7 @@ def test_mp_plaintext_without_signature_parts_is_refused(
     query["signature"] = sign(MP.token, query["timestamp"], query["nonce"])
     del query[missing]
     xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 3, CREATED)
-    assert mp.post("/wechat", query_string=query, data=xml.encode()).status_code == 400
+    assert mp_plaintext.post("/wechat", query_string=query, data=xml.encode()).status_code == 400
     assert dump_db(loaded_db) == before
 
 

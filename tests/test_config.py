@@ -26,7 +26,7 @@ categories = ["密切接触者", "外地返回人员"]
 grace_minutes = 30
 link_days = 3
 public_url = "https://gw.example.cn/"
-secret_key = "s3cret"
+secret_key = "file-s3cret-of-this-county"
 
 [schedule]
 reports = ["11:00", "21:00"]
@@ -54,7 +54,7 @@ prompt = "TPL-PROMPT"
 CHANNEL_TOML = f"""
 timezone = "Asia/Urumqi"
 public_url = "http://file.example.cn"
-secret_key = "file-secret-key"
+secret_key = "file-secret-key-0123456789"
 
 [channel]
 kind = "mp"
@@ -108,7 +108,7 @@ def test_every_file_value_is_read(tmp_path: Path) -> None:
     assert config.grace_minutes == 30
     assert config.link_days == 3
     assert config.public_url == "https://gw.example.cn"  # trailing slash dropped
-    assert config.secret_key == "s3cret"
+    assert config.secret_key == "file-s3cret-of-this-county"
     assert config.reports == (time(11, 0), time(21, 0))
     assert config.release == time(0, 30)
     assert config.slots["morning"] == SlotTimes(time(7, 30), time(9, 0), time(9, 45))
@@ -154,7 +154,12 @@ ENV_OVERRIDES = [
     ("WECHAT_API_BASE", "http://127.0.0.1:8081", "channel.api_base", "http://127.0.0.1:8081"),
     ("GRIDWATCH_TZ", "Asia/Hong_Kong", "timezone", "Asia/Hong_Kong"),
     ("GRIDWATCH_PUBLIC_URL", "https://gw.example.cn/", "public_url", "https://gw.example.cn"),
-    ("GRIDWATCH_SECRET_KEY", "env-secret-key", "secret_key", "env-secret-key"),
+    (
+        "GRIDWATCH_SECRET_KEY",
+        "env-secret-key-0123456789",
+        "secret_key",
+        "env-secret-key-0123456789",
+    ),
 ]
 
 
@@ -248,6 +253,13 @@ BAD = [
     ("mp-without-app-id", '[channel]\nkind = "mp"\ntoken = "t"', {}, "channel.app_id"),
     ("env-switches-to-work-without-corp-id", "", {"GRIDWATCH_CHANNEL": "work", "WECHAT_TOKEN": "t"},
      "WECHAT_CORP_ID"),
+    ("secret-key-the-old-built-in-one", 'secret_key = "gridwatch-dev-secret-change-me"', {},
+     "secret_key"),
+    ("secret-key-old-built-in-from-env", "",
+     {"GRIDWATCH_SECRET_KEY": "gridwatch-dev-secret-change-me"}, "GRIDWATCH_SECRET_KEY"),
+    ("secret-key-too-short", 'secret_key = "s3cret"', {}, "secret_key"),
+    ("secret-key-blank", 'secret_key = "                    "', {}, "secret_key"),
+    ("secret-key-not-text", "secret_key = [1]", {}, "secret_key"),
 ]  # fmt: skip
 
 
@@ -258,6 +270,12 @@ def test_a_bad_setting_is_refused_naming_its_key(
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, toml), env=env)
     assert named in str(caught.value)
+
+
+def test_no_secret_key_is_built_in(tmp_path: Path) -> None:
+    # none configured: links are signed with the key kept with the database (test_links.py)
+    assert Config().secret_key == ""
+    assert load_config(write(tmp_path, 'secret_key = ""'), env={}).secret_key == ""
 
 
 def test_the_work_channel_table_row_is_valid_when_complete(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openpyxl
@@ -15,8 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot import create_app
-from bot.config import Config
-from bot.links import view_token
+from bot.config import OLD_DEFAULT_KEY, Config
+from bot.links import forget_stored_key, link_key, view_token
 from bot.sim import set_sim_now
 from storage.contacts import NewContact, record_contacts
 from storage.needs import add_need, close_need
@@ -75,9 +75,14 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+def sign(db: sqlite_utils.Database, unit: str, issued: dt.datetime = AT_1030) -> str:
+    """A link token signed with the deployment's key (the one kept with the database)."""
+    return view_token(link_key(db, Config()), unit, DAY, issued)
+
+
 @pytest.fixture
-def token(config: Config) -> str:
-    return view_token(config, "HX", DAY, AT_1030)
+def token(reported: sqlite_utils.Database) -> str:
+    return sign(reported, "HX")
 
 
 def row_of(page: str, db: sqlite_utils.Database, name: str) -> str:
@@ -111,10 +116,11 @@ def test_day_table_colours_each_status(
 
 
 def test_missing_only_once_the_deadline_has_passed(
-    client: FlaskClient, token: str, reported: sqlite_utils.Database, config: Config
+    client: FlaskClient, reported: sqlite_utils.Database, config: Config
 ) -> None:
-    set_sim_now(reported, config, dt.datetime(2026, 3, 2, 9, 0, tzinfo=TZ))
-    page = client.get(f"/view/{token}").get_data(as_text=True)
+    at_0900 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=TZ)
+    set_sim_now(reported, config, at_0900)
+    page = client.get(f"/view/{sign(reported, 'HX', at_0900)}").get_data(as_text=True)
     assert cell_status(row_of(page, reported, "王五"), "morning") == "pending"
 
 
@@ -203,27 +209,131 @@ def test_a_village_link_shows_nothing_of_another(
 
 
 def test_a_town_link_covers_its_villages(
-    client: FlaskClient, config: Config, other_village: int
+    client: FlaskClient, reported: sqlite_utils.Database, other_village: int
 ) -> None:
-    town = view_token(config, "CG", DAY, AT_1030)
+    town = sign(reported, "CG")
     page = client.get(f"/view/{town}").get_data(as_text=True)
     assert "城关镇" in page and ">赵六</a>" in page and ">张三</a>" in page
     assert client.get(f"/view/{town}/subject/{other_village}").status_code == 200
 
 
+SCOPE = [
+    # the link's unit, a subject (and their grid), whether the link opens that person's file
+    ("HX01", "张三", True),  # HX01
+    ("HX01", "傅强", False),  # HX02: a sibling grid
+    ("HX01", "赵六", False),  # DB01: another village
+    ("HX", "傅强", True),
+    ("HX", "赵六", False),
+    ("CG", "赵六", True),  # the town covers both villages
+    ("DB", "张三", False),
+]
+
+
+@pytest.mark.parametrize(("unit", "name", "opens"), SCOPE, ids=[f"{u}-{n}" for u, n, _ in SCOPE])
+def test_a_link_opens_only_the_files_of_its_unit_tree(
+    client: FlaskClient,
+    reported: sqlite_utils.Database,
+    other_village: int,
+    unit: str,
+    name: str,
+    opens: bool,
+) -> None:
+    response = client.get(f"/view/{sign(reported, unit)}/subject/{subject_id(reported, name)}")
+    page = response.get_data(as_text=True)
+    if opens:
+        assert response.status_code == 200 and f"{name} · 一人一档" in page
+    else:
+        assert response.status_code == 404 and name not in page
+
+
+@pytest.mark.parametrize(
+    ("unit", "names"),
+    [
+        ("HX01", {"张三", "李四", "宋佳"}),
+        ("HX", {"张三", "李四", "宋佳", "傅强"}),
+        ("DB", {"赵六"}),
+    ],
+)
+def test_the_excel_ledger_holds_only_the_links_unit_tree_and_date(
+    client: FlaskClient,
+    reported: sqlite_utils.Database,
+    other_village: int,
+    unit: str,
+    names: set[str],
+) -> None:
+    data = client.get(f"/view/{sign(reported, unit)}/ledger.xlsx").data
+    rows = list(openpyxl.load_workbook(io.BytesIO(data)).active.iter_rows(2, values_only=True))
+    assert {row[3] for row in rows} == names
+    assert {row[0] for row in rows} == {"2026-03-02"}  # not 张三's report of the day before
+
+
+@pytest.mark.parametrize("grid", ["DB01", "HX02"])
+def test_the_excel_ledger_refuses_a_grid_outside_the_link(
+    client: FlaskClient, reported: sqlite_utils.Database, other_village: int, grid: str
+) -> None:
+    response = client.get(f"/view/{sign(reported, 'HX01')}/ledger.xlsx?grid={grid}")
+    assert response.status_code == 400 and "筛选条件有误" in response.get_data(as_text=True)
+
+
+def test_without_any_key_a_link_gets_a_clear_page(
+    client: FlaskClient, reported: sqlite_utils.Database, db_path: Path
+) -> None:
+    token = sign(reported, "HX")
+    reported.execute("DELETE FROM settings WHERE key = 'secret_key'")
+    forget_stored_key(db_path)
+    response = client.get(f"/view/{token}")
+    assert response.status_code == 503 and "签名密钥" in response.text
+    assert "河西村" not in response.text
+
+
+def test_a_configured_key_signs_instead_of_the_stored_one(
+    reported: sqlite_utils.Database, db_path: Path
+) -> None:
+    key = "the-key-in-gridwatch-toml-0123456789"
+    set_sim_now(reported, Config(), AT_1030)
+    app = create_app(
+        {"GRIDWATCH": Config(secret_key=key), "DB_PATH": str(db_path), "SCHEDULER": False}
+    )
+    client = app.test_client()
+    try:
+        assert client.get(f"/view/{view_token(key, 'HX', DAY, AT_1030)}").status_code == 200
+        assert client.get(f"/view/{sign(reported, 'HX')}").status_code == 403
+    finally:
+        app.extensions["gridwatch_pool"].close_all()
+
+
 @pytest.mark.parametrize(
     "make_token, status, message",
     [
-        (lambda c: view_token(c, "HX", DAY, AT_1030 - dt.timedelta(days=8)), 403, "过期"),
-        (lambda c: view_token(c, "HX", DAY, AT_1030)[:-4] + "AAAA", 403, "无效"),
-        (lambda c: "not-a-token", 403, "无效"),
-        (lambda c: view_token(c, "NOPE", DAY, AT_1030), 404, "单位"),
+        (lambda db: sign(db, "HX", AT_1030 - dt.timedelta(days=8)), 403, "过期"),
+        (lambda db: sign(db, "HX")[:-4] + "AAAA", 403, "无效"),
+        (lambda db: "not-a-token", 403, "无效"),
+        (lambda db: sign(db, "NOPE"), 404, "单位"),
+        # what an attacker who read the code makes: the whole county, valid for years
+        (lambda db: view_token(OLD_DEFAULT_KEY, "COUNTY", DAY, AT_1030), 403, "无效"),
+        (lambda db: view_token(OLD_DEFAULT_KEY, "HX", DAY, AT_1030), 403, "无效"),
+        (lambda db: sign(db, "HX", AT_1030 + dt.timedelta(days=3650)), 403, "签发时间"),
+        (lambda db: sign(db, "HX", AT_1030 + dt.timedelta(minutes=2)), 403, "签发时间"),
+    ],
+    ids=[
+        "expired",
+        "tampered",
+        "garbage",
+        "unknown-unit",
+        "old-default-key-county",
+        "old-default-key-village",
+        "issued-ten-years-ahead",
+        "issued-two-minutes-ahead",
     ],
 )
 def test_bad_links_get_a_clear_page(
-    client: FlaskClient, config: Config, make_token: object, status: int, message: str
+    client: FlaskClient,
+    reported: sqlite_utils.Database,
+    make_token: Callable[[sqlite_utils.Database], str],
+    status: int,
+    message: str,
 ) -> None:
-    bad = make_token(config)  # type: ignore[operator]
+    bad = make_token(reported)
     for path in (f"/view/{bad}", f"/view/{bad}/subject/1", f"/view/{bad}/ledger.xlsx"):
         response = client.get(path)
         assert response.status_code == status

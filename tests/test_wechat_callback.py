@@ -322,7 +322,8 @@ def mp_plain(client: FlaskClient, sender: str, text: str, msg_id: int) -> Any:
     return client.post("/wechat", query_string=query, data=xml.encode())
 
 
-def test_mp_plaintext_mode(mp: FlaskClient, loaded_db: sqlite_utils.Database) -> None:
+def test_mp_plaintext_mode(mp_plaintext: FlaskClient, loaded_db: sqlite_utils.Database) -> None:
+    mp = mp_plaintext  # no EncodingAESKey set: WeChat's 明文模式
     for _ in range(3):
         answer = mp_plain(mp, "lianghong", "帮助", 11)
         assert answer.status_code == 200
@@ -334,10 +335,13 @@ def test_mp_plaintext_mode(mp: FlaskClient, loaded_db: sqlite_utils.Database) ->
     assert window == [("lianghong", "2026-03-02T08:41:00+08:00", 0)]
 
 
-def test_mp_plaintext_bad_signature(mp: FlaskClient, loaded_db: sqlite_utils.Database) -> None:
+def test_mp_plaintext_bad_signature(
+    mp_plaintext: FlaskClient, loaded_db: sqlite_utils.Database
+) -> None:
     query = {"timestamp": str(CREATED), "nonce": "42", "signature": "f" * 40}
     xml = inner_xml("lianghong", "text", "<Content>帮助</Content>", 1, CREATED)
-    assert mp.post("/wechat", query_string=query, data=xml.encode()).status_code == 403
+    answer = mp_plaintext.post("/wechat", query_string=query, data=xml.encode())
+    assert answer.status_code == 403
     assert inbox(loaded_db) == []
 
 
@@ -376,13 +380,90 @@ def test_mp_official_compatible_mode_message(
     assert inbox(loaded_db)[0]["dedup_key"] == "mp:msg:6054768590064713728"
 
 
-def test_mp_subscribe_gets_a_welcome(mp: FlaskClient) -> None:
-    query = {"timestamp": str(CREATED), "nonce": "42"}
-    query["signature"] = sign("spamtest", query["timestamp"], query["nonce"])
-    xml = inner_xml("lianghong", "event", "<Event><![CDATA[subscribe]]></Event>", None, CREATED)
-    root = check_xml(
-        mp.post("/wechat", query_string=query, data=xml.encode()).get_data(as_text=True)
+# -- safe mode only, once an EncodingAESKey is set (DESIGN §5) ---------------------------------
+
+
+def counts(db: sqlite_utils.Database) -> dict[str, int]:
+    tables = ("inbox", "outbox", "contacts", "needs", "audit")
+    return {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+def logged_query() -> dict[str, str]:
+    """What an access-log line of a genuine safe-mode callback gives away: its query."""
+    xml = inner_xml("lianghong", "text", "<Content><![CDATA[帮助]]></Content>", 90, CREATED)
+    return wecom_request(MP, xml)[0]
+
+
+FORGED = [
+    # who the forger pretends to be, what they send, and how they dress the query
+    ("fever-report", "lianghong", "张三 39.5 发热 咳嗽", {}),
+    ("secretary-command", "chenzhigang", "解除 张三", {}),
+    ("need", "wuxiulan", "需求 张三 需要买药", {}),
+    ("encrypt-type-raw", "lianghong", "张三 39.5", {"encrypt_type": "raw"}),
+    ("encrypt-type-empty", "lianghong", "张三 39.5", {"encrypt_type": ""}),
+]
+
+
+@pytest.mark.parametrize(
+    ("sender", "text", "dress"), [f[1:] for f in FORGED], ids=[f[0] for f in FORGED]
+)
+def test_a_plaintext_post_is_refused_once_an_aes_key_is_set(
+    mp: FlaskClient, loaded_db: sqlite_utils.Database, sender: str, text: str, dress: dict
+) -> None:
+    """The plaintext signature covers token, timestamp and nonce, not the body: one copied
+    from the access log is valid for any body. With an AES key set, none is accepted."""
+    query = {k: v for k, v in logged_query().items() if k in ("signature", "timestamp", "nonce")}
+    assert query["signature"] == sign(MP.token, query["timestamp"], query["nonce"])  # valid
+    xml = inner_xml(sender, "text", f"<Content><![CDATA[{text}]]></Content>", 91, CREATED)
+    before = counts(loaded_db)
+    answer = mp.post("/wechat", query_string=query | dress, data=xml.encode())
+    assert answer.status_code == 403
+    assert "plaintext" in answer.text and text not in answer.text
+    assert "gridwatch_wechat" not in mp.application.extensions  # the pipeline never ran
+    assert counts(loaded_db) == before
+
+
+def test_the_encrypted_callback_still_works_beside_the_refused_plaintext(
+    mp: FlaskClient, loaded_db: sqlite_utils.Database
+) -> None:
+    before = counts(loaded_db)
+    plain = mp_plain(mp, "lianghong", "张三 36.5 正常", 92)
+    assert plain.status_code == 403 and counts(loaded_db) == before
+    xml = inner_xml(
+        "lianghong", "text", "<Content><![CDATA[张三 36.5 正常]]></Content>", 92, CREATED
     )
+    query, body = wecom_request(MP, xml)
+    answer = mp.post("/wechat", query_string=query, data=body.encode())
+    assert "已记录" in open_reply(MP, answer.text).findtext("Content")
+    mp.application.extensions["gridwatch_wechat"].drain()
+    after = counts(loaded_db)
+    assert (after["inbox"], after["contacts"]) == (before["inbox"] + 1, before["contacts"] + 1)
+    assert after["outbox"] == before["outbox"] + 1  # the reply
+
+
+def test_compatible_mode_trusts_only_the_encrypted_part(
+    mp: FlaskClient, loaded_db: sqlite_utils.Database
+) -> None:
+    """兼容模式 sends the plaintext fields beside Encrypt; msg_signature covers only Encrypt,
+    so the plaintext ones may be anything: only the decrypted message is read."""
+    inner = inner_xml("lianghong", "text", "<Content><![CDATA[帮助]]></Content>", 93, CREATED)
+    query, envelope = wecom_request(MP, inner)
+    forged = (
+        "<FromUserName><![CDATA[chenzhigang]]></FromUserName><MsgType><![CDATA[text]]></MsgType>"
+        "<Content><![CDATA[张三 39.5 发热]]></Content><MsgId>94</MsgId>"
+    )
+    body = envelope.replace("<Encrypt>", forged + "<Encrypt>")
+    answer = mp.post("/wechat", query_string=query, data=body.encode())
+    assert "上报请这样写" in open_reply(MP, answer.text).findtext("Content")
+    row = inbox(loaded_db)[-1]
+    assert (row["sender"], row["text"], row["dedup_key"]) == ("lianghong", "帮助", "mp:msg:93")
+    assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 0
+
+
+def test_mp_subscribe_gets_a_welcome(mp: FlaskClient) -> None:
+    xml = inner_xml("lianghong", "event", "<Event><![CDATA[subscribe]]></Event>", None, CREATED)
+    query, body = wecom_request(MP, xml)
+    root = open_reply(MP, mp.post("/wechat", query_string=query, data=body.encode()).text)
     assert "欢迎" in root.findtext("Content") and "上报请这样写" in root.findtext("Content")
 
 
