@@ -11,11 +11,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -57,6 +59,25 @@ def take_lock(path: Path, wait: threading.Event | None = None) -> IO[str] | None
     return handle
 
 
+class DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]
+    """Runs each firing in a daemon thread. A process told to stop (SIGTERM) then does not
+    wait for a firing's slow API calls: what a firing had not finished (its writes are
+    transactions, its sends leases) the next firing, here or in another process, does."""
+
+    def _do_submit_job(self, job: Any, run_times: list[Any]) -> None:
+        threading.Thread(
+            target=self._run, args=(job, run_times), name="schedule-firing", daemon=True
+        ).start()
+
+    def _run(self, job: Any, run_times: list[Any]) -> None:
+        try:
+            events = run_job(job, job._jobstore_alias, run_times, self._logger.name)
+        except BaseException:
+            self._run_job_error(job.id, *sys.exc_info()[1:])
+        else:
+            self._run_job_success(job.id, events)
+
+
 def job_times(config: Config) -> list[tuple[int, int]]:
     """Every (hour, minute) at which some job is due, sorted."""
     times = {config.release, *config.reports}
@@ -92,6 +113,7 @@ def start_scheduler(
         log.info("scheduler runs in another process")
         return None
     scheduler = BackgroundScheduler(
+        executors={"default": DaemonThreadExecutor()},
         timezone=config.tz,
         job_defaults={
             "coalesce": True,
