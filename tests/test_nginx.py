@@ -1,15 +1,17 @@
 """Slow clients: the README's nginx block, run as written in front of `gunicorn -w 2`.
 
 Proves: while more slow connections than gunicorn has workers trickle callback bodies through
-nginx, a real encrypted callback is answered and stored once; the same slow connections
-straight at gunicorn leave it unanswered; nginx refuses a body over MAX_BODY and keeps one of
-MAX_BODY in memory. Needs Debian's nginx at /usr/sbin/nginx (`make nginx` installs it); each
-test runs its own instance (config, pid, logs, temp files in tmp_path, 127.0.0.1 only).
+nginx, a real encrypted callback is answered and stored once; as many slow connections as
+workers straight at gunicorn leave it unanswered; nginx refuses a body over MAX_BODY and
+keeps one of MAX_BODY in memory. Needs Debian's nginx at /usr/sbin/nginx (`make nginx`
+installs it); each test runs its own instance (config, pid, logs, temp files in tmp_path,
+127.0.0.1 only).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import socket
@@ -35,7 +37,8 @@ from tests.test_wechat_serve import CREATED, env_for, free_port
 
 NGINX = Path("/usr/sbin/nginx")
 DOMAIN = "your.domain"
-SLOW = 6  # slow connections: more than gunicorn's 2 workers
+WORKERS = 2  # gunicorn -w 2, as the README serves it
+SLOW = 6  # slow connections through nginx: more than gunicorn's workers
 TRICKLE = 0.2  # seconds between two bytes of a slow body
 
 
@@ -141,6 +144,7 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@functools.cache
 def tls_context() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -186,8 +190,8 @@ def nginx_binary() -> Path:
 
 @pytest.fixture
 def gunicorn(run_cli: Callable[..., Result], db_path: Path, tmp_path: Path) -> Iterator[int]:
-    """`gunicorn -w 2 'bot:create_app()'` on a database made by `gridwatch init` and the demo
-    roster, WeCom channel, no live schedule; yields its port."""
+    """`gunicorn -w 2 'bot:create_app()'` (sync workers) on a database made by `gridwatch init`
+    and the demo roster, WeCom channel, no live schedule; yields its port."""
     for args in (("init",), ("roster", "import", DEMO_ROSTER)):
         result = run_cli(*args)
         assert result.exit_code == 0, result.output
@@ -195,7 +199,7 @@ def gunicorn(run_cli: Callable[..., Result], db_path: Path, tmp_path: Path) -> I
     env = env_for(WORK) | {"GRIDWATCH_DB": str(db_path), "GRIDWATCH_SCHEDULER": "off"}
     log_path = tmp_path / "gunicorn.log"
     with open(log_path, "w") as log:
-        command = [str(Path(sys.executable).with_name("gunicorn")), "-w", "2"]
+        command = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(WORKERS)]
         command += ["-b", f"127.0.0.1:{port}", "bot:create_app()"]
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
@@ -235,31 +239,39 @@ class SlowPosts:
     def __init__(self, port: int, count: int, tls: bool, trickled: int = 600) -> None:
         self.trickled = trickled
         self.socks: list[socket.socket] = []
-        self.sent = [0] * count
+        self.sent: list[int] = []
         self.stopping = threading.Event()
+        self.turn = threading.Lock()  # an SSL socket is used by one thread at a time
+        self.thread = threading.Thread(target=self._trickle, daemon=True)
+        self.thread.start()
         head = (
             "POST /wechat?msg_signature=0&timestamp=1&nonce=2 HTTP/1.1\r\n"
             f"Host: {DOMAIN}\r\nContent-Type: text/xml\r\n"
             f"Content-Length: {len(self.OPEN) + trickled + len(self.CLOSE)}\r\n\r\n"
         )
-        for _ in range(count):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            if tls:
-                sock = tls_context().wrap_socket(sock, server_hostname=DOMAIN)
-            self.socks.append(sock)
-            sock.sendall(head.encode())
-        self.thread = threading.Thread(target=self._trickle, daemon=True)
-        self.thread.start()
+        try:
+            for _ in range(count):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                if tls:
+                    sock = tls_context().wrap_socket(sock, server_hostname=DOMAIN)
+                sock.sendall(head.encode())
+                with self.turn:
+                    self.socks.append(sock)
+                    self.sent.append(0)
+        except BaseException:
+            self.close()
+            raise
 
     def _trickle(self) -> None:
         while not self.stopping.wait(TRICKLE):
-            for i, sock in enumerate(self.socks):
-                if self.sent[i] < len(self.OPEN) + self.trickled:
-                    try:
-                        sock.sendall(self.body(i, 1))
-                    except OSError:
-                        continue
-                    self.sent[i] += 1
+            with self.turn:
+                for i, sock in enumerate(self.socks):
+                    if self.sent[i] < len(self.OPEN) + self.trickled:
+                        try:
+                            sock.sendall(self.body(i, 1))
+                        except OSError:
+                            continue
+                        self.sent[i] += 1
 
     def body(self, i: int, count: int) -> bytes:
         """The next count bytes of connection i's body."""
@@ -269,14 +281,15 @@ class SlowPosts:
     def pending(self) -> int:
         """How many connections are still open with no answer yet."""
         waiting = 0
-        for sock in self.socks:
-            sock.settimeout(0.01)
-            try:
-                sock.recv(1)  # an answer, or the end of the connection
-            except TimeoutError:
-                waiting += 1
-            finally:
-                sock.settimeout(5)
+        with self.turn:
+            for sock in self.socks:
+                sock.setblocking(False)
+                try:
+                    sock.recv(1)  # an answer, or the end of the connection
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    waiting += 1
+                finally:
+                    sock.settimeout(5)
         return waiting
 
     def finish(self) -> list[bytes]:
@@ -349,7 +362,7 @@ def test_slow_clients_straight_at_gunicorn_stall_it(
     gunicorn: int, slow_posts: Callable[..., SlowPosts], db_path: Path
 ) -> None:
     base = f"http://127.0.0.1:{gunicorn}"
-    slow = slow_posts(gunicorn)
+    slow = slow_posts(gunicorn, count=WORKERS)  # each worker takes one, the callback waits
     time.sleep(1)
     with pytest.raises(TimeoutError):
         callback(base, 616161, timeout=2)
