@@ -42,11 +42,13 @@ RED_CELL = "rgb(253, 212, 212)"  # --abnormal in gridwatch.css
 SCREENSHOTS = os.environ.get("GRIDWATCH_SCREENSHOTS", "")
 
 if not CHROMIUM.exists():
-    pytest.skip(
+    _reason = (
         "BROWSER TESTS SKIPPED: no Chromium at /usr/bin/chromium. Install it with `make browser`"
-        " (as root: apt-get install -y chromium chromium-driver fonts-wqy-microhei)",
-        allow_module_level=True,
+        " (as root: apt-get install -y chromium chromium-driver fonts-wqy-microhei)"
     )
+    if os.environ.get("CI") == "true":  # under CI a missing tool is a failure, not a skip
+        raise RuntimeError(_reason.replace("SKIPPED", "FAILED (CI=true)"))
+    pytest.skip(_reason, allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
