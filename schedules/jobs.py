@@ -2,11 +2,9 @@
 
 Each job takes `(db, config, send, now)`, where `now` is the job's scheduled time (its date
 decides the content), and `send(person, kind, text, key)` queues one outbox message under an
-idempotency key (kind, target, date, slot). A key sent before is skipped before `send` is
-called, and the writer claims each key with its message, so running a job twice sends
-nothing new. Jobs only read (except `release`): the runner writes what they send in short
-transactions.
-Each returns how many messages it sent.
+idempotency key (kind, target, date, slot), and says False when that key was sent before,
+so running a job twice sends nothing new. Jobs only read (except `release`): the runner
+writes what they send in short transactions. Each returns how many messages it sent.
 """
 
 from __future__ import annotations
@@ -31,11 +29,12 @@ from schedules.digest import (
 )
 from schedules.digest import deadline as deadline_time
 from storage.audit import record_change
-from storage.outbox import send_key, sent_before
+from storage.outbox import send_key
 from storage.people import roles_of
 from storage.subjects import ACTIVE_ON
 
-Send = Callable[[dict, str, str, str], None]
+# queues one message under its key; False when the key was sent before
+Send = Callable[[dict, str, str, str], bool]
 SLOT_TITLES = {"morning": "早间", "noon": "午间", "evening": "晚间"}
 ACTOR = "schedule"
 
@@ -45,7 +44,6 @@ def person_target(person: dict) -> str:
 
 
 def _send_once(
-    db: sqlite_utils.Database,
     send: Send,
     person: dict,
     kind: str,
@@ -54,13 +52,8 @@ def _send_once(
     target: str,
     day: dt.date,
     slot: str,
-    now: dt.datetime,
 ) -> int:
-    key = send_key(kind=kind, target=target, day=day, slot=slot)
-    if sent_before(db, key):
-        return 0
-    send(person, kind, text, key)
-    return 1
+    return int(send(person, kind, text, send_key(kind=kind, target=target, day=day, slot=slot)))
 
 
 def _active_people(db: sqlite_utils.Database) -> dict[int, dict]:
@@ -110,7 +103,6 @@ def prompt(
     for person_id, subjects in _assigned(db, day).items():
         text = prompt_text(slot, day, [name for _, name in subjects])
         sent += _send_once(
-            db,
             send,
             people[person_id],
             "prompt",
@@ -118,7 +110,6 @@ def prompt(
             target=person_target(people[person_id]),
             day=day,
             slot=slot,
-            now=now,
         )
     return sent
 
@@ -155,7 +146,6 @@ def reminder(
         left = [name for subject_id, name in subjects if subject_id not in reported]
         if left:
             sent += _send_once(
-                db,
                 send,
                 people[person_id],
                 "reminder",
@@ -163,7 +153,6 @@ def reminder(
                 target=person_target(people[person_id]),
                 day=day,
                 slot=slot,
-                now=now,
             )
     return sent
 
@@ -219,7 +208,6 @@ def deadline(
             lines.append(f"{member}{where}：{'、'.join(names)}")
         text = missed_text(slot, day, config.slots[slot].deadline, lines, len(mine))
         sent += _send_once(
-            db,
             send,
             monitor,
             "missed_alert",
@@ -227,7 +215,6 @@ def deadline(
             target=person_target(monitor),
             day=day,
             slot=slot,
-            now=now,
         )
     return sent
 
@@ -270,7 +257,6 @@ def digest(
         text = digest_text(found, view_link(db, config, code, day, now))
         for person in recipients[code]:
             sent += _send_once(
-                db,
                 send,
                 person,
                 "digest",
@@ -278,7 +264,6 @@ def digest(
                 target=f"{code}/{person_target(person)}",
                 day=day,
                 slot=f"report{report}",
-                now=now,
             )
     return sent
 
@@ -349,7 +334,6 @@ def release(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datet
     for (person_id, released_on), lines in sorted(notices.items()):
         person = people[person_id]
         sent += _send_once(
-            db,
             send,
             person,
             "release",
@@ -359,6 +343,5 @@ def release(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datet
             # earlier date) by a later run, and its notice must still go out
             day=today,
             slot=released_on.isoformat(),
-            now=now,
         )
     return sent

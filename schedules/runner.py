@@ -5,15 +5,17 @@ time ago are caught up; older ones are recorded as skipped, except `release`, wh
 runs.
 
 A job only reads; what it sends is written afterwards in short transactions of
-`WRITE_BATCH` messages, each message with its idempotency key, the last one with the job's
-record. So a county's fan-out never holds the write lock for long (a callback storing its
-message waits for one batch at most), and a crash part-way leaves the messages written so
-far: the next run sends the rest and nothing twice. `release` changes subjects and runs in
-one transaction (a day's releases are few).
+`WRITE_BATCH` messages, each message with its idempotency key, then the job's record. So a
+county's fan-out never holds the write lock for long (a callback storing its message waits
+for one batch at most), and a crash part-way leaves the messages written so far: the next
+run sends the rest and nothing twice. `release` changes subjects and runs in one
+transaction (a day's releases are few).
 
 A record made by a clock ahead of `now` (`tick --at` a later day, a system clock that
-jumped forward and back) does not count: its job runs again at its real time, so today's
-jobs are never silenced; the keys keep it from sending twice.
+jumped forward and back) does not count, nor does a send key claimed by it: the job runs
+again at its real time and its messages go out then, so the real day is never silenced
+(what the clock ahead sent early goes out again on time; keys claimed in time stay
+claimed).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from bot.channels import channel_for, deliver_pending
 from bot.config import SLOTS, Config
 from schedules import jobs
 from storage.db import transaction
-from storage.outbox import queue_send
+from storage.outbox import claimed, queue_send
 
 log = logging.getLogger("gridwatch.schedule")
 
@@ -119,14 +121,17 @@ class Outgoing(NamedTuple):
 class Collected:
     """A job's `send`: what it sends is kept, to be written by `write` in short batches."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: sqlite_utils.Database, now: dt.datetime) -> None:
+        self.db, self.now = db, now
         self.messages: list[Outgoing] = []
         self.keys: set[str] = set()
 
-    def __call__(self, person: dict, kind: str, text: str, key: str) -> None:
-        if key not in self.keys:
-            self.keys.add(key)
-            self.messages.append(Outgoing(person, kind, text, key))
+    def __call__(self, person: dict, kind: str, text: str, key: str) -> bool:
+        if key in self.keys or claimed(self.db, key, self.now):
+            return False
+        self.keys.add(key)
+        self.messages.append(Outgoing(person, kind, text, key))
+        return True
 
     def write(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
         """Queue every message not sent before, WRITE_BATCH per transaction; how many."""
@@ -190,12 +195,12 @@ def run_job(
         with transaction(db) as conn:
             if _recorded(conn, job, now):
                 return None
-            sent = Collected()
+            sent = Collected(db, now)
             job.run(db, config, sent, job.due)
             run = JobRun(job.name, job.due, "ran", f"{sent.write(db, job.due, now)} queued")
             _record(db, run, now)
     else:
-        sent = Collected()
+        sent = Collected(db, now)
         job.run(db, config, sent, job.due)  # reads only
         count = sent.write(db, job.due, now)
         run = JobRun(job.name, job.due, "ran", f"{count} queued")

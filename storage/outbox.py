@@ -61,8 +61,12 @@ def send_key(*, kind: str, target: str, day: dt.date, slot: str = "") -> str:
     return f"{kind}|{target}|{day.isoformat()}|{slot}"
 
 
-def sent_before(db: sqlite_utils.Database, key: str) -> bool:
-    return db.conn.execute("SELECT 1 FROM sends WHERE key = ?", [key]).fetchone() is not None
+def claimed(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
+    """Whether the key was sent as of `now`: a claim made by a clock ahead of `now` (a
+    system clock that jumped forward and back) does not count, so the real day still gets
+    its message."""
+    row = db.conn.execute("SELECT created_at FROM sends WHERE key = ?", [key]).fetchone()
+    return row is not None and dt.datetime.fromisoformat(row[0]) <= now
 
 
 def queue_send(
@@ -76,16 +80,17 @@ def queue_send(
     now: dt.datetime,
 ) -> bool:
     """Claim a scheduled send's key and queue its message; False (nothing queued) when the
-    key was claimed before. Call it inside a transaction: claim and message go together."""
+    key was claimed as of `now` (see `claimed`). Call it inside a transaction: claim and
+    message go together."""
+    if claimed(db, key, now):
+        return False
     kind_part, rest = key.split("|", 1)
     target, day, slot = rest.rsplit("|", 2)
-    cursor = db.conn.execute(
-        "INSERT OR IGNORE INTO sends (key, kind, target, date, slot, created_at)"
+    db.conn.execute(
+        "INSERT OR REPLACE INTO sends (key, kind, target, date, slot, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         [key, kind_part, target, day, slot, now.isoformat(timespec="seconds")],
     )
-    if cursor.rowcount == 0:
-        return False
     queue_message(db, at=at, person=person, kind=kind, text=text, send_key=key)
     return True
 

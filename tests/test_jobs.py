@@ -28,11 +28,13 @@ class Sink:
     def __init__(self, db: sqlite_utils.Database, when: dt.datetime) -> None:
         self.db, self.when, self.sent = db, when, []
 
-    def __call__(self, person: dict, kind: str, text: str, key: str) -> None:
-        self.sent.append((person["name"], kind, text, key))
-        queue_send(
+    def __call__(self, person: dict, kind: str, text: str, key: str) -> bool:
+        queued = queue_send(
             self.db, at=self.when, person=person, kind=kind, text=text, key=key, now=self.when
         )
+        if queued:
+            self.sent.append((person["name"], kind, text, key))
+        return queued
 
     def to(self, name: str) -> str:
         texts = [text for person, _, text, _ in self.sent if person == name]

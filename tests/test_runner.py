@@ -375,3 +375,23 @@ def test_a_clock_that_jumped_ahead_cannot_silence_the_real_day(
         "SELECT at, count(*) FROM outbox WHERE kind = 'prompt' AND person = '梁红' GROUP BY at"
     ).fetchall()
     assert [count for _, count in prompts] == [1, 1, 1]
+
+
+def test_a_prompt_sent_early_by_a_clock_ahead_goes_out_again_on_the_real_day(
+    loaded_db: sqlite_utils.Database,
+) -> None:
+    """The clock jumped to 08:30 tomorrow: tomorrow's prompt ran then, within its grace.
+    On the real tomorrow at 08:00 the members get it again, on time, once."""
+    tomorrow = DAY + dt.timedelta(days=1)
+    run_due(loaded_db, Config(), at(8, 5))
+    ahead = run_due(loaded_db, Config(), at(8, 30, day=tomorrow))
+    assert ("prompt:morning", "ran", "6 queued") in [(r.job, r.outcome, r.detail) for r in ahead]
+    run_due(loaded_db, Config(), at(12, 0))  # the clock is back
+    on_time = run_due(loaded_db, Config(), at(8, 0, day=tomorrow))
+    assert ("prompt:morning", "ran", "6 queued") in [(r.job, r.outcome, r.detail) for r in on_time]
+    assert run_due(loaded_db, Config(), at(8, 1, day=tomorrow)) == []
+    prompts = loaded_db.execute(
+        "SELECT count(*) FROM outbox WHERE kind = 'prompt' AND person = '梁红' AND at LIKE ?",
+        [f"{tomorrow.isoformat()}%"],
+    ).fetchone()[0]
+    assert prompts == 2  # the early one, and the one on time
