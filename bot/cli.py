@@ -255,13 +255,10 @@ def serve(ctx: Context, host: str, port: int, no_scheduler: bool) -> None:
     from bot import create_app
     from bot.serving import serve as run_server
 
-    app = create_app(
-        {
-            "GRIDWATCH": ctx.config,
-            "DB_PATH": ctx.db_path,
-            "SCHEDULER": not no_scheduler,
-        }
-    )
+    settings = {"GRIDWATCH": ctx.config, "DB_PATH": ctx.db_path}
+    if no_scheduler:  # else GRIDWATCH_SCHEDULER decides (on by default)
+        settings["SCHEDULER"] = False
+    app = create_app(settings)
     click.echo(f"gridwatch on http://{host}:{port} ({ctx.config.channel.kind} channel)")
     run_server(app, host, port)
 

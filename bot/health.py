@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
-import fcntl
+import datetime as dt
 import os
 import sqlite3
 
 import sqlite_utils
 
+from schedules.runner import last_firing
 from storage.db import LockBusy, transaction
 
 # how long the probe waits for the write lock (seconds before each try): a roster import
 # writes in short batches, so a longer wait means the database is stuck
 PROBE_PATIENCE = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+FIRING_LATE = dt.timedelta(minutes=2)
 
 
-def check(db: sqlite_utils.Database, db_path: str, schedule: bool) -> tuple[bool, dict]:
-    """(healthy, the report): healthy only when a write was committed just now."""
+def check(
+    db: sqlite_utils.Database, db_path: str, schedule: bool, now: dt.datetime
+) -> tuple[bool, dict]:
+    """(healthy, the report): healthy only when a write was committed just now. The report
+    also says whether the schedule fired in the last two minutes (it fires every minute,
+    in whichever serving process holds its lock)."""
     report: dict[str, str] = {"status": "ok", "database": "writable"}
     problem = _write_problem(db, db_path)
     if problem:
         report.update(status="failing", database=problem)
-    report["schedule"] = _schedule_state(db_path) if schedule else "off in this process"
+    fired = last_firing(db)
+    if fired is not None:
+        report["schedule_fired_at"] = fired.isoformat(timespec="seconds")
+    if fired is not None and now - fired <= FIRING_LATE:
+        report["schedule"] = "running"
+    else:
+        report["schedule"] = "not running" if schedule else "off in this process"
     return not problem, report
 
 
@@ -39,20 +51,3 @@ def _write_problem(db: sqlite_utils.Database, db_path: str) -> str:
     except sqlite3.Error as error:
         return f"cannot write: {error}"
     return ""
-
-
-def _schedule_state(db_path: str) -> str:
-    """'running' while some process holds the schedule's lock."""
-    from schedules.wiring import lock_path
-
-    try:
-        fd = os.open(lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        return f"unknown ({error.strerror})"
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return "running"
-    finally:
-        os.close(fd)  # closing drops the lock if this took it
-    return "not running"

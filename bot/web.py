@@ -83,9 +83,13 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz() -> Any:
+        from bot.clock import now as clock_now
         from bot.health import check
 
-        ok, report = check(get_context().db, app.config["DB_PATH"], app.config["SCHEDULER"])
+        ctx = get_context()
+        ok, report = check(
+            ctx.db, app.config["DB_PATH"], app.config["SCHEDULER"], clock_now(ctx.config.tz)
+        )
         return jsonify(report), 200 if ok else 503
 
     @app.teardown_appcontext

@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import sqlite_utils
@@ -32,6 +31,7 @@ import sqlite_utils
 from bot.clock import now as clock_now
 from bot.config import Config
 from bot.context import Context
+from bot.daemon_pool import DaemonPool
 from handlers.pipeline import Handled, Incoming, handle_message, handle_stored, store_raw
 from storage.db import LockBusy, fetch_all, transaction
 from storage.inbox import DuplicateMessage
@@ -75,13 +75,13 @@ class ReplyRunner:
         self.budget = budget
         self.store_budget = max(store_budget, budget)
         self.connections = connections  # the app's: one connection per thread, kept warm
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="wechat-reply")
+        self.pool = DaemonPool(workers, "wechat-reply")
         # what comes after a reply (alerts through the API, which may be slow) has threads of
         # its own, so messages handed off for the write lock never queue behind it
-        self.after = ThreadPoolExecutor(2, thread_name_prefix="wechat-after")
+        self.after = DaemonPool(2, "wechat-after")
 
     def drain(self) -> None:
-        """Wait for every message handed off and everything after the replies (tests, exit)."""
+        """Wait for every message handed off and everything after the replies (tests)."""
         self.pool.shutdown(wait=True)
         self.after.shutdown(wait=True)
 

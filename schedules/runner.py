@@ -259,18 +259,30 @@ def deliver_all(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> 
 
 
 LIVE_KEY = "live_since"
+FIRED_KEY = "schedule_fired_at"
 
 
-def mark_live(db: sqlite_utils.Database, now: dt.datetime) -> None:
-    """The live scheduler runs this database's jobs by the real clock (from `now` on)."""
-    if live_since(db) is None:
-        with transaction(db):
-            db.execute(
-                "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)",
-                [LIVE_KEY, _stamp(now)],
-            )
+def record_firing(db: sqlite_utils.Database, now: dt.datetime) -> None:
+    """The live scheduler fired at `now`: it runs this database's jobs by the real clock
+    (since its first firing), and /healthz tells how recently it fired."""
+    with transaction(db):
+        db.execute(
+            "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", [LIVE_KEY, _stamp(now)]
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [FIRED_KEY, _stamp(now)]
+        )
 
 
 def live_since(db: sqlite_utils.Database) -> str | None:
-    row = db.execute("SELECT value FROM settings WHERE key = ?", [LIVE_KEY]).fetchone()
+    return _setting(db, LIVE_KEY)
+
+
+def last_firing(db: sqlite_utils.Database) -> dt.datetime | None:
+    value = _setting(db, FIRED_KEY)
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _setting(db: sqlite_utils.Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
     return row[0] if row else None

@@ -25,12 +25,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.clock import now as clock_now
 from bot.config import SLOTS, Config
 from schedules.recovery import recover_unhandled
-from schedules.runner import mark_live, run_due
+from schedules.runner import record_firing, run_due
 from storage.db import open_db
 
 log = logging.getLogger("gridwatch.schedule")
 
 _locks: dict[int, IO[str]] = {}
+_firing = threading.Lock()
 LOCK_POLL = 1.0  # seconds between tries of a process waiting to take the schedule over
 
 
@@ -90,10 +91,15 @@ def job_times(config: Config) -> list[tuple[int, int]]:
 def tick(db_path: str | os.PathLike[str], config: Config) -> None:
     """One scheduler firing: run whatever is due now (the clock is read here, at the edge),
     then handle messages that were stored but whose handling never finished."""
+    with _firing:  # the minute's firing and a job's wait for each other: one fan-out each
+        _fire(db_path, config)
+
+
+def _fire(db_path: str | os.PathLike[str], config: Config) -> None:
     db = open_db(db_path)
     try:
         now = clock_now(config.tz)
-        mark_live(db, now)
+        record_firing(db, now)
         recover_unhandled(db, config, now)
         for run in run_due(db, config, now):  # then delivers what both queued
             log.info("%s %s due %s %s", run.outcome, run.job, run.due.isoformat(), run.detail)

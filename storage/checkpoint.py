@@ -130,9 +130,3 @@ class Checkpointer(threading.Thread):
         self.stopping.set()
         if self.is_alive():
             self.join(10)
-
-
-def start_checkpointer(path: str, interval: float = INTERVAL) -> Checkpointer:
-    checkpointer = Checkpointer(path, interval)
-    checkpointer.start()
-    return checkpointer

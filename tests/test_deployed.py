@@ -210,6 +210,33 @@ def test_starts_with_jobs_due_serve_at_once_and_stop_on_sigterm(
     )
 
 
+def test_gunicorn_started_elsewhere_with_the_hooks_module_runs_the_schedule_unasked(
+    county: tuple[Path, ZoneInfo, list[tuple[str, list[str]]]], tmp_path: Path
+) -> None:
+    """As the README tells a deployer whose service starts in another folder: no request
+    comes, and the morning's prompt goes out all the same."""
+    db_path, zone, members = county
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:bot.gunicorn_hooks", "-w", "2"]
+    command += ["-b", f"127.0.0.1:{port}", "bot:create_app()"]
+    env = env_for(db_path, zone)
+    with (tmp_path / "g.log").open("w") as log:
+        process = subprocess.Popen(
+            command, env=env, cwd=tmp_path, start_new_session=True, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(prompts_per_member(db_path)) < len(members):
+            time.sleep(0.2)
+        assert set(prompts_per_member(db_path).values()) == {1}
+        assert len(prompts_per_member(db_path)) == len(members)
+        stop_with_sigterm(process, port)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def test_the_worker_running_the_schedule_is_killed_and_another_takes_it_over(
     county: tuple[Path, ZoneInfo, list[tuple[str, list[str]]]], tmp_path: Path
 ) -> None:

@@ -197,7 +197,7 @@ def test_cli_tick_ahead_of_the_clock_is_refused_on_a_database_served_live(
     """A rehearsal (`tick --at` a later day) is fine on a database of its own; on one whose
     schedule a server runs by the real clock it would send tomorrow's prompts today."""
     real = dt.datetime.now(TZ)
-    runner.mark_live(loaded_db, real)
+    runner.record_firing(loaded_db, real)
     later = (real + dt.timedelta(days=1)).isoformat(timespec="minutes")
     refused = run_cli("tick", "--at", later)
     assert refused.exit_code == 1

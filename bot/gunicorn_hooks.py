@@ -1,0 +1,11 @@
+"""gunicorn's hooks for gridwatch, as a module: `gunicorn -c python:bot.gunicorn_hooks …`
+works from any folder (./gunicorn.conf.py, read when gunicorn starts in the checkout, holds
+the same). Each worker starts its background work after the fork and stops it as it exits."""
+
+from bot.serving import settle_worker, worker_exit
+
+__all__ = ["post_worker_init", "worker_exit"]
+
+
+def post_worker_init(worker: object) -> None:
+    settle_worker(worker)
