@@ -52,7 +52,7 @@ class FloorCallback:
         if conn is None:
             conn = sqlite3.connect(floor_db_path(), timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA synchronous = FULL")
             for statement in SCHEMA:
                 conn.execute(statement)
             self.local.conn = conn

@@ -40,7 +40,10 @@ def connect(path: str | os.PathLike[str]) -> sqlite_utils.Database:
     db.path_key = os.path.abspath(path) if str(path) != ":memory:" else f":memory:{id(db)}"  # type: ignore[attr-defined]
     if str(path) != ":memory:":
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        # FULL: a commit is on disk when it returns (WAL fsynced), so a message answered to
+        # WeChat survives a power cut too, not only a crash of the process (NORMAL). It costs
+        # ~120 µs of fsync per commit on this machine's disk (18 → 141 µs).
+        conn.execute("PRAGMA synchronous = FULL")
         _attach_write_lock(db, f"{path}-lock")
     return db
 
