@@ -201,9 +201,16 @@ SCHEMA_4 = [
     "CREATE INDEX IF NOT EXISTS outbox_inbox ON outbox(inbox_id)",
 ]
 
+# 5: a roster import finds the subject a file row stands for by its phone (DESIGN §6): without
+# an index every row of a county import scanned the whole subjects table
+SCHEMA_5 = [
+    "CREATE INDEX IF NOT EXISTS subjects_phone ON subjects(phone)",
+]
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
     _apply(SCHEMA_3),
     _apply(SCHEMA_4),
+    _apply(SCHEMA_5),
 ]
