@@ -97,6 +97,13 @@ def _line_of(message: str) -> int:
     return int(match[1]) if match else 0
 
 
+def _ring_text(ring: list[str], start: str) -> str:
+    """ "A 的上级是 B，B 的上级是 A" for a ring of units, from `start`."""
+    at = ring.index(start)
+    ring = ring[at:] + ring[:at]
+    return "，".join(f"{unit} 的上级是 {ring[(i + 1) % len(ring)]}" for i, unit in enumerate(ring))
+
+
 def split_list(text: str) -> list[str]:
     return [part for part in _SPLIT.split(text.strip()) if part]
 
@@ -294,16 +301,12 @@ class _Validator:
             if code is not None and state.get(code) == 1:
                 ring = path[path.index(code) :]
                 if len(ring) > 1:
-                    chain = "，".join(
-                        f"{unit} 的上级是 {ring[(i + 1) % len(ring)]}"
-                        for i, unit in enumerate(ring)
-                    )
-                    named = [rows[unit] for unit in ring if unit in rows]
-                    for row in named:
-                        self.fail(row, f"上级关系成环：{chain}")
+                    named = [unit for unit in ring if unit in rows]
+                    for unit in named:  # each row reads the ring from its own unit
+                        self.fail(rows[unit], f"上级关系成环：{_ring_text(ring, unit)}")
                     if not named:
                         self.errors.append(
-                            f"units：数据库中已有的单位上级关系成环：{chain}，"
+                            f"units：数据库中已有的单位上级关系成环：{_ring_text(ring, ring[0])}，"
                             "请在 units 表中重新填写其中一个的上级"
                         )
             for unit in path:
