@@ -1133,3 +1133,60 @@ def test_the_roster_cache_sees_each_batch(
         reader.close()
     assert [cached for cached, _ in seen] == [stored for _, stored in seen]
     assert len({stored for _, stored in seen}) == len(seen) > 1  # it grew batch by batch
+
+
+# ---------------------------------------------------------------- formulas are text (DESIGN §6)
+
+FORMULA_LIKE = ['=HYPERLINK("http://x","y")', "+8613800000000", "-1", "@SUM(A1)"]
+
+
+def formula_roster() -> Tables:
+    """The demo with names and addresses a spreadsheet would run."""
+    return edited(
+        set_cell("units", 6, "名称", '=HX02&"网格"'),
+        set_cell("people", 8, "姓名", "-吴秀兰"),  # a member, named in subjects below
+        *[set_cell("subjects", line, "网格员", "-吴秀兰") for line in range(17, 32)],
+        set_cell("subjects", 2, "姓名", FORMULA_LIKE[0]),
+        set_cell("subjects", 3, "地址", FORMULA_LIKE[1]),
+        set_cell("subjects", 4, "地址", FORMULA_LIKE[2]),
+        set_cell("subjects", 5, "姓名", FORMULA_LIKE[3]),
+    )
+
+
+def test_formula_like_values_export_as_text_and_reimport_unchanged(
+    db: sqlite_utils.Database,
+    make_db: Callable[[str], sqlite_utils.Database],
+    tmp_path: Path,
+    dump_db: Callable[[sqlite_utils.Database], str],
+) -> None:
+    tables = formula_roster()
+    assert run_import(db, write_csv(tables, tmp_path / "roster")).errors == []
+    path = tmp_path / "export.xlsx"
+    export_roster(db, path)
+
+    book = openpyxl.load_workbook(path)
+    try:
+        cells = {
+            cell.value: cell.data_type
+            for sheet in book.worksheets
+            for row in sheet.iter_rows()
+            for cell in row
+            if isinstance(cell.value, str) and cell.value[:1] in "=+-@"
+        }
+    finally:
+        book.close()
+    risky = [*FORMULA_LIKE, '=HX02&"网格"', "-吴秀兰"]
+    assert {value: cells.get(value) for value in risky} == dict.fromkeys(risky, "s")
+
+    before = dump_db(db)
+    again = run_import(db, path)
+    assert again.errors == [] and again.batches == 0
+    assert again.unchanged == {"units": 5, "people": 9, "subjects": 30}
+    assert dump_db(db) == before
+    fresh = make_db("fresh.db")
+    assert run_import(fresh, path).errors == []
+    assert snapshot(fresh) == snapshot(db)
+    names = {row[0] for row in fresh.execute("SELECT name FROM subjects")}
+    assert {FORMULA_LIKE[0], FORMULA_LIKE[3]} <= names
+    addresses = {row[0] for row in fresh.execute("SELECT address FROM subjects")}
+    assert {FORMULA_LIKE[1], FORMULA_LIKE[2]} <= addresses
