@@ -69,6 +69,7 @@ _PHONE = re.compile(r"^1\d{10}$")
 # than BATCH_SECONDS for one: WeChat callbacks store their messages between two batches.
 BATCH_ROWS = 500
 BATCH_SECONDS = 0.05
+BATCH_PAUSE = 0.002  # seconds between two batches, lock free
 CHECKPOINT_EVERY = 8  # batches: ~1,000 pages of WAL for a county's first import
 
 
@@ -500,7 +501,7 @@ class _Writer:
     """Applies a checked plan in short transactions (see import_roster).
 
     Each file row is first compared with the database by reads alone; only rows that differ
-    are written, a batch at a time, and each is compared again inside its batch (a member's
+    are written, a batch at a time, and each is compared again inside its batch (a command in
     chat may have changed it meanwhile), so a row is written from what is there, never from
     an old look at it."""
 
@@ -542,6 +543,10 @@ class _Writer:
             self.report.longest_batch = max(self.report.longest_batch, held)
             if self.on_batch is not None:
                 self.on_batch(sheet, done)
+            if done < len(pending):
+                # flock hands the lock to nobody: a writer woken by our unlock must get to run
+                # before we take it again, or a callback could wait out the whole import
+                time.sleep(BATCH_PAUSE)
 
     def count(self, sheet: str, existing: dict | None, changed: bool) -> None:
         if existing is None:
