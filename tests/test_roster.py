@@ -1190,3 +1190,14 @@ def test_formula_like_values_export_as_text_and_reimport_unchanged(
     assert {FORMULA_LIKE[0], FORMULA_LIKE[3]} <= names
     addresses = {row[0] for row in fresh.execute("SELECT address FROM subjects")}
     assert {FORMULA_LIKE[1], FORMULA_LIKE[2]} <= addresses
+
+
+def test_the_bench_county_is_a_good_roster(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    """bench/roster.py imports bench/county.py's county through the CLI: a small one here."""
+    from bench.roster import write_county_roster
+
+    counts = write_county_roster(tmp_path / "county", villages=4, subjects=400)
+    report = run_import(db, tmp_path / "county", batch_rows=50)
+    assert report.errors == []
+    assert report.created == counts
+    assert run_import(db, tmp_path / "county").batches == 0
