@@ -100,7 +100,7 @@ def _line_of(message: str) -> int:
 
 
 def _ring_text(ring: list[str], start: str) -> str:
-    """ "A 的上级是 B，B 的上级是 A" for a ring of units, from `start`."""
+    """A ring of units as read from `start`: A 的上级是 B，B 的上级是 A."""
     at = ring.index(start)
     ring = ring[at:] + ring[:at]
     return "，".join(f"{unit} 的上级是 {ring[(i + 1) % len(ring)]}" for i, unit in enumerate(ring))
