@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-PARTS = ("bench.parser", "bench.callback", "bench.routine", "bench.load")
+PARTS = ("bench.parser", "bench.callback", "bench.routine", "bench.load", "bench.roster")
 RESULTS = Path(__file__).with_name("results.json")
 
 
@@ -25,12 +25,24 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def merged(earlier: list[dict], rows: list[dict]) -> list[dict]:
+    """The earlier results with `rows` in place of theirs (by name), new ones at the end."""
+    fresh = {row["name"]: row for row in rows}
+    kept = [fresh.pop(row["name"], row) for row in earlier]
+    return kept + list(fresh.values())
+
+
 def main(parts: list[str]) -> int:
+    """Every part, or only those named (`python -m bench bench.roster`): a partial run
+    updates its own rows of results.json and keeps the others."""
     rows: list[dict] = []
     for name in parts or PARTS:
         print(f"… {name}", file=sys.stderr, flush=True)
         rows.extend(importlib.import_module(name).run())
-    RESULTS.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    saved = rows
+    if parts and RESULTS.exists():
+        saved = merged(json.loads(RESULTS.read_text(encoding="utf-8")), rows)
+    RESULTS.write_text(json.dumps(saved, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(format_table(rows))
     print(f"\n{sum(r['pass'] for r in rows)} of {len(rows)} budgets met; rows in {RESULTS}")
     return 0 if all(r["pass"] for r in rows) else 1

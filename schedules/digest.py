@@ -15,6 +15,7 @@ from typing import NamedTuple
 import sqlite_utils
 
 from bot.config import SLOT_NAMES, SLOTS, Config
+from storage.units import MAX_DEPTH
 
 ABOVE_VILLAGE = ("county", "town")
 UNASSIGNED = "未分配"
@@ -60,12 +61,17 @@ class UnitTree:
         return found
 
     def subtree(self, code: str) -> list[str]:
-        """The unit and every unit below it."""
-        found, stack = [], [code]
+        """The unit and every unit below it (each once: a cycle, which import refuses, that
+        got in by hand does not loop)."""
+        found, stack = [code], [code]
+        seen = {code}
         while stack:
             current = stack.pop()
-            found.append(current)
-            stack.extend(self.children.get(current, []))
+            for child in self.children.get(current, []):
+                if child not in seen:
+                    seen.add(child)
+                    found.append(child)
+                    stack.append(child)
         return found
 
     def village_of(self, code: str) -> str | None:
@@ -138,8 +144,9 @@ def _scope(root: str | None) -> tuple[str, str]:
     if root is None:
         return "", ""
     return (
-        "WITH RECURSIVE tree(code) AS (SELECT :root UNION ALL"
-        " SELECT u.code FROM units u JOIN tree t ON u.parent = t.code) ",
+        "WITH RECURSIVE tree(code, depth) AS (SELECT :root, 0 UNION ALL"
+        " SELECT u.code, t.depth + 1 FROM units u JOIN tree t ON u.parent = t.code"
+        f" WHERE t.depth < {MAX_DEPTH}) ",
         " AND s.unit IN (SELECT code FROM tree)",
     )
 

@@ -7,24 +7,30 @@ import io
 from collections.abc import Sequence
 
 from storage.ledger import LEDGER_COLUMNS, LEDGER_HEADERS_CN
+from storage.spreadsheet import append_row, csv_cell
 
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
 
 
 def ledger_csv(rows: Sequence[dict]) -> str:
+    """A value starting with = + - @ gets a leading ' (storage/spreadsheet.py)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=LEDGER_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {**row, "symptoms": "、".join(row["symptoms"]), "late": "yes" if row["late"] else "no"}
-        )
+        values = {
+            **row,
+            "symptoms": "、".join(row["symptoms"]),
+            "late": "yes" if row["late"] else "no",
+        }
+        writer.writerow({key: csv_cell(value) for key, value in values.items()})
     return out.getvalue()
 
 
 def ledger_xlsx(rows: Sequence[dict], unit_names: dict[str, str] | None = None) -> bytes:
-    """Chinese headers, frozen header row, widths that fit the content."""
+    """Chinese headers, frozen header row, widths that fit the content; every string is text,
+    never a formula."""
     import openpyxl
     from openpyxl.styles import Font, PatternFill
 
@@ -37,7 +43,8 @@ def ledger_xlsx(rows: Sequence[dict], unit_names: dict[str, str] | None = None) 
         cell.font = Font(bold=True)
     red = PatternFill("solid", fgColor="F8D7DA")
     for row in rows:
-        sheet.append(
+        append_row(
+            sheet,
             [
                 row["date"],
                 SLOT_CN[row["slot"]],
@@ -50,7 +57,7 @@ def ledger_xlsx(rows: Sequence[dict], unit_names: dict[str, str] | None = None) 
                 "、".join(row["symptoms"]),
                 row["reported_at"].replace("T", " ")[:16],
                 "是" if row["late"] else "",
-            ]
+            ],
         )
         if row["status"] == "abnormal":
             for cell in sheet[sheet.max_row]:

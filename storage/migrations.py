@@ -220,6 +220,13 @@ SCHEMA_6 = [
 ]
 
 
+# 7: a roster import finds the subject a file row stands for by its phone (DESIGN §6): without
+# an index every row of a county import scanned the whole subjects table
+SCHEMA_7 = [
+    "CREATE INDEX IF NOT EXISTS subjects_phone ON subjects(phone)",
+]
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
@@ -227,4 +234,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_4),
     _secret_key,
     _apply(SCHEMA_6),
+    _apply(SCHEMA_7),
 ]

@@ -8,36 +8,41 @@ import sqlite_utils
 
 from storage.roster import LEVEL_CN, ROLE_CN
 from storage.roster_file import COLUMNS
+from storage.spreadsheet import append_row
 
 
 def export_roster(db: sqlite_utils.Database, path: str | Path) -> None:
-    """Write the roster as an .xlsx with Chinese headers, importable as it is."""
+    """Write the roster as an .xlsx with Chinese headers, importable as it is (every value
+    as text: a name starting with = is a name, storage/spreadsheet.py)."""
     import openpyxl
 
     book = openpyxl.Workbook()
     book.remove(book.active)
     sheet = book.create_sheet("units")
-    sheet.append([COLUMNS["units"][c][1] for c in COLUMNS["units"]])
+    append_row(sheet, [COLUMNS["units"][c][1] for c in COLUMNS["units"]])
     for unit in db.query(
         "SELECT * FROM units ORDER BY CASE level WHEN 'county' THEN 0 WHEN 'town' THEN 1 "
         "WHEN 'village' THEN 2 ELSE 3 END, code"
     ):
-        sheet.append([unit["code"], unit["name"], LEVEL_CN[unit["level"]], unit["parent"] or ""])
+        append_row(
+            sheet, [unit["code"], unit["name"], LEVEL_CN[unit["level"]], unit["parent"] or ""]
+        )
     sheet = book.create_sheet("people")
-    sheet.append([COLUMNS["people"][c][1] for c in COLUMNS["people"]])
+    append_row(sheet, [COLUMNS["people"][c][1] for c in COLUMNS["people"]])
     for person in db.query("SELECT * FROM people WHERE active ORDER BY id"):
         roles = "、".join(ROLE_CN[r] for r in person["roles"].split(",") if r)
-        sheet.append(
+        append_row(
+            sheet,
             [
                 person["name"],
                 person["phone"] or "",
                 person["wechat_id"] or "",
                 roles,
                 person["unit"],
-            ]
+            ],
         )
     sheet = book.create_sheet("subjects")
-    sheet.append([COLUMNS["subjects"][c][1] for c in COLUMNS["subjects"]])
+    append_row(sheet, [COLUMNS["subjects"][c][1] for c in COLUMNS["subjects"]])
     for subject in db.query("SELECT * FROM subjects ORDER BY id"):
         members = [
             r["phone"] or r["name"]
@@ -47,7 +52,8 @@ def export_roster(db: sqlite_utils.Database, path: str | Path) -> None:
                 [subject["id"]],
             )
         ]
-        sheet.append(
+        append_row(
+            sheet,
             [
                 subject["name"],
                 subject["phone"] or "",
@@ -57,7 +63,7 @@ def export_roster(db: sqlite_utils.Database, path: str | Path) -> None:
                 subject["start_date"],
                 subject["days"],
                 "、".join(members),
-            ]
+            ],
         )
     for ws in book.worksheets:
         ws.freeze_panes = "A2"

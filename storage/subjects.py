@@ -7,7 +7,7 @@ import datetime as dt
 import sqlite_utils
 
 from storage.db import fetch_all
-from storage.units import descendants
+from storage.units import MAX_DEPTH, descendants
 
 # Active is derived from dates and status, never from whether a job ran. A status other than
 # active ends monitoring from released_on on (the day it was set).
@@ -65,13 +65,14 @@ def village_subjects(db: sqlite_utils.Database, unit: str, day: dt.date) -> list
     (a village or one of its grids): the names a member may report for another (多对一)."""
     return fetch_all(
         db,
-        f"""WITH RECURSIVE up(code, parent, level) AS (
-                SELECT code, parent, level FROM units WHERE code = :unit
-                UNION ALL SELECT u.code, u.parent, u.level
-                FROM units u JOIN up ON u.code = up.parent),
-            tree(code) AS (
-                SELECT code FROM up WHERE level = 'village'
-                UNION ALL SELECT u.code FROM units u JOIN tree t ON u.parent = t.code)
+        f"""WITH RECURSIVE up(code, parent, level, depth) AS (
+                SELECT code, parent, level, 0 FROM units WHERE code = :unit
+                UNION ALL SELECT u.code, u.parent, u.level, up.depth + 1
+                FROM units u JOIN up ON u.code = up.parent WHERE up.depth < {MAX_DEPTH}),
+            tree(code, depth) AS (
+                SELECT code, 0 FROM up WHERE level = 'village'
+                UNION ALL SELECT u.code, t.depth + 1 FROM units u JOIN tree t
+                ON u.parent = t.code WHERE t.depth < {MAX_DEPTH})
             SELECT {_BRIEF} FROM subjects s
             WHERE s.unit IN (SELECT code FROM tree) AND {ACTIVE_ON}
             ORDER BY s.id""",

@@ -6,6 +6,11 @@ import sqlite_utils
 
 from storage.db import fetch_all, first
 
+# The tree has four levels (county → town → village → grid) and import refuses a cycle; every
+# recursive query still stops this deep, so a cycle that got in some other way (a hand edit)
+# cannot make a query run forever.
+MAX_DEPTH = 8
+
 
 def get_unit(db: sqlite_utils.Database, code: str) -> dict | None:
     return first(fetch_all(db, "SELECT * FROM units WHERE code = ?", [code]), None)
@@ -17,10 +22,11 @@ def descendants(db: sqlite_utils.Database, code: str) -> list[str]:
         row["code"]
         for row in fetch_all(
             db,
-            """WITH RECURSIVE tree(code) AS (
-                   SELECT code FROM units WHERE code = ?
-                   UNION ALL SELECT u.code FROM units u JOIN tree t ON u.parent = t.code)
-               SELECT code FROM tree""",
+            f"""WITH RECURSIVE tree(code, depth) AS (
+                   SELECT code, 0 FROM units WHERE code = ?
+                   UNION ALL SELECT u.code, t.depth + 1 FROM units u JOIN tree t
+                   ON u.parent = t.code WHERE t.depth < {MAX_DEPTH})
+               SELECT code FROM tree GROUP BY code ORDER BY min(depth), code""",
             [code],
         )
     ]
@@ -32,11 +38,11 @@ def ancestors(db: sqlite_utils.Database, code: str) -> list[str]:
         row["code"]
         for row in fetch_all(
             db,
-            """WITH RECURSIVE up(code, parent, depth) AS (
+            f"""WITH RECURSIVE up(code, parent, depth) AS (
                    SELECT code, parent, 0 FROM units WHERE code = ?
                    UNION ALL SELECT u.code, u.parent, up.depth + 1
-                   FROM units u JOIN up ON u.code = up.parent)
-               SELECT code FROM up ORDER BY depth""",
+                   FROM units u JOIN up ON u.code = up.parent WHERE up.depth < {MAX_DEPTH})
+               SELECT code FROM up GROUP BY code ORDER BY min(depth)""",
             [code],
         )
     ]

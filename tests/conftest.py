@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -93,6 +94,29 @@ def loaded_db(db: sqlite_utils.Database, roster_dir: Path, config: Config) -> sq
     )
     assert not report.errors, report.errors
     return db
+
+
+def stop_runaway_queries(conn: sqlite3.Connection, steps: int = 20_000) -> None:
+    """Interrupt any statement after `steps` thousand SQLite VM steps on this connection, so a
+    query that would run forever fails the test instead of hanging it."""
+    count = 0
+
+    def progress() -> int:
+        nonlocal count
+        count += 1
+        return 1 if count > steps else 0
+
+    conn.set_progress_handler(progress, 1000)
+
+
+@pytest.fixture
+def cyclic_db(loaded_db: sqlite_utils.Database) -> sqlite_utils.Database:
+    """The demo roster with unit cycles written by hand in SQL (import refuses them): HX and
+    its grid HX01 are each other's parent, and the county KC is its own."""
+    loaded_db.execute("UPDATE units SET parent = 'HX01' WHERE code = 'HX'")
+    loaded_db.execute("UPDATE units SET parent = 'KC' WHERE code = 'KC'")
+    stop_runaway_queries(loaded_db.conn)
+    return loaded_db
 
 
 @pytest.fixture

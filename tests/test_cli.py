@@ -419,6 +419,23 @@ def test_ledger_xlsx(run_cli: RunCli, reported: sqlite_utils.Database, tmp_path:
     ]  # fmt: skip
 
 
+def test_ledger_files_never_hold_a_live_formula(
+    run_cli: RunCli, reported: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    reported.execute("UPDATE subjects SET name = '=1+1' WHERE name = '张三'")
+    text = run_cli("ledger", "--format", "csv").stdout
+    assert "\n2026-03-02,morning,HX01,'=1+1," in text
+    assert json.loads(run_cli("ledger", "--format", "json").stdout)[1]["subject"] == "=1+1"
+    out = tmp_path / "台账.xlsx"
+    assert run_cli("ledger", "--format", "xlsx", "--out", out).exit_code == 0
+    book = openpyxl.load_workbook(out)
+    try:
+        cells = [row[3] for row in book.active.iter_rows(min_row=2) if row[3].value == "=1+1"]
+    finally:
+        book.close()
+    assert [cell.data_type for cell in cells] == ["s", "s"]
+
+
 def test_ledger_xlsx_needs_out(run_cli: RunCli, reported: sqlite_utils.Database) -> None:
     result = run_cli("ledger", "--format", "xlsx")
     assert result.exit_code == 2

@@ -345,3 +345,22 @@ def test_just_after_midnight_the_on_demand_digest_is_still_the_evening_of_the_da
     after_midnight = dt.datetime(2026, 3, 3, 0, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
     report, as_of = resolve_report(Config(), dt.date(2026, 3, 2), None, after_midnight)
     assert (report, as_of) == (2, after_midnight)
+
+
+def test_digests_end_on_a_unit_cycle_stored_by_hand(cyclic_db: sqlite_utils.Database) -> None:
+    """HX and its grid HX01 are each other's parent, KC its own (see conftest.cyclic_db)."""
+    from schedules.digest import UnitTree
+    from schedules.runner import day_jobs, run_job
+
+    tree = UnitTree.load(cyclic_db)
+    assert sorted(tree.subtree("HX")) == ["HX", "HX01", "HX02"]
+    assert sorted(tree.subtree("KC")) == ["CG", "KC"]
+    village = build_digest(cyclic_db, Config(), "HX", DAY, 1, at(23))
+    assert village["active"] > 0
+    county = build_digest(cyclic_db, Config(), "KC", DAY, 1, at(23))
+    assert county["villages"] == []
+    config = Config()
+    job = next(job for job in day_jobs(config, DAY) if job.name == "digest:1")
+    run_job(cyclic_db, config, job, job.due)
+    sent = cyclic_db.execute("SELECT count(*) FROM outbox WHERE kind = 'digest'").fetchone()[0]
+    assert sent > 0

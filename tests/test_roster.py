@@ -13,9 +13,12 @@ import pytest
 import sqlite_utils
 
 from bot.config import Config
+from storage.db import connect, transaction
 from storage.roster import ImportReport, import_roster
+from storage.roster_cache import cached_village
 from storage.roster_export import export_roster
 from storage.roster_file import COLUMNS, SHEETS, RosterFileError
+from storage.subjects import village_subjects
 
 NOW = dt.datetime.fromisoformat("2026-03-02T08:00:00+08:00")
 LATER = NOW + dt.timedelta(days=1)
@@ -863,3 +866,338 @@ def test_export_of_an_updated_roster_round_trips(
     assert run_import(fresh, path).errors == []
     assert members_of(fresh, "李四") == ["韩冰", "梁红"]
     assert snapshot(fresh) == snapshot(loaded_db)
+
+
+# ---------------------------------------------------------------- the unit tree (DESIGN §10)
+
+# The demo's units: line 2 KC 县, 3 CG 镇 (KC), 4 HX 村 (CG), 5 HX01 网格 (HX), 6 HX02 网格 (HX).
+BAD_TREES = [
+    # id, edits to the demo roster, every error the import must report (nothing else)
+    ("self-parent", [set_cell("units", 4, "上级", "HX")], ["units 第4行：上级不能是自己"]),
+    ("cycle-of-2",
+     [add_row("units", "T1", "一镇", "镇", "T2"), add_row("units", "T2", "二镇", "镇", "T1")],
+     ["units 第7行：镇的上级不能是镇（T2）",
+      "units 第7行：上级关系成环：T1 的上级是 T2，T2 的上级是 T1",
+      "units 第8行：镇的上级不能是镇（T1）",
+      "units 第8行：上级关系成环：T2 的上级是 T1，T1 的上级是 T2"]),
+    ("cycle-of-3", [set_cell("units", 3, "上级", "HX01")],
+     ["units 第3行：镇的上级不能是网格（HX01）",
+      "units 第3行：上级关系成环：CG 的上级是 HX01，HX01 的上级是 HX，HX 的上级是 CG",
+      "units 第4行：上级关系成环：HX 的上级是 CG，CG 的上级是 HX01，HX01 的上级是 HX",
+      "units 第5行：上级关系成环：HX01 的上级是 HX，HX 的上级是 CG，CG 的上级是 HX01"]),
+    ("cycle-through-the-county", [set_cell("units", 2, "上级", "HX02")],
+     ["units 第2行：县的上级不能是网格（HX02）",
+      "units 第2行：上级关系成环：KC 的上级是 HX02，HX02 的上级是 HX，HX 的上级是 CG，"
+      "CG 的上级是 KC",
+      "units 第3行：上级关系成环：CG 的上级是 KC，KC 的上级是 HX02，HX02 的上级是 HX，"
+      "HX 的上级是 CG",
+      "units 第4行：上级关系成环：HX 的上级是 CG，CG 的上级是 KC，KC 的上级是 HX02，"
+      "HX02 的上级是 HX",
+      "units 第6行：上级关系成环：HX02 的上级是 HX，HX 的上级是 CG，CG 的上级是 KC，"
+      "KC 的上级是 HX02"]),
+    ("grid-under-grid", [set_cell("units", 6, "上级", "HX01")],
+     ["units 第6行：网格的上级不能是网格（HX01）"]),
+    ("village-under-grid", [add_row("units", "HD", "河东村", "村", "HX01")],
+     ["units 第7行：村的上级不能是网格（HX01）"]),
+    ("town-under-village", [add_row("units", "DF", "东风镇", "镇", "HX")],
+     ["units 第7行：镇的上级不能是村（HX）"]),
+    ("county-under-county", [add_row("units", "KX", "开化县", "县", "KC")],
+     ["units 第7行：县的上级不能是县（KC）"]),
+    ("parent-missing", [set_cell("units", 4, "上级", "XX")],
+     ["units 第4行：单位“XX”不存在，请先在 units 表中填写"]),
+    ("parent-missing-and-a-bad-level-below",
+     [set_cell("units", 4, "上级", "XX"), set_cell("units", 6, "上级", "CG")],
+     ["units 第4行：单位“XX”不存在，请先在 units 表中填写",
+      "units 第6行：网格的上级必须是村(社)"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("stored", ["empty", "loaded"])
+@pytest.mark.parametrize(
+    ("edits", "errors"), [c[1:] for c in BAD_TREES], ids=[c[0] for c in BAD_TREES]
+)
+def test_a_bad_unit_tree_is_refused_with_every_bad_row_named(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    dump_db: Callable[[sqlite_utils.Database], str],
+    edits: list[Callable[[Tables], None]],
+    errors: list[str],
+    stored: str,
+) -> None:
+    database = request.getfixturevalue("loaded_db" if stored == "loaded" else "db")
+    before = dump_db(database)
+    report = run_import(database, write_csv(edited(*edits), tmp_path / "bad"))
+    assert report.errors == errors
+    assert not report.applied
+    assert dump_db(database) == before
+
+
+def units_only(*rows: list[str]) -> Tables:
+    """A file that changes units alone (people and subjects sheets with their headers)."""
+    tables = demo_tables()
+    return {
+        "units": [tables["units"][0], *rows],  # type: ignore[index]
+        "people": [tables["people"][0]],  # type: ignore[index]
+        "subjects": [tables["subjects"][0]],  # type: ignore[index]
+    }
+
+
+LATER_FILES = [
+    # a later file against the stored demo tree (KC ← CG ← HX ← HX01, HX02)
+    ("town-re-parented-under-its-village", [["CG", "城关镇", "镇", "HX"]],
+     ["units 第2行：镇的上级不能是村（HX）",
+      "units 第2行：上级关系成环：CG 的上级是 HX，HX 的上级是 CG"]),
+    ("county-re-parented-under-a-grid", [["KC", "柯城区", "县", "HX01"]],
+     ["units 第2行：县的上级不能是网格（HX01）",
+      "units 第2行：上级关系成环：KC 的上级是 HX01，HX01 的上级是 HX，HX 的上级是 CG，"
+      "CG 的上级是 KC"]),
+    ("village-moved-under-a-new-grid-of-its-own",
+     [["HX", "河西村", "村", "HX09"], ["HX09", "河西村第九网格", "网格", "HX"]],
+     ["units 第2行：村的上级不能是网格（HX09）",
+      "units 第2行：上级关系成环：HX 的上级是 HX09，HX09 的上级是 HX",
+      "units 第3行：上级关系成环：HX09 的上级是 HX，HX 的上级是 HX09"]),
+    ("town-made-a-village-over-a-stored-village", [["CG", "城关镇", "村", "KC"]],
+     ["units 第2行：改为村后，已有的下级单位“HX”（村）不能在它之下，请同时改填“HX”的上级"]),
+    ("village-made-a-town-over-stored-grids", [["HX", "河西村", "镇", "KC"]],
+     ["units 第2行：改为镇后，已有的下级单位“HX01”（网格）不能在它之下，请同时改填“HX01”的上级",
+      "units 第2行：改为镇后，已有的下级单位“HX02”（网格）不能在它之下，请同时改填“HX02”的上级"]),
+    ("grid-with-subjects-made-a-town", [["HX01", "河西村第一网格", "镇", "KC"]],
+     ["units 第2行：已有 15 名监测对象属于“HX01”，不能改为镇"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "errors"), [c[1:] for c in LATER_FILES], ids=[c[0] for c in LATER_FILES]
+)
+def test_a_later_file_cannot_bend_the_stored_tree(
+    loaded_db: sqlite_utils.Database,
+    tmp_path: Path,
+    dump_db: Callable[[sqlite_utils.Database], str],
+    rows: list[list[str]],
+    errors: list[str],
+) -> None:
+    before = dump_db(loaded_db)
+    report = run_import(loaded_db, write_csv(units_only(*rows), tmp_path / "later"))
+    assert report.errors == errors
+    assert dump_db(loaded_db) == before
+
+
+def test_a_later_file_may_move_a_unit_within_the_rules(
+    loaded_db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    rows = [["DF", "东风镇", "镇", "KC"], ["HX", "河西村", "村", "DF"]]
+    report = run_import(loaded_db, write_csv(units_only(*rows), tmp_path / "later"))
+    assert report.errors == []
+    assert (report.created["units"], report.updated["units"]) == (1, 1)
+    assert loaded_db.execute("SELECT parent FROM units WHERE code = 'HX'").fetchone() == ("DF",)
+
+
+def test_a_cycle_already_stored_refuses_every_file_until_one_mends_it(
+    loaded_db: sqlite_utils.Database, tmp_path: Path, dump_db
+) -> None:
+    loaded_db.execute("UPDATE units SET parent = 'HX01' WHERE code = 'HX'")  # by hand, in SQL
+    before = dump_db(loaded_db)
+    unrelated = units_only(["DF", "东风镇", "镇", "KC"])
+    report = run_import(loaded_db, write_csv(unrelated, tmp_path / "unrelated"))
+    assert report.errors == [
+        "units：数据库中已有的单位上级关系成环：HX 的上级是 HX01，HX01 的上级是 HX，"
+        "请在 units 表中重新填写其中一个的上级"
+    ]
+    assert dump_db(loaded_db) == before
+    mend = units_only(["HX", "河西村", "村", "CG"])
+    report = run_import(loaded_db, write_csv(mend, tmp_path / "mend"))
+    assert report.errors == [] and report.updated["units"] == 1
+    assert loaded_db.execute("SELECT parent FROM units WHERE code = 'HX'").fetchone() == ("CG",)
+
+
+# ---------------------------------------------------------------- short transactions
+
+
+def test_the_import_writes_in_batches_and_others_write_between_them(
+    db: sqlite_utils.Database, db_path: Path, roster_dir: Path
+) -> None:
+    """A callback storing its raw message gets the write lock after every batch: it tries
+    once, without waiting, and would raise LockBusy if the import still held the lock."""
+    other = connect(db_path)
+    done: list[tuple[str, int]] = []
+
+    def between(sheet: str, rows: int) -> None:
+        done.append((sheet, rows))
+        with transaction(other, patience=(0,)):
+            other.execute(
+                "INSERT INTO inbox (received_at, at, channel, sender, text)"
+                " VALUES ('2026-03-03T08:00:00+08:00', '2026-03-03T08:00:00+08:00', 'work', ?, ?)",
+                [f"m{len(done)}", "张三 36.5"],
+            )
+
+    try:
+        report = run_import(db, roster_dir, batch_rows=4, on_batch=between)
+    finally:
+        other.close()
+    assert report.errors == [] and report.applied
+    assert done == [
+        ("units", 4), ("units", 5),
+        ("people", 4), ("people", 8), ("people", 9),
+        *[("subjects", rows) for rows in (4, 8, 12, 16, 20, 24, 28, 30)],
+    ]  # fmt: skip
+    assert report.batches == len(done) == count(db, "inbox")
+    assert report.created == {"units": 5, "people": 9, "subjects": 30}
+
+
+def test_batches_give_the_same_roster_as_one_transaction(
+    db: sqlite_utils.Database, make_db: Callable[[str], sqlite_utils.Database], roster_dir: Path
+) -> None:
+    run_import(db, roster_dir, batch_rows=3)
+    whole = make_db("whole.db")
+    run_import(whole, roster_dir, batch_rows=1000)
+    assert snapshot(db) == snapshot(whole)
+    assert audit_rows(db) == audit_rows(whole)
+
+
+def audit_rows(database: sqlite_utils.Database) -> list[tuple]:
+    return database.execute(
+        "SELECT at, actor, entity, entity_id, action, before, after FROM audit ORDER BY id"
+    ).fetchall()
+
+
+class Crash(Exception):
+    "The process dies between two batches."
+
+
+@pytest.mark.parametrize("after", [("units", 4), ("people", 4), ("subjects", 8)])
+def test_a_crash_mid_import_is_completed_by_running_it_again(
+    db: sqlite_utils.Database,
+    make_db: Callable[[str], sqlite_utils.Database],
+    roster_dir: Path,
+    after: tuple[str, int],
+) -> None:
+    def crash(sheet: str, rows: int) -> None:
+        if (sheet, rows) == after:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_import(db, roster_dir, batch_rows=4, on_batch=crash)
+    partial = snapshot(db)
+    assert 0 < sum(len(rows) for rows in partial.values()) < 5 + 9 + 30
+    # what was written is whole: every subject written has its members
+    assert db.execute(
+        "SELECT count(*) FROM subjects WHERE id NOT IN (SELECT subject_id FROM assignments)"
+    ).fetchone() == (0,)
+    again = run_import(db, roster_dir)
+    assert again.errors == [] and again.applied
+    clean = make_db("clean.db")
+    run_import(clean, roster_dir)
+    assert snapshot(db) == snapshot(clean)
+    assert audit_rows(db) == audit_rows(clean)  # each row created once, in the same order
+
+
+def test_reimporting_the_same_file_takes_no_write_lock(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    report = run_import(loaded_db, roster_dir, on_batch=lambda sheet, rows: pytest.fail(sheet))
+    assert report.batches == 0
+    assert report.unchanged == {"units": 5, "people": 9, "subjects": 30}
+
+
+def test_only_changed_rows_are_written(loaded_db: sqlite_utils.Database, roster_dir: Path) -> None:
+    tables = edited(set_cell("subjects", 2, "地址", "河西村1组99号"))
+    written: list[tuple[str, int]] = []
+    report = run_import(
+        loaded_db,
+        write_csv(tables, roster_dir),
+        batch_rows=1,
+        on_batch=lambda sheet, rows: written.append((sheet, rows)),
+    )
+    assert written == [("subjects", 1)]
+    assert report.updated == {"units": 0, "people": 0, "subjects": 1}
+
+
+def test_the_roster_cache_sees_each_batch(
+    db: sqlite_utils.Database, db_path: Path, roster_dir: Path
+) -> None:
+    """A serving process reading the roster between two batches reads what is stored, never
+    a cached answer from before the batch (each batch bumps the roster version)."""
+    reader = connect(db_path)
+    day = dt.date(2026, 3, 2)
+    seen: list[tuple[int, int]] = []
+
+    def between(sheet: str, rows: int) -> None:
+        if sheet != "subjects":
+            return
+        stored = len(village_subjects(reader, "HX", day))
+        seen.append((len(cached_village(reader, "HX01", day).rows), stored))
+
+    try:
+        run_import(db, roster_dir, batch_rows=7, on_batch=between)
+    finally:
+        reader.close()
+    assert [cached for cached, _ in seen] == [stored for _, stored in seen]
+    assert len({stored for _, stored in seen}) == len(seen) > 1  # it grew batch by batch
+
+
+# ---------------------------------------------------------------- formulas are text (DESIGN §6)
+
+FORMULA_LIKE = ['=HYPERLINK("http://x","y")', "+8613800000000", "-1", "@SUM(A1)"]
+
+
+def formula_roster() -> Tables:
+    """The demo with names and addresses a spreadsheet would run."""
+    return edited(
+        set_cell("units", 6, "名称", '=HX02&"网格"'),
+        set_cell("people", 8, "姓名", "-吴秀兰"),  # a member, named in subjects below
+        *[set_cell("subjects", line, "网格员", "-吴秀兰") for line in range(17, 32)],
+        set_cell("subjects", 2, "姓名", FORMULA_LIKE[0]),
+        set_cell("subjects", 3, "地址", FORMULA_LIKE[1]),
+        set_cell("subjects", 4, "地址", FORMULA_LIKE[2]),
+        set_cell("subjects", 5, "姓名", FORMULA_LIKE[3]),
+    )
+
+
+def test_formula_like_values_export_as_text_and_reimport_unchanged(
+    db: sqlite_utils.Database,
+    make_db: Callable[[str], sqlite_utils.Database],
+    tmp_path: Path,
+    dump_db: Callable[[sqlite_utils.Database], str],
+) -> None:
+    tables = formula_roster()
+    assert run_import(db, write_csv(tables, tmp_path / "roster")).errors == []
+    path = tmp_path / "export.xlsx"
+    export_roster(db, path)
+
+    book = openpyxl.load_workbook(path)
+    try:
+        cells = {
+            cell.value: cell.data_type
+            for sheet in book.worksheets
+            for row in sheet.iter_rows()
+            for cell in row
+            if isinstance(cell.value, str) and cell.value[:1] in "=+-@"
+        }
+    finally:
+        book.close()
+    risky = [*FORMULA_LIKE, '=HX02&"网格"', "-吴秀兰"]
+    assert {value: cells.get(value) for value in risky} == dict.fromkeys(risky, "s")
+
+    before = dump_db(db)
+    again = run_import(db, path)
+    assert again.errors == [] and again.batches == 0
+    assert again.unchanged == {"units": 5, "people": 9, "subjects": 30}
+    assert dump_db(db) == before
+    fresh = make_db("fresh.db")
+    assert run_import(fresh, path).errors == []
+    assert snapshot(fresh) == snapshot(db)
+    names = {row[0] for row in fresh.execute("SELECT name FROM subjects")}
+    assert {FORMULA_LIKE[0], FORMULA_LIKE[3]} <= names
+    addresses = {row[0] for row in fresh.execute("SELECT address FROM subjects")}
+    assert {FORMULA_LIKE[1], FORMULA_LIKE[2]} <= addresses
+
+
+def test_the_bench_county_is_a_good_roster(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    """bench/roster.py imports bench/county.py's county through the CLI: a small one here."""
+    from bench.roster import write_county_roster
+
+    counts = write_county_roster(tmp_path / "county", villages=4, subjects=400)
+    report = run_import(db, tmp_path / "county", batch_rows=50)
+    assert report.errors == []
+    assert report.created == counts
+    assert run_import(db, tmp_path / "county").batches == 0

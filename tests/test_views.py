@@ -20,7 +20,7 @@ from bot.links import forget_stored_key, link_key, view_token
 from bot.sim import set_sim_now
 from storage.contacts import NewContact, record_contacts
 from storage.needs import add_need, close_need
-from tests.conftest import NOW, TZ
+from tests.conftest import NOW, TZ, stop_runaway_queries
 
 DAY = NOW.date()
 AT_1030 = dt.datetime(2026, 3, 2, 10, 30, tzinfo=TZ)
@@ -383,6 +383,37 @@ def test_excel_follows_the_filters(client: FlaskClient, token: str) -> None:
     data = client.get(f"/view/{token}/ledger.xlsx?grid=HX02").data
     names = [r[3] for r in openpyxl.load_workbook(io.BytesIO(data)).active.iter_rows(2)]
     assert [cell.value for cell in names] == ["傅强"]
+
+
+def test_excel_keeps_a_formula_like_name_as_text(
+    client: FlaskClient, token: str, reported: sqlite_utils.Database
+) -> None:
+    name = '=HYPERLINK("http://x","y")'
+    reported.execute("UPDATE subjects SET name = ? WHERE name = '张三'", [name])
+    reported.execute("UPDATE people SET name = '@梁红' WHERE name = '梁红'")
+    data = client.get(f"/view/{token}/ledger.xlsx").data
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    row = next(r for r in sheet.iter_rows(min_row=2) if r[3].value == name)
+    assert (row[3].data_type, row[5].value, row[5].data_type) == ("s", "@梁红", "s")
+
+
+def test_healthz_and_the_view_answer_on_a_unit_cycle_stored_by_hand(
+    client: FlaskClient,
+    app: Flask,
+    token: str,
+    reported: sqlite_utils.Database,
+    config: Config,
+) -> None:
+    reported.execute("UPDATE units SET parent = 'HX01' WHERE code = 'HX'")
+    reported.execute("UPDATE units SET parent = 'KC' WHERE code = 'KC'")
+    with app.app_context():  # the connection this thread's requests use
+        stop_runaway_queries(app.extensions["gridwatch_pool"].get().conn)
+    assert client.get("/healthz").status_code == 200
+    page = client.get(f"/view/{token}")
+    assert page.status_code == 200 and "张三" in page.get_data(as_text=True)
+    assert client.get(f"/view/{token}/ledger.xlsx").status_code == 200
+    county = sign(reported, "KC")
+    assert client.get(f"/view/{county}").status_code == 200
 
 
 def test_needs_ledger_shows_open_and_closed(
