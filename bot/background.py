@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -79,11 +80,15 @@ class Background:
 
 
 def start_background(app: Flask) -> Background:
-    """Start this process's background work once (again in a forked child)."""
+    """Start this process's background work once (again in a forked child), and set it up
+    for serving."""
     with _starting:
         running = app.extensions.get(KEY)
         if running is not None and running.pid == os.getpid():
             return running
+        # a thread holding the database write lock needs the GIL between statements; the
+        # default 5 ms switch interval lets request threads starve it and every writer waits
+        sys.setswitchinterval(0.001)
         background = Background(app)
         app.extensions[KEY] = background
         background.start()

@@ -7,7 +7,6 @@ background work (bot/background.py) starts after the fork."""
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from typing import Any
 
@@ -55,9 +54,6 @@ class ConnectionPool:
 
 def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     overrides = overrides or {}
-    # a thread holding the database write lock needs the GIL between statements; the default
-    # 5 ms switch interval lets request threads starve it and every other writer waits
-    sys.setswitchinterval(0.001)
     app = Flask(__name__)
     app.config["GRIDWATCH"] = overrides.get("GRIDWATCH") or load_config(
         overrides.get("CONFIG_PATH")

@@ -4,7 +4,8 @@ roster import; real encrypted callbacks over HTTP. Checked from outside, on the 
 every acknowledged message stored exactly once, every scheduled send made once.
 
 A reduced run (a few starts, a small county) is part of `make test`; GRIDWATCH_DEPLOYED_STARTS
-raises the number of starts (the issue's 20 in a row)."""
+raises the number of starts (20 in a row), GRIDWATCH_DEPLOYED_MEMBERS=10000 imports a whole
+county's roster."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ from bench.harness import (
 from storage.db import connect
 
 STARTS = int(os.environ.get("GRIDWATCH_DEPLOYED_STARTS", "3"))
+# members of the county whose roster is imported under kills (5 subjects each): 10000 is a
+# county's 50,000 subjects
+IMPORT_MEMBERS = int(os.environ.get("GRIDWATCH_DEPLOYED_MEMBERS", "1000"))
 GRACEFUL = 10  # seconds a stopped server may take, its own graceful timeout included
 
 
@@ -319,7 +323,7 @@ def test_workers_killed_during_a_roster_import_lose_no_acknowledged_message(
     retries was stored by then, none is stored twice, and the import completed."""
     zone = zone_at_eight(dt.datetime.now(dt.UTC))
     db_path = tmp_path / "county.db"
-    members = build_county(db_path, 1000)  # 5,000 subjects
+    members = build_county(db_path, IMPORT_MEMBERS)
     subjects = dump_roster(db_path, tmp_path / "roster")
     env = env_for(db_path, zone) | {"GRIDWATCH_SCHEDULER": "off"}
     posts = [report_post(members[i % len(members)], 8_900_000_000 + i, zone) for i in range(600)]
