@@ -36,7 +36,7 @@ def settle_worker(worker: object = None) -> None:
     work; what exists now (modules, the app) lives as long as the process, so collections
     stop walking it; and collect old objects rarely."""
     app = getattr(worker, "wsgi", None)
-    if isinstance(app, Flask):
+    if _is_gridwatch(app):
         from bot.background import start_background
 
         start_background(app)
@@ -48,10 +48,15 @@ def settle_worker(worker: object = None) -> None:
 def worker_exit(_server: object, worker: object) -> None:
     """A serving process is exiting: its background work stops and gives up its locks."""
     app = getattr(worker, "wsgi", None)
-    if isinstance(app, Flask):
+    if _is_gridwatch(app):
         from bot.background import stop_background
 
         stop_background(app)
+
+
+def _is_gridwatch(app: object) -> bool:
+    """The hooks also serve other apps under the same gunicorn settings (the bench's hello)."""
+    return isinstance(app, Flask) and "gridwatch_pool" in app.extensions
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
