@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import http.client
+import json
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -224,6 +226,15 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> N
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up in {seconds} s")
+
+
+def health(url: str) -> tuple[int, dict]:
+    """/healthz's status and report (a 503 is an answer too: the worker is alive)."""
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def stop(process: subprocess.Popen) -> None:

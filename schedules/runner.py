@@ -170,6 +170,15 @@ def _recorded(conn: sqlite3.Connection, job: DueJob, now: dt.datetime) -> bool:
     return True
 
 
+def _record_once(db: sqlite_utils.Database, job: DueJob, run: JobRun, now: dt.datetime) -> bool:
+    """Record the run unless another process did the job first (then False)."""
+    with transaction(db) as conn:
+        if _recorded(conn, job, now):
+            return False
+        _record(db, run, now)
+    return True
+
+
 def run_job(
     db: sqlite_utils.Database, config: Config, job: DueJob, now: dt.datetime
 ) -> JobRun | None:
@@ -184,10 +193,8 @@ def run_job(
             "skipped",
             f"{minutes} min late, beyond the {config.grace_minutes} min grace",
         )
-        with transaction(db) as conn:
-            if _recorded(conn, job, now):
-                return None
-            _record(db, run, now)
+        if not _record_once(db, job, run, now):
+            return None
         log.warning("skipped %s due %s: %s", job.name, _stamp(job.due), run.detail)
         return run
     # messages are recorded at the time of the table (DESIGN §2), also when it runs late
@@ -204,10 +211,8 @@ def run_job(
         job.run(db, config, sent, job.due)  # reads only
         count = sent.write(db, job.due, now)
         run = JobRun(job.name, job.due, "ran", f"{count} queued")
-        with transaction(db) as conn:
-            if _recorded(conn, job, now):
-                return None
-            _record(db, run, now)
+        if not _record_once(db, job, run, now):
+            return None
     log.info("ran %s due %s: %s", job.name, _stamp(job.due), run.detail)
     return run
 

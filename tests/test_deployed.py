@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import random
 import signal
@@ -20,8 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +35,7 @@ from bench.harness import (
     encrypted_post,
     exactly_once,
     free_port,
+    health,
     reply_content,
     send,
     server_env,
@@ -109,14 +107,6 @@ def gunicorn_command(port: int, workers: int = 2) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", bind, "bot:create_app()"]
 
 
-def health(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url + "/healthz", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def first_answer(url: str, post: Post, process: subprocess.Popen, seconds: float = 30) -> Answer:
     """Post as soon as the port takes connections; the answer and when it came."""
     deadline = time.monotonic() + seconds
@@ -149,27 +139,24 @@ def stop_with_sigterm(process: subprocess.Popen, port: int) -> None:
         sock.listen()
 
 
-def scheduled_sends(db_path: Path) -> dict[str, int]:
-    """Per scheduled send key, how many outbox rows it has (each must have one)."""
+def counts(db_path: Path, sql: str) -> dict[str, int]:
+    """{key: count} from a query of two columns."""
     db = connect(db_path)
     try:
-        rows = db.execute(
-            "SELECT send_key, count(*) FROM outbox WHERE send_key IS NOT NULL GROUP BY send_key"
-        ).fetchall()
+        return dict(db.execute(sql).fetchall())
     finally:
         db.conn.close()
-    return dict(rows)
+
+
+def scheduled_sends(db_path: Path) -> dict[str, int]:
+    """Per scheduled send key, how many outbox rows it has (each must have one)."""
+    sql = "SELECT send_key, count(*) FROM outbox WHERE send_key IS NOT NULL GROUP BY send_key"
+    return counts(db_path, sql)
 
 
 def prompts_per_member(db_path: Path) -> dict[str, int]:
-    db = connect(db_path)
-    try:
-        rows = db.execute(
-            "SELECT person, count(*) FROM outbox WHERE kind = 'prompt' GROUP BY person"
-        ).fetchall()
-    finally:
-        db.conn.close()
-    return dict(rows)
+    sql = "SELECT person, count(*) FROM outbox WHERE kind = 'prompt' GROUP BY person"
+    return counts(db_path, sql)
 
 
 def report_post(member: tuple[str, list[str]], msg_id: int, zone: ZoneInfo) -> Post:

@@ -7,7 +7,6 @@ A restart mid-day (the missed jobs run on restart) is tests/test_routine_days.py
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,8 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -34,6 +31,7 @@ from bench.harness import (
     exactly_once,
     free_port,
     gunicorn,
+    health,
     morning_posts,
     reply_content,
     send,
@@ -157,15 +155,6 @@ def fill(folder: Path) -> Path:
     finally:
         os.close(fd)
     return filler
-
-
-def health(url: str) -> tuple[int, dict]:
-    """/healthz's status and report (a 503 is an answer too: the worker is alive)."""
-    try:
-        with urllib.request.urlopen(url + "/healthz", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 @pytest.mark.skipif(not _can_mount(), reason="needs root and unshare to mount a tiny tmpfs")
