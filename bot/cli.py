@@ -88,7 +88,7 @@ def roster_export(ctx: Context, file: Path) -> None:
     "fmt",
     type=click.Choice(["csv", "xlsx", "json"]),
     required=True,
-    help="csv and json for scripts; xlsx (Chinese headers) needs --out.",
+    help="json for scripts; csv (UTF-8, BOM) and xlsx (needs --out) for Excel, Chinese headers.",
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Write to FILE instead of stdout.")
 @common_options
@@ -110,14 +110,17 @@ def ledger(
         unit=unit,
         day=day,
     )
+    names = {r["code"]: r["name"] for r in ctx.db.query("SELECT code, name FROM units")}
     if fmt == "xlsx":
         if out is None:
             raise click.BadParameter("xlsx needs --out FILE.xlsx", param_hint="--out")
-        names = {r["code"]: r["name"] for r in ctx.db.query("SELECT code, name FROM units")}
         _write(out, ledger_xlsx(rows, names))
         click.echo(f"written {out} ({len(rows)} rows)")
         return
-    text = ledger_csv(rows) if fmt == "csv" else json.dumps(rows, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        text = ledger_csv(rows, names)
+    else:
+        text = json.dumps(rows, ensure_ascii=False) + "\n"
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -1,4 +1,6 @@
-"""The ledger as CSV (for scripts) and as an Excel workbook (for people)."""
+"""The ledger as CSV and as an Excel workbook, both for people: the same Chinese headers and
+cells (the CSV as UTF-8 with a BOM, so that Excel on a Chinese Windows reads it). Scripts read
+`--format json`, whose keys are DESIGN §7's."""
 
 from __future__ import annotations
 
@@ -13,18 +15,39 @@ SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
 
 
-def ledger_csv(rows: Sequence[dict]) -> str:
-    """A value starting with = + - @ gets a leading ' (storage/spreadsheet.py)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=LEDGER_COLUMNS, lineterminator="\n")
-    writer.writeheader()
+def ledger_table(
+    rows: Sequence[dict], unit_names: dict[str, str] | None = None
+) -> list[list[object]]:
+    """The header and one list of cells per row, as a person reads them: 早/中/晚, 正常…, unit
+    names, reported_at as `2026-03-02 08:30`, 迟报 是; an empty cell is None."""
+    unit_names = unit_names or {}
+    table: list[list[object]] = [[LEDGER_HEADERS_CN[c] for c in LEDGER_COLUMNS]]
     for row in rows:
-        values = {
-            **row,
-            "symptoms": "、".join(row["symptoms"]),
-            "late": "yes" if row["late"] else "no",
-        }
-        writer.writerow({key: csv_cell(value) for key, value in values.items()})
+        table.append(
+            [
+                row["date"],
+                SLOT_CN[row["slot"]],
+                unit_names.get(row["unit"], row["unit"]),
+                row["subject"],
+                row["category"],
+                row["member"] or None,
+                row["temperature"],
+                STATUS_CN[row["status"]],
+                "、".join(row["symptoms"]) or None,
+                row["reported_at"].replace("T", " ")[:16],
+                "是" if row["late"] else None,
+            ]
+        )
+    return table
+
+
+def ledger_csv(rows: Sequence[dict], unit_names: dict[str, str] | None = None) -> str:
+    """Starts with a BOM; a value starting with = + - @ gets a leading ' (spreadsheet.py)."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\n")
+    for cells in ledger_table(rows, unit_names):
+        writer.writerow(["" if value is None else csv_cell(value) for value in cells])
     return out.getvalue()
 
 
@@ -34,31 +57,16 @@ def ledger_xlsx(rows: Sequence[dict], unit_names: dict[str, str] | None = None) 
     import openpyxl
     from openpyxl.styles import Font, PatternFill
 
-    unit_names = unit_names or {}
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = "台账"
-    sheet.append([LEDGER_HEADERS_CN[c] for c in LEDGER_COLUMNS])
+    header, *cells = ledger_table(rows, unit_names)
+    sheet.append(header)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     red = PatternFill("solid", fgColor="F8D7DA")
-    for row in rows:
-        append_row(
-            sheet,
-            [
-                row["date"],
-                SLOT_CN[row["slot"]],
-                unit_names.get(row["unit"], row["unit"]),
-                row["subject"],
-                row["category"],
-                row["member"],
-                row["temperature"],
-                STATUS_CN[row["status"]],
-                "、".join(row["symptoms"]),
-                row["reported_at"].replace("T", " ")[:16],
-                "是" if row["late"] else "",
-            ],
-        )
+    for row, values in zip(rows, cells, strict=True):
+        append_row(sheet, values)
         if row["status"] == "abnormal":
             for cell in sheet[sheet.max_row]:
                 cell.fill = red

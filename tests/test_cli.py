@@ -365,21 +365,32 @@ def test_ledger_bad_options(
     assert message in result.stderr
 
 
-def test_ledger_csv(run_cli: RunCli, reported: sqlite_utils.Database) -> None:
+LEDGER_HEADERS_CN = ["日期", "时段", "单位", "监测对象", "类别", "网格员", "体温", "状态", "症状",
+                     "上报时间", "迟报"]  # fmt: skip
+
+
+def test_ledger_csv_is_the_xlsx_for_excel(run_cli: RunCli, reported: sqlite_utils.Database) -> None:
+    """UTF-8 with a BOM (Excel on a Chinese Windows reads it), the .xlsx's headers and cells."""
     result = run_cli("ledger", "--format", "csv")
     assert result.exit_code == 0, result.output
-    rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == LEDGER_KEYS
+    assert result.stdout_bytes.startswith(b"\xef\xbb\xbf\xe6\x97\xa5\xe6\x9c\x9f,")  # BOM 日期
+    rows = list(csv.reader(io.StringIO(result.stdout_bytes.decode("utf-8-sig"))))
+    assert rows[0] == LEDGER_HEADERS_CN
     assert rows[1:] == [
-        ["2026-03-01", "evening", "HX01", "张三", "涉鄂人员", "梁红", "", "unreachable", "",
-         "2026-03-01T19:05:00+08:00", "no"],
-        ["2026-03-02", "morning", "HX01", "张三", "涉鄂人员", "梁红", "36.5", "normal", "",
-         "2026-03-02T08:30:00+08:00", "no"],
-        ["2026-03-02", "morning", "HX01", "罗娟", "疑似症状人员", "梁红", "37.8", "abnormal",
-         "发热、咳嗽", "2026-03-02T08:30:00+08:00", "no"],
-        ["2026-03-02", "morning", "HX02", "唐伟", "涉鄂人员", "吴秀兰", "36.6", "normal", "",
-         "2026-03-02T10:15:00+08:00", "yes"],
+        ["2026-03-01", "晚", "河西村第一网格", "张三", "涉鄂人员", "梁红", "", "未联系上", "",
+         "2026-03-01 19:05", ""],
+        ["2026-03-02", "早", "河西村第一网格", "张三", "涉鄂人员", "梁红", "36.5", "正常", "",
+         "2026-03-02 08:30", ""],
+        ["2026-03-02", "早", "河西村第一网格", "罗娟", "疑似症状人员", "梁红", "37.8", "异常",
+         "发热、咳嗽", "2026-03-02 08:30", ""],
+        ["2026-03-02", "早", "河西村第二网格", "唐伟", "涉鄂人员", "吴秀兰", "36.6", "正常", "",
+         "2026-03-02 10:15", "是"],
     ]  # fmt: skip
+
+
+def test_ledger_csv_of_an_empty_database_is_the_header(run_cli: RunCli) -> None:
+    result = run_cli("ledger", "--format", "csv")
+    assert result.stdout_bytes.decode("utf-8") == "\ufeff" + ",".join(LEDGER_HEADERS_CN) + "\n"
 
 
 def test_ledger_csv_and_json_to_a_file(
@@ -405,8 +416,7 @@ def test_ledger_xlsx(run_cli: RunCli, reported: sqlite_utils.Database, tmp_path:
         rows = [[c.value for c in row] for row in sheet.iter_rows()]
     finally:
         book.close()
-    assert rows[0] == ["日期", "时段", "单位", "监测对象", "类别", "网格员", "体温", "状态",
-                       "症状", "上报时间", "迟报"]  # fmt: skip
+    assert rows[0] == LEDGER_HEADERS_CN
     assert rows[1:] == [
         ["2026-03-01", "晚", "河西村第一网格", "张三", "涉鄂人员", "梁红", None, "未联系上", None,
          "2026-03-01 19:05", None],
@@ -424,7 +434,7 @@ def test_ledger_files_never_hold_a_live_formula(
 ) -> None:
     reported.execute("UPDATE subjects SET name = '=1+1' WHERE name = '张三'")
     text = run_cli("ledger", "--format", "csv").stdout
-    assert "\n2026-03-02,morning,HX01,'=1+1," in text
+    assert "\n2026-03-02,早,河西村第一网格,'=1+1," in text
     assert json.loads(run_cli("ledger", "--format", "json").stdout)[1]["subject"] == "=1+1"
     out = tmp_path / "台账.xlsx"
     assert run_cli("ledger", "--format", "xlsx", "--out", out).exit_code == 0

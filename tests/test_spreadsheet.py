@@ -83,13 +83,16 @@ def ledger_row(**changes: object) -> dict:
 
 
 def test_the_ledger_csv_neutralises_risky_names() -> None:
-    text = ledger_csv([ledger_row(subject='=HYPERLINK("http://x","y")', member="@梁红")])
-    header, row = list(csv.reader(io.StringIO(text)))
+    text = ledger_csv(
+        [ledger_row(subject='=HYPERLINK("http://x","y")', member="@梁红")], {"HX01": "+第一网格"}
+    )
+    assert text.startswith("\ufeff")
+    header, row = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     values = dict(zip(header, row, strict=True))
-    assert values["subject"] == '\'=HYPERLINK("http://x","y")'
-    assert values["member"] == "'@梁红"
-    assert values["temperature"] == "-1.0"
-    assert values["unit"] == "HX01"
+    assert values["监测对象"] == '\'=HYPERLINK("http://x","y")'
+    assert values["网格员"] == "'@梁红"
+    assert values["体温"] == "-1.0"
+    assert values["单位"] == "'+第一网格"
 
 
 def test_the_ledger_xlsx_keeps_risky_names_as_text(tmp_path: Path) -> None:
