@@ -43,9 +43,15 @@ def export_roster(db: sqlite_utils.Database, path: str | Path) -> None:
         )
     sheet = book.create_sheet("subjects")
     append_row(sheet, [COLUMNS["subjects"][c][1] for c in COLUMNS["subjects"]])
+    # members by name, as a person reads them; by phone only where a name is shared (the
+    # import reads either, and refuses a name that two people hold)
+    shared = {
+        r["name"]
+        for r in db.query("SELECT name FROM people WHERE active GROUP BY name HAVING count(*) > 1")
+    }
     for subject in db.query("SELECT * FROM subjects ORDER BY id"):
         members = [
-            r["phone"] or r["name"]
+            (r["phone"] or r["name"]) if r["name"] in shared else r["name"]
             for r in db.query(
                 "SELECT p.name, p.phone FROM assignments a JOIN people p ON p.id = a.person_id "
                 "WHERE a.subject_id = ? ORDER BY a.position",

@@ -868,6 +868,64 @@ def test_export_of_an_updated_roster_round_trips(
     assert snapshot(fresh) == snapshot(loaded_db)
 
 
+def members_by_phone(name: str, phone: str) -> Callable[[Tables], None]:
+    """Every members cell naming `name` names `phone` instead."""
+
+    def edit(tables: Tables) -> None:
+        i = column_index(tables, "subjects", "网格员")
+        for row in tables["subjects"][1:]:  # type: ignore[index]
+            row[i] = "、".join(phone if ref == name else ref for ref in row[i].split("、"))
+
+    return edit
+
+
+def exported_members(path: Path) -> dict[str, str]:
+    """The members cell of each subject in an exported workbook."""
+    book = openpyxl.load_workbook(path)
+    try:
+        return {row[0].value: row[7].value for row in book["subjects"].iter_rows(min_row=2)}
+    finally:
+        book.close()
+
+
+NAMESAKE = [
+    # id, edits to the demo roster, members cells expected in the export
+    ("names", [], {"张三": "梁红", "唐伟": "吴秀兰", "李四": "梁红"}),
+    ("two-members", [set_cell("subjects", 3, "网格员", "韩冰、梁红")], {"李四": "韩冰、梁红"}),
+    (
+        "namesakes-by-phone",  # a second 梁红 (HX02): both 梁红 by phone, everyone else by name
+        [
+            add_row("people", "梁红", "13800000021", "lianghong2", "网格员", "HX02"),
+            members_by_phone("梁红", "13800000011"),
+            set_cell("subjects", 17, "网格员", "13800000021、吴秀兰"),
+        ],
+        {"张三": "13800000011", "唐伟": "13800000021、吴秀兰", "李四": "13800000011"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edits", "members"), [n[1:] for n in NAMESAKE], ids=[n[0] for n in NAMESAKE]
+)
+def test_export_writes_members_by_name_and_reimports_unchanged(
+    db: sqlite_utils.Database,
+    tmp_path: Path,
+    dump_db,
+    edits: list[Callable[[Tables], None]],
+    members: dict[str, str],
+) -> None:
+    assert run_import(db, write_csv(edited(*edits), tmp_path / "roster")).errors == []
+    path = tmp_path / "export.xlsx"
+    export_roster(db, path)
+    cells = exported_members(path)
+    assert {name: cells[name] for name in members} == members
+    before = dump_db(db)
+    report = run_import(db, path)
+    assert report.errors == []
+    assert not any(report.created.values()) and not any(report.updated.values())
+    assert dump_db(db) == before
+
+
 # ---------------------------------------------------------------- the unit tree (DESIGN §10)
 
 # The demo's units: line 2 KC 县, 3 CG 镇 (KC), 4 HX 村 (CG), 5 HX01 网格 (HX), 6 HX02 网格 (HX).
