@@ -20,6 +20,7 @@ from bot.clock import parse_time
 from bot.config import Config
 from bot.web import get_context
 from handlers.commands import ROLE_CN
+from handlers.dates import time_label
 from handlers.pipeline import Incoming, handle_message
 from handlers.reports import monitoring_day
 from handlers.secretary_commands import mask_phone
@@ -378,7 +379,7 @@ def advance() -> Any:
         except ValueError:
             raise SimError(f"时间格式不对：{target_text!r}，例如 2026-03-02T10:30") from None
         if target < now - dt.timedelta(minutes=1):
-            raise SimError(f"模拟时钟只能向前拨（现在是 {now:%m-%d %H:%M}）")
+            raise SimError(f"模拟时钟只能向前拨（现在是 {time_label(now)}）")
         if target - now > MAX_JUMP:
             raise SimError("一次最多向前拨 31 天")
         target = max(target, now)

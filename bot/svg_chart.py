@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from handlers.dates import day_label
+
 SLOTS = ("morning", "noon", "evening")
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "联系不上", "absent": "外出"}
@@ -74,7 +76,7 @@ def temperature_chart(
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" aria-label="体温曲线 {start} 至 {end}">',
-        f"<title>体温曲线（{start.month}月{start.day}日—{end.month}月{end.day}日）</title>",
+        f"<title>体温曲线（{day_label(start)}—{day_label(end)}）</title>",
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{y(threshold) - TOP:.1f}" '
         'fill="#fdecec"/>',
     ]
@@ -132,7 +134,7 @@ def temperature_chart(
         if not start <= point.day <= end:
             continue
         colour = COLOURS.get(point.status, "#555")
-        label = f"{point.day.month}月{point.day.day}日{SLOT_CN[point.slot]} "
+        label = f"{day_label(point.day)}{SLOT_CN[point.slot]} "
         if point.temperature is not None:
             label += f"{point.temperature:.1f}℃ "
         label += STATUS_CN.get(point.status, point.status)

@@ -18,6 +18,7 @@ from bot.links import LinkError, NoKey, link_key, read_view_token
 from bot.sim import sim_now
 from bot.svg_chart import points_from_contacts, temperature_chart
 from bot.web import get_context
+from handlers import dates
 from handlers.secretary_commands import mask_phone
 from storage.contacts import contacts_on, subject_history
 from storage.ledger import ledger_rows
@@ -26,6 +27,9 @@ from storage.subjects import unit_subjects
 from storage.units import descendants, get_unit
 
 bp = Blueprint("views", __name__, url_prefix="/view")
+# dates on pages read as in chat: 3月2日, 3月2日 08:30 (handlers/dates.py)
+bp.add_app_template_filter(dates.day_label, "day")
+bp.add_app_template_filter(dates.time_label, "moment")
 
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 CELL_CN = {
@@ -60,7 +64,7 @@ class ViewError(Exception):
 
 
 def day_label(day: dt.date) -> str:
-    return f"{day.month}月{day.day}日（周{WEEK[day.weekday()]}）"
+    return f"{dates.day_label(day)}（周{WEEK[day.weekday()]}）"
 
 
 def _open(token: str) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.datetime]:
@@ -302,7 +306,7 @@ def subject(token: str, subject_id: str) -> str:
         unit_name=names.get(found["unit"], found["unit"]),
         members="、".join(members_of(db, [found["id"]]).get(found["id"], [])) or "（未分配）",
         status=SUBJECT_STATUS_CN.get(found["status"], found["status"]),
-        period=f"{start.month}月{start.day}日 — {end.month}月{end.day}日（{found['days']}天）",
+        period=f"{dates.day_label(start)} — {dates.day_label(end)}（{found['days']}天）",
         chart=chart,
         history=list(reversed(history)),
         needs=[n for n in needs_ledger(db, [found["unit"]]) if n["subject_id"] == found["id"]],

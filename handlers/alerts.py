@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from handlers.commands import Turn
+from handlers.dates import day_label
 from handlers.parser import Entry, ParseResult
 from storage.contacts import current_contact
 from storage.outbox import queue_message
@@ -47,7 +48,7 @@ def alerts_for_contact(
     unit = get_unit(db, subject["unit"])
     where = unit["name"] if unit else subject["unit"]
     when = f"{turn.at:%H:%M}"
-    slot = f"{result.date.month}月{result.date.day}日{SLOT_CN[result.slot]}"
+    slot = f"{day_label(result.date)}{SLOT_CN[result.slot]}"
     member = turn.person["name"]
     secretaries = secretaries_of(db, village)
     if entry.status == "abnormal":

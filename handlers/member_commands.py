@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers.commands import Turn, UserError, command
+from handlers.dates import day_label
 from handlers.reports import SLOT_CN, monitoring_day
 from storage.contacts import contacts_on, revoke_message
 from storage.inbox import last_report_message
@@ -20,7 +21,7 @@ def my_list(turn: Turn) -> str:
     if not subjects:
         return "您今天没有需要联系的监测对象。"
     reported = contacts_on(turn.ctx.db, [s["id"] for s in subjects], day)
-    lines = [f"您负责的监测对象（{day.month}月{day.day}日，✓正常 ⚠异常 ✗未联系上/外出 —未报）："]
+    lines = [f"您负责的监测对象（{day_label(day)}，✓正常 ⚠异常 ✗未联系上/外出 —未报）："]
     for subject in subjects:
         cells = []
         for slot in SLOTS:
@@ -30,7 +31,7 @@ def my_list(turn: Turn) -> str:
             else:
                 temperature = f"{row['temperature']:.1f}" if row["temperature"] is not None else ""
                 cells.append(f"{SLOT_CN[slot]}{MARK[row['status']]}{temperature}")
-        lines.append(f"{subject['name']}  {' '.join(cells)}（至{subject['end_date'][5:]}）")
+        lines.append(f"{subject['name']}  {' '.join(cells)}（至{day_label(subject['end_date'])}）")
     return "\n".join(lines)
 
 

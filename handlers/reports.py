@@ -11,6 +11,7 @@ from sqlite_utils import Database
 
 from handlers.alerts import alerts_for_contact
 from handlers.commands import Turn
+from handlers.dates import day_label
 from handlers.names import NameIndex
 from handlers.parser import Entry, ParseResult, Problem, parse_reply
 from handlers.slots import split_by_slot
@@ -268,7 +269,7 @@ def _reply(
     if entries:
         corrected = result.correction and any(previous for _, _, previous in entries)
         head = "已更正" if corrected else "已记录"
-        lines.append(f"{head}（{result.date.month}月{result.date.day}日{SLOT_CN[result.slot]}）：")
+        lines.append(f"{head}（{day_label(result.date)}{SLOT_CN[result.slot]}）：")
         bulk = [e for e, _, _ in entries if e.bulk]
         for entry, subject, previous in entries:
             if entry.bulk:

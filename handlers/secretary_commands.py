@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 from handlers.commands import Turn, UserError, command
+from handlers.dates import day_label, time_label
 from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
@@ -72,8 +73,8 @@ def abnormal_today(turn: Turn) -> str:
             f"{SLOT_CN[slot]} {names[subject_id]} {STATUS_CN[row['status']]}{temperature}{symptoms}"
         )
     if not lines:
-        return f"{day.month}月{day.day}日暂无异常、联系不上或外出的情况。"
-    return f"{day.month}月{day.day}日异常情况：\n" + "\n".join(lines)
+        return f"{day_label(day)}暂无异常、联系不上或外出的情况。"
+    return f"{day_label(day)}异常情况：\n" + "\n".join(lines)
 
 
 @command("未报", "未上报", "谁没报", roles=SECRETARY | {"monitor"}, usage="未报 — 今天还没上报的人")
@@ -100,7 +101,7 @@ def not_reported(turn: Turn) -> str:
             lines.append(f"{SLOT_CN[slot]}（{sum(map(len, by_member.values()))}人）{detail}")
         else:
             lines.append(f"{SLOT_CN[slot]}：已全部上报")
-    return f"{day.month}月{day.day}日未报：\n" + "\n".join(lines)
+    return f"{day_label(day)}未报：\n" + "\n".join(lines)
 
 
 @command(
@@ -124,7 +125,7 @@ def lookup(turn: Turn) -> str:
     lines = [
         f"{subject['name']}（{subject['category']}）{status[subject['status']]}",
         f"电话 {mask_phone(subject['phone'])}  地址 {subject['address']}",
-        f"监测期 {subject['start_date']} 至 {subject['end_date']}，"
+        f"监测期 {day_label(subject['start_date'])} 至 {day_label(subject['end_date'])}，"
         f"网格员 {members or '（未分配）'}",
     ]
     history = subject_history(turn.ctx.db, subject["id"], since)
@@ -133,8 +134,9 @@ def lookup(turn: Turn) -> str:
     for row in history:
         temperature = f" {row['temperature']:.1f}℃" if row["temperature"] is not None else ""
         symptoms = f" {row['symptoms']}" if row["symptoms"] else ""
+        when = f"{day_label(row['date'])}{SLOT_CN[row['slot']]}"
         lines.append(
-            f"{row['date'][5:]}{SLOT_CN[row['slot']]} {STATUS_CN[row['status']]}{temperature}"
+            f"{when} {STATUS_CN[row['status']]}{temperature}"
             f"{symptoms}（{row['member'] or ''} {row['reported_at'][11:16]}）"
         )
     return "\n".join(lines)
@@ -159,7 +161,7 @@ def release(turn: Turn) -> str:
         {"status": subject["status"]},
         {"status": "released", "released_on": day.isoformat()},
     )
-    return f"已解除{subject['name']}的居家监测（{day.isoformat()}起不再提醒联系）。"
+    return f"已解除{subject['name']}的居家监测（{day_label(day)}起不再提醒联系）。"
 
 
 _DAYS = re.compile(r"^(?P<name>.+?)\s*(?P<days>\d{1,3})\s*天?$")
@@ -187,7 +189,7 @@ def extend(turn: Turn) -> str:
         changes,
     )
     end = dt.date.fromisoformat(subject["start_date"]) + dt.timedelta(days=changes["days"] - 1)
-    return f"已将{subject['name']}的监测期延长{days}天，至{end.isoformat()}。"
+    return f"已将{subject['name']}的监测期延长{days}天，至{day_label(end)}。"
 
 
 @command("需求", "需求清单", roles=SECRETARY, usage="需求 — 未办结的需求", takes_args=True)
@@ -203,7 +205,7 @@ def list_needs(turn: Turn) -> str:
     for need in needs:
         lines.append(
             f"#{need['id']} {need['subject']} [{need['kind']}] {need['text']}"
-            f"（{need['created_at'][5:16].replace('T', ' ')}）"
+            f"（{time_label(need['created_at'])}）"
         )
     return "\n".join(lines)
 

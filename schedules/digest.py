@@ -15,6 +15,7 @@ from typing import NamedTuple
 import sqlite_utils
 
 from bot.config import SLOT_NAMES, SLOTS, Config
+from handlers.dates import day_label
 from storage.units import MAX_DEPTH
 
 ABOVE_VILLAGE = ("county", "town")
@@ -518,10 +519,6 @@ def build_digest(
     report, as_of = resolve_report(config, day, report, now)
     data = load_day(db, config, day, as_of, root=unit_code, units=units)
     return digests_for(data, config, [unit_code], report, as_of)[unit_code]
-
-
-def day_label(day: dt.date) -> str:
-    return f"{day.month}月{day.day}日"
 
 
 def names_text(names: Sequence[str], limit: int = 10) -> str:

@@ -109,7 +109,7 @@ def test_secretary_looks_up_one_persons_file(say) -> None:
     reply = say(SECRETARY, "查 王五")
     assert "王五（外地返回人员）监测中" in reply
     assert "139****0103" in reply and "13900000103" not in reply
-    assert "03-02早 异常 37.8℃ 发热、咳嗽（梁红 08:40）" in reply
+    assert "3月2日早 异常 37.8℃ 发热、咳嗽（梁红 08:40）" in reply
     assert "没有名为“赵六”" in say(SECRETARY, "查 赵六")
     assert say(SECRETARY, "查王五") == reply  # voice input glues the name on
 
@@ -133,7 +133,7 @@ def test_not_reported_groups_missing_subjects_by_member(say) -> None:
 
 
 def test_release_and_extend_change_the_period(say, loaded_db: sqlite_utils.Database) -> None:
-    assert "已将王五的监测期延长7天，至2026-03-18" in say(SECRETARY, "延长 王五 7天")
+    assert "已将王五的监测期延长7天，至3月18日" in say(SECRETARY, "延长 王五 7天")
     assert subject(loaded_db, "王五")["days"] == 21
     assert "已解除张三" in say(SECRETARY, "解除 张三")
     assert subject(loaded_db, "张三")["status"] == "released"

@@ -350,7 +350,7 @@ def test_subject_file_has_every_contact_and_the_chart(
     assert "张三 · 一人一档" in page and "涉鄂人员" in page
     assert "<svg" in page and 'class="fever-line"' in page and "发热线 37.3℃" in page
     history = page[page.index('id="history"') :]
-    assert history.index("03-02") < history.index("03-01")  # newest first
+    assert history.index("3月2日") < history.index("3月1日")  # newest first
     assert "38.2℃" in history and "36.4℃" in history and "梁红" in history
 
 
