@@ -4,7 +4,10 @@ the same). Each worker starts its background work after the fork and stops it as
 
 from bot.serving import settle_worker, worker_exit
 
-__all__ = ["post_worker_init", "worker_exit"]
+__all__ = ["logger_class", "post_worker_init", "worker_exit"]
+
+# log times in the configured zone (GRIDWATCH_TZ or the config file), bot/logs.py
+logger_class = "bot.logs.ZoneLogger"
 
 
 def post_worker_init(worker: object) -> None:

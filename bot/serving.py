@@ -60,7 +60,10 @@ def _is_gridwatch(app: object) -> bool:
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000, threads: int = 8) -> None:
-    """Serve until interrupted: one worker, several threads (SQLite serialises the writes)."""
+    """Serve until interrupted: one worker, several threads (SQLite serialises the writes);
+    log times in the app's configured zone."""
+    from bot.logs import zone_logger
+
     _Embedded(
         app,
         {
@@ -72,6 +75,7 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000, threads: int = 
             "graceful_timeout": 5,
             "accesslog": "-",
             "loglevel": "info",
+            "logger_class": zone_logger(app.config["GRIDWATCH"].tz),
             "post_worker_init": settle_worker,
             "worker_exit": worker_exit,
         },
