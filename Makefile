@@ -10,8 +10,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# `make demo PORT=5001` when 5000 is taken
 demo: $(STAMP)
-	$(VENV)/bin/gridwatch demo
+	$(VENV)/bin/gridwatch demo$(if $(PORT), --port $(PORT))
 
 test: $(STAMP) browser nginx
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,26 @@ def test_demo_command_errors(
     result = CliRunner().invoke(cli, ["demo", *args])
     assert result.exit_code != 0
     assert message in result.output
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        ([], ".venv/bin/gridwatch demo"),
+        (["PORT=5001"], ".venv/bin/gridwatch demo --port 5001"),
+        (["PORT=8080"], ".venv/bin/gridwatch demo --port 8080"),
+    ],
+)
+def test_make_demo_takes_a_port(args: list[str], command: str) -> None:
+    """`make demo PORT=5001` when 5000 is taken (the README's first lines)."""
+    done = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), "--no-print-directory", "demo", "VENV=.venv", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == command
