@@ -66,8 +66,9 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
-    from bot import sim, views
+    from bot import home, sim, views
 
+    app.register_blueprint(home.bp)
     app.register_blueprint(sim.bp)
     app.register_blueprint(views.bp)
     from bot.wechat import CallbackRoute
