@@ -1,4 +1,9 @@
-"""A subject's temperature over the monitoring period as inline SVG (no JavaScript needed)."""
+"""A subject's temperature over the monitoring period as inline SVG (no JavaScript needed).
+
+An SVG scales its text with its width: the desktop chart (760 units wide) on a 390 px phone
+would write 5 px labels. So the page carries two drawings of the same chart, `WIDE` and
+`PHONE` (340 units, larger type), and gridwatch.css shows the one that fits: on a phone,
+labels render at ≥ 11 CSS px."""
 
 from __future__ import annotations
 
@@ -19,8 +24,24 @@ COLOURS = {
     "unreachable": "#ef6c00",
     "absent": "#7b1fa2",
 }
-WIDTH, HEIGHT = 760, 260
-LEFT, RIGHT, TOP, BOTTOM = 46, 14, 14, 52
+
+
+@dataclass(frozen=True)
+class Size:
+    """A drawing's size in SVG units: the plot, its margins and the type."""
+
+    name: str
+    width: int
+    plot_height: int
+    left: int
+    right: int
+    top: int
+    font: int  # axis labels and legend; the fever line's label one unit larger
+
+
+WIDE = Size("wide", width=760, plot_height=194, left=46, right=14, top=14, font=11)
+# ~343 px wide on a 390 px phone (gridwatch.css): 13 units render at ~13 px
+PHONE = Size("phone", width=340, plot_height=170, left=36, right=8, top=12, font=13)
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,14 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
+def _text_width(text: str, font: float) -> float:
+    """Roughly: CJK characters a full em, digits 0.55, a slash 0.3, others 0.6."""
+    return font * sum(
+        1.0 if ord(ch) > 0x2E7F else 0.55 if ch.isdigit() else 0.3 if ch in "/." else 0.6
+        for ch in text
+    )
+
+
 def temperature_chart(
     points: Sequence[Point],
     start: dt.date,
@@ -57,49 +86,66 @@ def temperature_chart(
     *,
     threshold: float = 37.3,
     today: dt.date | None = None,
+    size: Size = WIDE,
 ) -> Markup:
     """An SVG line chart: three slots a day from `start` to `end`, the fever line dashed red."""
+    font = size.font
+    svg_w, pad_l, pad_r, pad_t = size.width, size.left, size.right, size.top
     days = max((end - start).days + 1, 1)
     temps = [p.temperature for p in points if p.temperature is not None]
     low = min([35.5, *(t - 0.3 for t in temps)])
     high = max([38.5, threshold + 0.7, *(t + 0.3 for t in temps)])
     low, high = max(low, 33.5), min(high, 43.0)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = svg_w - pad_l - pad_r, size.plot_height
     step = plot_w / (days * 3)
+    # the legend under the day labels, wrapped into as many rows as it needs
+    legend = [(status, STATUS_CN[status]) for status in COLOURS] + [("", "▲ 无体温的记录")]
+    rows: list[list[tuple[float, str, str]]] = [[]]
+    x_at = float(pad_l)
+    for status, text in legend:
+        width = (14 if status else 0) + _text_width(text, font)
+        if rows[-1] and x_at + width > svg_w - pad_r:
+            rows.append([])
+            x_at = pad_l
+        rows[-1].append((x_at, status, text))
+        x_at += width + font
+    days_y = pad_t + plot_h + font + 5
+    svg_h = round(days_y + (font + 8) * len(rows) + 4)
 
     def x(day: dt.date, slot: str) -> float:
-        return LEFT + ((day - start).days * 3 + SLOTS.index(slot) + 0.5) * step
+        return pad_l + ((day - start).days * 3 + SLOTS.index(slot) + 0.5) * step
 
     def y(value: float) -> float:
-        return TOP + (high - min(max(value, low), high)) / (high - low) * plot_h
+        return pad_t + (high - min(max(value, low), high)) / (high - low) * plot_h
 
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg class="chart chart-{size.name}" viewBox="0 0 {svg_w} {svg_h}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" aria-label="体温曲线 {start} 至 {end}">',
         f"<title>体温曲线（{day_label(start)}—{day_label(end)}）</title>",
-        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{y(threshold) - TOP:.1f}" '
+        f'<rect x="{pad_l}" y="{pad_t}" width="{plot_w}" height="{y(threshold) - pad_t:.1f}" '
         'fill="#fdecec"/>',
     ]
-    # day bands and labels; label every day while they fit, else every other one
-    every = 1 if days <= 16 else 2 if days <= 32 else 7
+    # day bands and labels; label every day while they fit, else every 2nd, 7th or 14th
+    label_w = _text_width("12/30", font) + 4
+    every = next((n for n in (1, 2, 7, 14) if n * 3 * step >= label_w), 30)
     for index in range(days):
         day = start + dt.timedelta(days=index)
-        left = LEFT + index * 3 * step
+        left = pad_l + index * 3 * step
         if index % 2:
             parts.append(
-                f'<rect x="{left:.1f}" y="{TOP}" width="{3 * step:.1f}" height="{plot_h}" '
+                f'<rect x="{left:.1f}" y="{pad_t}" width="{3 * step:.1f}" height="{plot_h}" '
                 'fill="#000" fill-opacity="0.025"/>'
             )
         if day == today:
             parts.append(
-                f'<rect x="{left:.1f}" y="{TOP}" width="{3 * step:.1f}" height="{plot_h}" '
+                f'<rect x="{left:.1f}" y="{pad_t}" width="{3 * step:.1f}" height="{plot_h}" '
                 'fill="#1e88e5" fill-opacity="0.07"/>'
             )
         if index % every == 0:
             weight = ' font-weight="700"' if day == today else ""
             parts.append(
-                f'<text x="{left + 1.5 * step:.1f}" y="{HEIGHT - BOTTOM + 16}" '
-                f'text-anchor="middle" font-size="11" fill="#555"{weight}>'
+                f'<text x="{left + 1.5 * step:.1f}" y="{days_y}" '
+                f'text-anchor="middle" font-size="{font}" fill="#555"{weight}>'
                 f"{day.month}/{day.day}</text>"
             )
     # horizontal grid every half degree
@@ -107,17 +153,17 @@ def temperature_chart(
     while value <= high:
         if value >= low:
             parts.append(
-                f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+                f'<line x1="{pad_l}" x2="{svg_w - pad_r}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
                 'stroke="#e3e6e8" stroke-width="1"/>'
-                f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="11" '
-                f'fill="#666">{_fmt(value)}</text>'
+                f'<text x="{pad_l - 5}" y="{y(value) + font * 0.35:.1f}" text-anchor="end" '
+                f'font-size="{font}" fill="#666">{_fmt(value)}</text>'
             )
         value += 0.5
     parts.append(
-        f'<line class="fever-line" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(threshold):.1f}" '
+        f'<line class="fever-line" x1="{pad_l}" x2="{svg_w - pad_r}" y1="{y(threshold):.1f}" '
         f'y2="{y(threshold):.1f}" stroke="#d32f2f" stroke-width="1.5" stroke-dasharray="6 4"/>'
-        f'<text x="{WIDTH - RIGHT - 4}" y="{y(threshold) - 5:.1f}" text-anchor="end" '
-        f'font-size="12" fill="#d32f2f">发热线 {_fmt(threshold)}℃</text>'
+        f'<text x="{svg_w - pad_r - 4}" y="{y(threshold) - 5:.1f}" text-anchor="end" '
+        f'font-size="{font + 1}" fill="#d32f2f">发热线 {_fmt(threshold)}℃</text>'
     )
     measured = sorted(
         (p.day, SLOTS.index(p.slot), p.slot, p.temperature)
@@ -148,7 +194,7 @@ def temperature_chart(
                 f'fill="{colour}" stroke="#fff" stroke-width="1.2"/>'
             )
         else:  # no temperature: a mark on the baseline (unreachable, absent, plain 正常)
-            base = TOP + plot_h - 6
+            base = pad_t + plot_h - 6
             shape = (
                 f'<path d="M{cx - 5:.1f},{base + 4:.1f} L{cx:.1f},{base - 5:.1f} '
                 f'L{cx + 5:.1f},{base + 4:.1f} Z" fill="{colour}"/>'
@@ -157,22 +203,22 @@ def temperature_chart(
         parts.append(shape + "</g>")
     if not measured:
         parts.append(
-            f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
-            'font-size="14" fill="#888">暂无体温记录</text>'
+            f'<text x="{pad_l + plot_w / 2:.1f}" y="{pad_t + plot_h / 2:.1f}" text-anchor="middle" '
+            f'font-size="{font + 3}" fill="#888">暂无体温记录</text>'
         )
-    # legend under the day labels
-    legend_y = HEIGHT - 12
-    legend_x = LEFT
-    for status in ("normal", "abnormal", "unreachable", "absent"):
-        parts.append(
-            f'<circle cx="{legend_x + 5}" cy="{legend_y - 4}" r="4.5" fill="{COLOURS[status]}"/>'
-            f'<text x="{legend_x + 14}" y="{legend_y}" font-size="11" fill="#555">'
-            f"{STATUS_CN[status]}</text>"
-        )
-        legend_x += 78
-    parts.append(
-        f'<text x="{WIDTH - RIGHT}" y="{legend_y}" text-anchor="end" font-size="11" fill="#888">'
-        "▲ 无体温的记录</text>"
-    )
+    for row_index, row in enumerate(rows):
+        base = days_y + (font + 8) * (row_index + 1)
+        for left, status, text in row:
+            if status:
+                parts.append(
+                    f'<circle cx="{left + 5}" cy="{base - font * 0.35:.1f}" r="4.5" '
+                    f'fill="{COLOURS[status]}"/>'
+                    f'<text x="{left + 14}" y="{base}" font-size="{font}" fill="#555">'
+                    f"{text}</text>"
+                )
+            else:
+                parts.append(
+                    f'<text x="{left}" y="{base}" font-size="{font}" fill="#888">{text}</text>'
+                )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -12,11 +12,12 @@ from urllib.parse import quote
 
 import sqlite_utils
 from flask import Blueprint, Response, render_template, request, send_file, url_for
+from markupsafe import Markup
 
 from bot.config import SLOTS, Config
 from bot.links import LinkError, NoKey, link_key, read_view_token
 from bot.sim import sim_now
-from bot.svg_chart import points_from_contacts, temperature_chart
+from bot.svg_chart import PHONE, WIDE, points_from_contacts, temperature_chart
 from bot.web import get_context
 from handlers import dates
 from handlers.secretary_commands import mask_phone
@@ -288,12 +289,13 @@ def subject(token: str, subject_id: str) -> str:
     history = subject_history(db, found["id"])
     start = dt.date.fromisoformat(found["start_date"])
     end = dt.date.fromisoformat(found["end_date"])
-    chart = temperature_chart(
-        points_from_contacts(history),
-        start,
-        end,
-        threshold=config.fever_threshold,
-        today=now.date(),
+    points = points_from_contacts(history)
+    # the desktop drawing and the phone one; gridwatch.css shows the one that fits
+    chart = Markup("").join(
+        temperature_chart(
+            points, start, end, threshold=config.fever_threshold, today=now.date(), size=size
+        )
+        for size in (WIDE, PHONE)
     )
     names = unit_names(db)
     return render_template(

@@ -232,3 +232,45 @@ def test_report_digest_view_and_excel(server: str, browser: object, tmp_path: Pa
     assert response is not None and response.status == 403
     assert "链接" in desk.inner_text("body")
     assert "Traceback" not in desk.content()
+
+
+# the rendered size of each of the chart's labels (CSS px): font size times the SVG's scale
+LABEL_SIZES = """svg => {
+  const scale = svg.getScreenCTM().a;
+  return [...svg.querySelectorAll('text')].map(t => ({
+    text: t.textContent,
+    px: parseFloat(getComputedStyle(t).fontSize) * scale,
+    height: t.getBoundingClientRect().height,
+  }));
+}"""
+
+
+@pytest.mark.parametrize(
+    ("viewport", "shown", "least"),
+    [(PHONE, "phone", 11), (DESKTOP, "wide", 10)],
+    ids=["phone", "desktop"],
+)
+def test_chart_labels_are_readable(
+    server: str, browser: object, tmp_path: Path, viewport: dict, shown: str, least: float
+) -> None:
+    """A person's temperature chart at phone width: every label renders at ≥ 11 CSS px."""
+    view = next(
+        line.split(": ", 1)[1]
+        for line in (tmp_path / "server.log").read_text(encoding="utf-8").splitlines()
+        if line.startswith("secretary view: ")
+    )
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.set_viewport_size(viewport)
+    page.goto(view)
+    page.click('#day-table td.name a:text-is("张三")')
+    chart = page.locator(f"svg.chart-{shown}")
+    chart.wait_for(state="visible")
+    hidden = "wide" if shown == "phone" else "phone"
+    assert not page.locator(f"svg.chart-{hidden}").is_visible()
+    labels = chart.evaluate(LABEL_SIZES)
+    texts = [label["text"] for label in labels]
+    assert "37.5" in texts and any("/" in t for t in texts) and "正常" in texts
+    small = [label for label in labels if label["px"] < least or label["height"] < least]
+    assert small == [], small
+    box = chart.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import xml.etree.ElementTree as ET
 
-from bot.svg_chart import Point, points_from_contacts, temperature_chart
+import pytest
+
+from bot.svg_chart import PHONE, WIDE, Point, Size, points_from_contacts, temperature_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 START, END = dt.date(2026, 3, 1), dt.date(2026, 3, 14)
@@ -88,3 +90,22 @@ def test_points_from_contacts() -> None:
         }
     ]
     assert points_from_contacts(rows) == [Point(dt.date(2026, 3, 2), "noon", 36.7, "normal", "")]
+
+
+@pytest.mark.parametrize("size", [WIDE, PHONE], ids=["wide", "phone"])
+@pytest.mark.parametrize("days", [1, 14, 28, 60])
+def test_every_label_fits_and_day_labels_do_not_touch(size: Size, days: int) -> None:
+    end = START + dt.timedelta(days=days - 1)
+    root = parse(temperature_chart([Point(START, "noon", 36.6, "normal")], START, end, size=size))
+    assert root.get("class") == f"chart chart-{size.name}"
+    width, height = (float(v) for v in root.get("viewBox").split()[2:])
+    assert width == size.width
+    texts = list(root.iter(f"{SVG}text"))
+    for text in texts:
+        assert float(text.get("font-size")) >= size.font
+        assert 0 <= float(text.get("x")) <= width and 0 < float(text.get("y")) <= height
+    days_x = [float(t.get("x")) for t in texts if "/" in (t.text or "")]
+    gaps = [b - a for a, b in zip(days_x, days_x[1:], strict=False)]
+    assert all(gap >= 3 * size.font for gap in gaps), gaps
+    legend = [t for t in texts if t.text in ("正常", "异常", "联系不上", "外出", "▲ 无体温的记录")]
+    assert len(legend) == 5
