@@ -107,8 +107,21 @@ def find_command(turn: Turn) -> tuple[Command, str] | None:
     return allowed[0]
 
 
-def help_text(roles: set[str], unknown: str | None = None) -> str:
+def allowed_commands(roles: set[str]) -> list[Command]:
+    """The commands these roles may use, one per name, in registry order."""
     _load_commands()
+    seen: set[str] = set()
+    allowed = []
+    for cmd in COMMANDS:
+        if cmd.roles & roles and cmd.words[0] not in seen:
+            seen.add(cmd.words[0])
+            allowed.append(cmd)
+    return allowed
+
+
+def help_text(roles: set[str], unknown: str | None = None) -> str:
+    """Only what this person may use (DESIGN §4): the example is one of their commands."""
+    commands = allowed_commands(roles)
     lines = []
     if unknown is not None:
         lines.append("没看懂这条消息。")
@@ -118,13 +131,12 @@ def help_text(roles: set[str], unknown: str | None = None) -> str:
             "有症状：王五 37.6 咳嗽 乏力；联系不上：王五未联系上；都好：全部正常",
         ]
     else:
-        lines.append("例如发送“汇总”查看今天的情况。")
+        example = next((cmd for cmd in commands if cmd.run is not show_help), None)
+        if example is not None:
+            word, _, what = example.usage.partition(" — ")
+            lines.append(f"例如发送“{word}”查看{what}。" if what else f"例如发送“{word}”。")
     lines.append("可用命令：")
-    seen = set()
-    for cmd in COMMANDS:
-        if cmd.roles & roles and cmd.words[0] not in seen:
-            seen.add(cmd.words[0])
-            lines.append(f"· {cmd.usage}")
+    lines += [f"· {cmd.usage}" for cmd in commands]
     return "\n".join(lines)
 
 

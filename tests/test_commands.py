@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import sqlite_utils
@@ -32,30 +33,46 @@ def subject(db: sqlite_utils.Database, name: str) -> dict:
     return next(db.query("SELECT * FROM subjects WHERE name = ?", [name]))
 
 
+HELP = [
+    # sender, what help offers, what it must not offer (anywhere in the text)
+    (
+        MEMBER,
+        ["上报请这样写", "名单", "撤销", "需求 张三 买菜"],
+        ["汇总", "解除", "未报", "查 张三"],
+    ),
+    (
+        SECRETARY,
+        ["汇总", "异常", "未报", "查 张三", "解除 张三", "延长 张三 7天", "办结"],
+        ["名单", "撤销", "上报请这样写"],
+    ),
+    (MONITOR, ["未报", "查 张三"], ["汇总", "异常", "解除", "延长", "办结", "名单", "撤销"]),
+    (MEDIC, ["异常", "查 张三"], ["汇总", "未报", "解除", "延长", "办结", "名单", "撤销"]),
+]
+
+
 @pytest.mark.parametrize(
-    "sender, text, expected",
-    [
-        (MEMBER, "帮助", ["上报请这样写", "名单", "撤销", "需求 张三 买菜"]),
-        (
-            SECRETARY,
-            "帮助",
-            ["汇总", "异常", "未报", "查 张三", "解除 张三", "延长 张三 7天", "办结"],
-        ),
-        (MONITOR, "帮助", ["未报", "查 张三"]),
-        (MEDIC, "帮助", ["异常", "查 张三"]),
-        (MEMBER, "？", ["名单"]),
-    ],
-    ids=["member", "secretary", "monitor", "medic", "question-mark"],
+    "sender, offered, not_offered", HELP, ids=["member", "secretary", "monitor", "medic"]
 )
-def test_help_lists_the_commands_of_the_role(say, sender: str, text: str, expected: list[str]):
+@pytest.mark.parametrize("text", ["帮助", "？", "随便说点什么"], ids=["help", "?", "unknown"])
+def test_help_offers_only_the_commands_of_the_role(
+    say, sender: str, text: str, offered: list[str], not_offered: list[str]
+) -> None:
     reply = say(sender, text)
-    for word in expected:
+    for word in offered:
         assert word in reply
+    for word in not_offered:
+        assert word not in reply
 
 
-def test_help_does_not_offer_other_roles_commands(say) -> None:
-    assert "解除" not in say(MEMBER, "帮助")
-    assert "撤销" not in say(SECRETARY, "帮助")
+@pytest.mark.parametrize("sender", [MEMBER, SECRETARY, MONITOR, MEDIC])
+def test_every_command_help_names_is_one_the_person_may_use(say, sender: str) -> None:
+    """Each “word” of the example and each · line of help runs, never 仅限…."""
+    reply = say(sender, "帮助")
+    quoted = re.findall(r"“([^”]+)”", reply)
+    listed = [line[2:].split(" — ")[0] for line in reply.splitlines() if line.startswith("· ")]
+    assert listed
+    for text in quoted + listed:
+        assert "仅限" not in say(sender, text), text
 
 
 @pytest.mark.parametrize(
