@@ -8,6 +8,7 @@ import re
 from handlers.commands import Turn, UserError, command
 from handlers.dates import day_label, time_label
 from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
+from handlers.temperature import cn_integer
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
 from storage.needs import close_need, open_needs
@@ -164,18 +165,45 @@ def release(turn: Turn) -> str:
     return f"已解除{subject['name']}的居家监测（{day_label(day)}起不再提醒联系）。"
 
 
-_DAYS = re.compile(r"^(?P<name>.+?)\s*(?P<days>\d{1,3})\s*天?$")
+# 7, 7天, 七天, 十五天, 两天, 二十一日: digits or a Chinese number from 一 to 九十九
+_DAYS = re.compile(
+    r"\s*(?P<days>\d{1,3}|[一二两三四五六七八九]?十[一二三四五六七八九]?|[一二两三四五六七八九])"
+    r"\s*[天日]?$"
+)
+
+
+def _name_and_days(turn: Turn, text: str) -> tuple[str, int] | None:
+    """The name and the days of `张三 7天` / `李四 七天` / `王五十天` (said in one breath: the
+    longest name that is on the roster wins, so 王五十天 is 王五 for ten days; with none on the
+    roster, the longest number, for the answer that names the unknown name)."""
+    splits = []
+    for start in range(len(text) - 1, 0, -1):
+        match = _DAYS.match(text, start)
+        if match and text[:start].strip():
+            days = match["days"]
+            splits.append((text[:start].strip(), int(days) if days.isdigit() else cn_integer(days)))
+
+    def on_roster(name: str) -> bool:
+        name = name.strip(" ：:，,。")
+        return bool(find_subjects_by_name(turn.ctx.db, turn.person["unit"], name))
+
+    for name, days in splits:
+        if on_roster(name):
+            return name, days
+    if not splits or on_roster(text):  # 延长 张三: a name that ends in a numeral, no days
+        return None
+    return min(splits, key=lambda split: len(split[0]))
 
 
 @command("延长", "延期", roles=SECRETARY, usage="延长 张三 7天 — 延长监测期", takes_args=True)
 def extend(turn: Turn) -> str:
-    match = _DAYS.match(turn.args.strip())
-    if not match:
+    found = _name_and_days(turn, turn.args.strip())
+    if found is None:
         raise UserError("请写明姓名和天数，例如：延长 张三 7天")
-    days = int(match["days"])
+    name, days = found
     if not 1 <= days <= 90:
         raise UserError("延长天数应在1到90天之间，例如：延长 张三 7天")
-    subject = _subject(turn, match["name"])
+    subject = _subject(turn, name)
     changes = {"days": subject["days"] + days, "status": "active", "released_on": None}
     turn.ctx.db["subjects"].update(subject["id"], changes)
     record_change(

@@ -164,6 +164,57 @@ def test_release_and_extend_change_the_period(say, loaded_db: sqlite_utils.Datab
     assert actions == ["extend", "release"]
 
 
+EXTEND = [
+    # text, subject, days added
+    ("延长 王五 7天", "王五", 7),
+    ("延长 王五 7", "王五", 7),
+    ("延长 王五 ７天", "王五", 7),  # full-width digit
+    ("延长 王五 七天", "王五", 7),
+    ("延长 李四 七天", "李四", 7),  # as the tester wrote it
+    ("延长 王五七天", "王五", 7),  # voice: the name and the days in one breath
+    ("延长王五七天", "王五", 7),
+    ("延长 王五 两天", "王五", 2),
+    ("延长 王五 一天", "王五", 1),
+    ("延长 王五 十天", "王五", 10),
+    ("延长 王五十天", "王五", 10),  # 王五 for ten days, not 王 for fifty
+    ("延长 王五 十四天", "王五", 14),
+    ("延长 王五 二十天", "王五", 20),
+    ("延长 王五 二十一日", "王五", 21),
+    ("延长 王五 三十天", "王五", 30),
+    ("延长：王五，三天", "王五", 3),
+    ("延长 张三 17天", "张三", 17),
+    ("延期 张三 九十天", "张三", 90),
+]
+
+
+@pytest.mark.parametrize(("text", "name", "days"), EXTEND, ids=[e[0] for e in EXTEND])
+def test_extend_takes_digits_or_chinese_numbers(
+    say, loaded_db: sqlite_utils.Database, text: str, name: str, days: int
+) -> None:
+    before = subject(loaded_db, name)["days"]
+    assert f"已将{name}的监测期延长{days}天" in say(SECRETARY, text)
+    assert subject(loaded_db, name)["days"] == before + days
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("延长 王五 九十一天", "延长天数应在1到90天之间"),
+        ("延长 王五 零天", "请写明姓名和天数"),
+        ("延长 王五 几天", "请写明姓名和天数"),
+        ("延长 赵六 七天", "没有名为“赵六”"),
+        ("延长 赵六 二十一天", "没有名为“赵六”"),
+        ("延长 赵六 17天", "没有名为“赵六”"),
+    ],
+)
+def test_extend_refuses_what_it_cannot_read(
+    say, loaded_db: sqlite_utils.Database, text: str, answer: str
+) -> None:
+    before = subject(loaded_db, "王五")["days"]
+    assert answer in say(SECRETARY, text)
+    assert subject(loaded_db, "王五")["days"] == before
+
+
 @pytest.mark.parametrize(
     "text",
     [
