@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from handlers.commands import Turn
 from handlers.dates import day_label
@@ -23,6 +24,50 @@ def previous_slot(day: dt.date, slot: str) -> tuple[dt.date, str]:
     return day, SLOTS[index - 1]
 
 
+@dataclass(frozen=True)
+class Unreachable:
+    """One unreachable subject of a message, and who is to be told."""
+
+    subject: str  # 张三（河西村第一网格）
+    slot: str  # 3月2日早
+    twice: bool  # unreachable in the slot before too: monitors are told, a visit is asked for
+    recipients: list[dict]
+
+
+def queue_unreachable(turn: Turn, alerts: list[Unreachable]) -> None:
+    """One `unreachable_alert` per recipient for all of a message's unreachable subjects."""
+    by_person: dict[int, tuple[dict, list[Unreachable]]] = {}
+    for alert in alerts:
+        for person in alert.recipients:
+            by_person.setdefault(person["id"], (person, []))[1].append(alert)
+    member, when = turn.person["name"], f"{turn.at:%H:%M}"
+    for person, theirs in by_person.values():
+        if len(theirs) == 1:
+            (alert,) = theirs
+            text = (
+                f"⚠ 联系不上：{alert.subject}{alert.slot}未联系上，网格员{member} {when}上报。"
+                + ("\n已连续两个时段联系不上，请上门核实。" if alert.twice else "\n请协助联系。")
+            )
+        else:
+            lines = [f"⚠ 联系不上：{len(theirs)}人未联系上，网格员{member} {when}上报："]
+            lines += [
+                f"· {a.subject}{a.slot}" + ("，已连续两个时段联系不上" if a.twice else "")
+                for a in theirs
+            ]
+            twice = any(a.twice for a in theirs)
+            lines.append("请协助联系" + ("；连续两个时段联系不上的请上门核实。" if twice else "。"))
+            text = "\n".join(lines)
+        queue_message(
+            turn.ctx.db,
+            at=turn.at,
+            person=person,
+            kind="unreachable_alert",
+            text=text,
+            inbox_id=turn.inbox_id,
+        )
+        turn.ctx.alerts_queued += 1
+
+
 def _recipients(*groups: list[dict]) -> list[dict]:
     seen: dict[int, dict] = {}
     for group in groups:
@@ -32,12 +77,19 @@ def _recipients(*groups: list[dict]) -> list[dict]:
 
 
 def alerts_for_contact(
-    turn: Turn, subject: dict, entry: Entry, result: ParseResult, previous: dict | None
+    turn: Turn,
+    subject: dict,
+    entry: Entry,
+    result: ParseResult,
+    previous: dict | None,
+    unreachable: list[Unreachable] | None = None,
 ) -> list[dict]:
     """Queue the alerts this report calls for; return the people alerted.
 
     A report that repeats the state already on record for the same slot (a correction of the
-    temperature, say) does not alert again: nobody is nagged twice for one event.
+    temperature, say) does not alert again: nobody is nagged twice for one event. An
+    unreachable subject is added to `unreachable` when given, for `queue_unreachable` to tell
+    each recipient once about all of a message's unreachable subjects.
     """
     if entry.status == "normal":
         return []
@@ -62,15 +114,16 @@ def alerts_for_contact(
         )
         recipients = _recipients(secretaries, medics_for(db, subject["unit"]))
     elif entry.status == "unreachable":
-        kind = "unreachable_alert"
         day, slot_before = previous_slot(result.date, result.slot)
         before = current_contact(db, subject["id"], day, slot_before)
         twice = before is not None and before["status"] == "unreachable"
-        text = (
-            f"⚠ 联系不上：{subject['name']}（{where}）{slot}未联系上，网格员{member} {when}上报。"
-            + ("\n已连续两个时段联系不上，请上门核实。" if twice else "\n请协助联系。")
-        )
         recipients = _recipients(secretaries, monitors_for(db, subject["unit"]) if twice else [])
+        alert = Unreachable(f"{subject['name']}（{where}）", slot, twice, recipients)
+        if unreachable is None:
+            queue_unreachable(turn, [alert])
+        else:
+            unreachable.append(alert)  # told once per message, with the others (the caller)
+        return recipients
     else:
         kind = "absent_alert"
         text = (

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from sqlite_utils import Database
 
-from handlers.alerts import alerts_for_contact
+from handlers.alerts import Unreachable, alerts_for_contact, queue_unreachable
 from handlers.commands import Turn
 from handlers.dates import day_label
 from handlers.names import NameIndex
@@ -188,12 +188,16 @@ def _namesakes_asked(
 
 def apply_reports(turn: Turn, plans: list[ReportPlan]) -> tuple[str, str]:
     """Apply each slot's plan; one reply for the whole message."""
-    answers = [apply_report(turn, plan) for plan in plans]
+    unreachable: list[Unreachable] = []
+    answers = [apply_report(turn, plan, unreachable) for plan in plans]
+    queue_unreachable(turn, unreachable)  # one alert per recipient, all slots of the message
     outcome = "problem" if any(outcome == "problem" for outcome, _ in answers) else "ok"
     return outcome, "\n".join(reply for _, reply in answers)
 
 
-def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
+def apply_report(
+    turn: Turn, plan: ReportPlan, unreachable: list[Unreachable] | None = None
+) -> tuple[str, str]:
     """Record the planned contacts and alerts (inside the caller's transaction)."""
     db = turn.ctx.db
     result, by_name = plan.result, plan.by_name
@@ -241,7 +245,7 @@ def apply_report(turn: Turn, plan: ReportPlan) -> tuple[str, str]:
     for entry, subject, previous in entries:
         if subject["id"] in superseded:
             continue  # what is on record now is what anyone is told about
-        people = alerts_for_contact(turn, subject, entry, result, previous)
+        people = alerts_for_contact(turn, subject, entry, result, previous, unreachable)
         if people:
             alerted.append(f"已通知{'、'.join(p['name'] for p in people)}（{entry.name}）")
     outcome = "problem" if result.problems else "ok"

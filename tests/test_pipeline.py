@@ -149,6 +149,58 @@ def test_unreachable_alerts_secretary_then_monitors_on_the_second_slot(
     assert "连续两个时段" in last["text"]
 
 
+def unreachable_alerts(db: sqlite_utils.Database, since: int = 0) -> list[tuple[str, str]]:
+    return [
+        (row["person"], row["text"])
+        for row in db.query(
+            "SELECT person, text FROM outbox WHERE kind = 'unreachable_alert' AND id > ?"
+            " ORDER BY id",
+            [since],
+        )
+    ]
+
+
+ONE_ALERT_EACH = [
+    # earlier messages (text, hour), the message, {recipient: (subjects listed, visit asked)}
+    ([], "张三未联系上，李四联系不上，王五 36.5", {"陈志刚": (["张三", "李四"], False)}),
+    ([], "张三、李四、罗娟都联系不上", {"陈志刚": (["张三", "李四", "罗娟"], False)}),
+    ([], "早：张三未联系上\n中：李四未联系上", {"陈志刚": (["张三", "李四"], False)}),
+    (
+        [("罗娟未联系上", 8)],  # the morning: 罗娟 is unreachable two slots running at noon
+        "罗娟 电话不通，张三 关机",
+        {"陈志刚": (["罗娟", "张三"], True), "刘敏": (["罗娟"], True)},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("before", "text", "told"),
+    ONE_ALERT_EACH,
+    ids=["two-of-three", "three-together", "two-slots", "twice-for-monitors"],
+)
+def test_unreachable_subjects_of_one_message_make_one_alert_per_recipient(
+    chat: Chat,
+    loaded_db: sqlite_utils.Database,
+    before: list[tuple[str, int]],
+    text: str,
+    told: dict[str, tuple[list[str], bool]],
+) -> None:
+    for earlier, hour in before:
+        chat("lianghong", earlier, at=MORNING.replace(hour=hour))
+    since = loaded_db.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0]
+    handled = chat("lianghong", text, at=MORNING.replace(hour=12, minute=20))
+    sent = unreachable_alerts(loaded_db, since)
+    assert [person for person, _ in sent] == list(told)  # one each
+    for person, message in sent:
+        names, visit = told[person]
+        assert all(name in message for name in names)
+        assert ("上门核实" in message) == visit
+        if len(names) > 1:
+            assert message.startswith(f"⚠ 联系不上：{len(names)}人未联系上，网格员梁红 12:20上报：")
+            assert message.count("\n· ") == len(names)
+    assert "已通知陈志刚" in handled.reply
+
+
 def test_absent_alerts_secretary_and_monitors(chat: Chat, loaded_db: sqlite_utils.Database) -> None:
     chat("lianghong", "老王 不在家")
     assert alerts(loaded_db) == [("absent_alert", "陈志刚"), ("absent_alert", "刘敏")]
