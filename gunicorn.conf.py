@@ -1,6 +1,5 @@
 """Read by gunicorn started in the checkout (`gunicorn -w 2 'bot:create_app()'`); elsewhere
-give `-c python:bot.gunicorn_hooks`, the same hooks."""
+give `-c python:bot.gunicorn_hooks`, the same settings."""
 
-from bot.gunicorn_hooks import logger_class, post_worker_init, worker_exit
-
-__all__ = ["logger_class", "post_worker_init", "worker_exit"]
+from bot.gunicorn_hooks import *  # noqa: F403
+from bot.gunicorn_hooks import __all__  # noqa: F401

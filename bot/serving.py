@@ -19,7 +19,8 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # a setting this gunicorn does not have is left out
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         return self.application
@@ -78,5 +79,6 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000, threads: int = 
             "logger_class": zone_logger(app.config["GRIDWATCH"].tz),
             "post_worker_init": settle_worker,
             "worker_exit": worker_exit,
+            "control_socket_disable": True,  # see bot.gunicorn_hooks
         },
     ).run()
