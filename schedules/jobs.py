@@ -10,6 +10,7 @@ writes what they send in short transactions. Each returns how many messages it s
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -268,21 +269,31 @@ def digest(
     return sent
 
 
-def release_text(lines: list[str], released_on: dt.date) -> str:
-    return "\n".join(
-        [
-            f"【期满解除】以下 {len(lines)} 位监测对象监测期满，"
-            f"{day_label(released_on)}起解除居家监测，无需再每日联系：",
-            *lines,
-        ]
-    )
+def release_text(by_day: dict[dt.date, list[str]]) -> str:
+    """One notice for every release a run records for one person, grouped by release date
+    when a catch-up covers several days."""
+    count = sum(len(lines) for lines in by_day.values())
+    if len(by_day) == 1:
+        [(released_on, lines)] = by_day.items()
+        return "\n".join(
+            [
+                f"【期满解除】以下 {count} 位监测对象监测期满，"
+                f"{day_label(released_on)}起解除居家监测，无需再每日联系：",
+                *lines,
+            ]
+        )
+    parts = [f"【期满解除】以下 {count} 位监测对象监测期满，已解除居家监测，无需再每日联系："]
+    for released_on, lines in sorted(by_day.items()):
+        parts += [f"{day_label(released_on)}起解除：", *lines]
+    return "\n".join(parts)
 
 
 def release(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime) -> int:
     """Record every release whose period ended before today and was not yet recorded.
 
     Each subject becomes 'released' from the day after its last day (audited); its members
-    and its village's secretaries get one `release` message per release date.
+    and its village's secretaries get one `release` message each, for all the subjects the
+    run released (a catch-up after downtime: grouped by release date, in one message).
     """
     today = now.date()
     ended = list(
@@ -304,7 +315,8 @@ def release(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datet
         [today.isoformat()],
     ):
         members[subject_id].append(person_id)
-    notices: dict[tuple[int, dt.date], list[str]] = defaultdict(list)
+    notices: dict[int, dict[dt.date, list[str]]] = defaultdict(lambda: defaultdict(list))
+    released: dict[int, list[int]] = defaultdict(list)
     for subject in ended:
         last = dt.date.fromisoformat(subject["end_date"])
         released_on = last + dt.timedelta(days=1)
@@ -329,19 +341,24 @@ def release(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datet
         to = [pid for pid in members[subject["id"]] if pid in people]
         to += [p["id"] for p in secretaries.get(village or "", []) if p["id"] not in to]
         for person_id in to:
-            notices[(person_id, released_on)].append(line)
+            notices[person_id][released_on].append(line)
+            released[person_id].append(subject["id"])
     sent = 0
-    for (person_id, released_on), lines in sorted(notices.items()):
+    for person_id, by_day in sorted(notices.items()):
         person = people[person_id]
         sent += _send_once(
             send,
             person,
             "release",
-            release_text(lines, released_on),
+            release_text(by_day),
             target=person_target(person),
-            # keyed on the run's day too: a subject imported late may be released (on an
-            # earlier date) by a later run, and its notice must still go out
+            # one notice per person and run, however many days a catch-up covers; keyed on
+            # the subjects too: a second run the same day (a late import) announces its own
             day=today,
-            slot=released_on.isoformat(),
+            slot=_subjects_key(released[person_id]),
         )
     return sent
+
+
+def _subjects_key(subject_ids: list[int]) -> str:
+    return hashlib.sha1(",".join(map(str, sorted(subject_ids))).encode()).hexdigest()[:16]

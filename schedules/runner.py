@@ -179,6 +179,16 @@ def _record_once(db: sqlite_utils.Database, job: DueJob, run: JobRun, now: dt.da
     return True
 
 
+def _covered(
+    db: sqlite_utils.Database, job: DueJob, last: dt.datetime | None, now: dt.datetime
+) -> JobRun | None:
+    """A release missed on an earlier day: the latest one due releases every period ended
+    before it, with its own date, and tells each person once (not once per past day)."""
+    detail = f"covered by the release due {_stamp(last) if last else '?'}"
+    run = JobRun(job.name, job.due, "skipped", detail)
+    return run if _record_once(db, job, run, now) else None
+
+
 def run_job(
     db: sqlite_utils.Database, config: Config, job: DueJob, now: dt.datetime
 ) -> JobRun | None:
@@ -236,11 +246,14 @@ def run_due(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> list
         )
         start = max(first_day, min(latest, now) - dt.timedelta(days=1))
     runs: list[JobRun] = []
-    for job in due_jobs(config, start, now):
-        if (job.name, _stamp(job.due)) in done:
-            continue
+    due = [job for job in due_jobs(config, start, now) if (job.name, _stamp(job.due)) not in done]
+    last_release = max((job.due for job in due if job.name == "release"), default=None)
+    for job in due:
         try:
-            run = run_job(db, config, job, now)
+            if job.name == "release" and job.due != last_release:
+                run = _covered(db, job, last_release, now)
+            else:
+                run = run_job(db, config, job, now)
         except Exception as error:  # a failed job is not recorded, so the next tick retries it
             log.exception("job %s due %s failed", job.name, _stamp(job.due))
             run = JobRun(job.name, job.due, "failed", f"{type(error).__name__}: {error}")

@@ -284,14 +284,15 @@ def test_release_catches_up_every_ended_period(loaded_db: sqlite_utils.Database)
         "唐伟": "2026-03-09",
         "彭涛": "2026-03-09",
     }
-    # one message per recipient and release date
-    secretary = [text for person, _, text, _ in sink.sent if person == "陈志刚"]
-    assert [text.splitlines()[0].split("，")[0] for text in secretary] == [
-        "【期满解除】以下 1 位监测对象监测期满",
-        "【期满解除】以下 2 位监测对象监测期满",
-        "【期满解除】以下 3 位监测对象监测期满",
-    ]
-    assert "3月9日起解除" in secretary[-1]
+    # one message per recipient for the whole catch-up, grouped by release date
+    [secretary] = [text for person, _, text, _ in sink.sent if person == "陈志刚"]
+    lines = secretary.splitlines()
+    assert lines[0] == "【期满解除】以下 6 位监测对象监测期满，已解除居家监测，无需再每日联系："
+    headings = [line for line in lines if line.endswith("起解除：")]
+    assert headings == ["3月2日起解除：", "3月8日起解除：", "3月9日起解除："]
+    assert lines.index("3月9日起解除：") < lines.index(next(x for x in lines if "彭涛" in x))
+    assert len({person for person, *_ in sink.sent}) == len(sink.sent)
+    assert jobs.release(loaded_db, Config(), sink, when) == 0
 
 
 def test_release_leaves_subjects_whose_last_day_is_today(loaded_db: sqlite_utils.Database) -> None:

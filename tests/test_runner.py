@@ -115,12 +115,21 @@ def test_release_always_catches_up(loaded_db: sqlite_utils.Database) -> None:
     # down from 20:31 on 3/2 until noon on 3/9
     done = run_due(loaded_db, Config(), at(12, 30, dt.date(2026, 3, 9)))
     ran = [(r.job, r.due.day) for r in done if r.outcome == "ran"]
-    assert ran == [("release", day) for day in range(3, 10)] + [("prompt:noon", 9)]
-    assert len([r for r in done if r.outcome == "skipped"]) == 6 * 11 + 4
+    assert ran == [("release", 9), ("prompt:noon", 9)]  # the last release covers them all
+    covered = [r.due.day for r in done if r.detail.startswith("covered by the release")]
+    assert covered == list(range(3, 9))
+    assert len([r for r in done if r.outcome == "skipped"]) == 6 * 11 + 4 + 6
     released = dict(
         loaded_db.execute("SELECT name, released_on FROM subjects WHERE status = 'released'")
     )
     assert released["高远"] == "2026-03-09"  # recorded by the 3/9 run, dated by its period
+    assert released["杨桂芳"] == "2026-03-08"  # dated by its own period, not the run
+    # each person told once for the whole gap (DESIGN §2), not once per past day
+    notices = loaded_db.execute(
+        "SELECT person, count(*) FROM outbox WHERE kind = 'release' AND at LIKE '2026-03-09%'"
+        " GROUP BY person"
+    ).fetchall()
+    assert notices and {count for _, count in notices} == {1}
 
 
 def test_messages_are_delivered_after_the_jobs(loaded_db: sqlite_utils.Database) -> None:
