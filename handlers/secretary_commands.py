@@ -12,6 +12,7 @@ from handlers.temperature import cn_integer
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
 from storage.needs import close_need, open_needs
+from storage.outbox import queue_message
 from storage.subjects import find_subjects_by_name, subject_members, unit_subjects
 from storage.units import descendants
 
@@ -162,7 +163,12 @@ def release(turn: Turn) -> str:
         {"status": subject["status"]},
         {"status": "released", "released_on": day.isoformat()},
     )
-    return f"已解除{subject['name']}的居家监测（{day_label(day)}起不再提醒联系）。"
+    told = _tell_members(
+        turn,
+        subject,
+        f"【解除监测】{subject['name']}经村书记确认，{day_label(day)}起解除居家监测，无需再联系。",
+    )
+    return f"已解除{subject['name']}的居家监测（{day_label(day)}起不再提醒联系）。{told}"
 
 
 # 7, 7天, 七天, 十五天, 两天, 二十一日: digits or a Chinese number from 一 to 九十九
@@ -217,7 +223,35 @@ def extend(turn: Turn) -> str:
         changes,
     )
     end = dt.date.fromisoformat(subject["start_date"]) + dt.timedelta(days=changes["days"] - 1)
-    return f"已将{subject['name']}的监测期延长{days}天，至{day_label(end)}。"
+    told = _tell_members(
+        turn,
+        subject,
+        f"【延长监测】{subject['name']}的监测期延长{days}天，至{day_label(end)}，请继续每日三次联系。",
+    )
+    return f"已将{subject['name']}的监测期延长{days}天，至{day_label(end)}。{told}"
+
+
+def _tell_members(turn: Turn, subject: dict, text: str) -> str:
+    """The subject's members hear of a release or an extension at once (kind `release`),
+    so none keeps reporting, or stops, on a list that changed; what the secretary is told."""
+    members = [
+        member
+        for member in subject_members(turn.ctx.db, subject["id"])
+        if member["active"] and member["id"] != turn.person["id"]
+    ]
+    for member in members:
+        queue_message(
+            turn.ctx.db,
+            at=turn.at,
+            person=member,
+            kind="release",
+            text=text,
+            inbox_id=turn.inbox_id,
+        )
+    turn.ctx.alerts_queued += len(members)
+    if not members:
+        return ""
+    return f"已通知网格员{'、'.join(member['name'] for member in members)}。"
 
 
 @command("需求", "需求清单", roles=SECRETARY, usage="需求 — 未办结的需求", takes_args=True)

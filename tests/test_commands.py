@@ -164,6 +164,23 @@ def test_release_and_extend_change_the_period(say, loaded_db: sqlite_utils.Datab
     assert actions == ["extend", "release"]
 
 
+def test_release_and_extend_are_told_to_the_subjects_members(
+    say, loaded_db: sqlite_utils.Database
+) -> None:
+    """DESIGN §2: the member hears it at once, and stops (or goes on) reporting."""
+    assert say(SECRETARY, "解除 张三").endswith("已通知网格员梁红。")
+    assert "已通知网格员" in say(SECRETARY, "延长 王五 7天")
+    told = loaded_db.execute(
+        "SELECT person, kind, text, status FROM outbox WHERE kind = 'release' ORDER BY id"
+    ).fetchall()
+    assert [(person, kind) for person, kind, _, _ in told] == [
+        ("梁红", "release"),
+        ("梁红", "release"),
+    ]
+    assert "张三" in told[0][2] and "3月2日起解除居家监测" in told[0][2]
+    assert "王五的监测期延长7天，至3月18日" in told[1][2]
+
+
 EXTEND = [
     # text, subject, days added
     ("延长 王五 7天", "王五", 7),
