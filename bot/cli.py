@@ -404,7 +404,8 @@ def parse(
         click.echo(f"  ? {problem.reason}: {problem.text}{candidates}")
 
 
-from bot.cli_routine import digest, tick  # noqa: E402
+from bot.cli_routine import digest, purge, tick  # noqa: E402
 
 cli.add_command(tick)
 cli.add_command(digest)
+cli.add_command(purge)

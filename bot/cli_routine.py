@@ -62,3 +62,20 @@ def digest(
         print_json(found)
     else:
         click.echo(digest_text(found, view_link(ctx.db, ctx.config, unit, day, now)))
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would be erased.")
+@click.option("--at", "at_text", metavar="TIME", help="As of TIME (default: now).")
+@common_options
+def purge(ctx: Context, dry_run: bool, at_text: str | None) -> None:
+    """Erase personal data past retention_days (DESIGN §6): subjects' phones and addresses,
+    the text of messages about them; counts, reports, digests and the audit trail stay.
+    The 00:05 release job does the same every day."""
+    from storage.purge import purge as erase
+
+    today = time_option(at_text, ctx).date()
+    done = erase(ctx.db, today, ctx.config.retention_days, dry_run=dry_run)
+    click.echo(done.summary(dry_run))
+    if dry_run and done.names:
+        click.echo("subjects: " + "、".join(done.names))

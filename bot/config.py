@@ -55,6 +55,7 @@ class Config:
     categories: tuple[str, ...] = DEFAULT_CATEGORIES
     grace_minutes: int = 60
     link_days: int = 7
+    retention_days: int = 30  # personal data kept after a monitoring period ends (DESIGN §6)
     public_url: str = "http://127.0.0.1:5000"
     secret_key: str = ""  # none: the key kept with the database signs links (bot/links.py)
     slots: Mapping[str, SlotTimes] = field(
@@ -203,6 +204,7 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         "categories",
         "grace_minutes",
         "link_days",
+        "retention_days",
         "public_url",
         "secret_key",
         "schedule",
@@ -227,6 +229,8 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         values["grace_minutes"] = _number("grace_minutes", data["grace_minutes"], int, 0, 1440)
     if "link_days" in data:
         values["link_days"] = _number("link_days", data["link_days"], int, 1, 365)
+    if "retention_days" in data:
+        values["retention_days"] = _number("retention_days", data["retention_days"], int, 1, 3650)
     if "categories" in data:
         categories = data["categories"]
         if not isinstance(categories, list) or not categories:

@@ -2,7 +2,8 @@
 
 A job is done once per (name, due), recorded in `job_runs`. Jobs missed less than the grace
 time ago are caught up; older ones are recorded as skipped, except `release`, which always
-runs.
+runs (missed on several days, it runs once, for all of them). After its releases it erases
+the personal data past `retention_days` (storage/purge.py), in short transactions of its own.
 
 A job only reads; what it sends is written afterwards in short transactions of
 `WRITE_BATCH` messages, each message with its idempotency key, then the job's record. So a
@@ -35,6 +36,7 @@ from bot.config import SLOTS, Config
 from schedules import jobs
 from storage.db import transaction
 from storage.outbox import claimed, queue_send
+from storage.purge import purge
 
 log = logging.getLogger("gridwatch.schedule")
 
@@ -214,8 +216,12 @@ def run_job(
                 return None
             sent = Collected(db, now)
             job.run(db, config, sent, job.due)
-            run = JobRun(job.name, job.due, "ran", f"{sent.write(db, job.due, now)} queued")
-            _record(db, run, now)
+            detail = f"{sent.write(db, job.due, now)} queued"
+            _record(db, JobRun(job.name, job.due, "ran", detail), now)
+        purged = purge(db, job.due.date(), config.retention_days).subjects
+        if purged:
+            detail += f", personal data of {purged} subjects erased"
+        run = JobRun(job.name, job.due, "ran", detail)
     else:
         sent = Collected(db, now)
         job.run(db, config, sent, job.due)  # reads only

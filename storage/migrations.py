@@ -227,6 +227,13 @@ SCHEMA_7 = [
 ]
 
 
+# 8: personal data has an end (storage/purge.py): when a subject's phone, address and messages
+# were erased
+def _purged_on(db: sqlite_utils.Database) -> None:
+    if "purged_on" not in db["subjects"].columns_dict:
+        db.execute("ALTER TABLE subjects ADD COLUMN purged_on TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
@@ -235,4 +242,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _secret_key,
     _apply(SCHEMA_6),
     _apply(SCHEMA_7),
+    _purged_on,
 ]

@@ -14,6 +14,7 @@ import sqlite_utils
 
 from storage.audit import record_change
 from storage.db import fetch_all, insert_row, transaction, update_row
+from storage.purge import PERSONAL
 from storage.roster_file import SHEETS, Row, read_roster
 from storage.units import get_unit
 
@@ -627,6 +628,9 @@ class _Writer:
     def subject(self, subject: dict[str, Any]) -> tuple[dict, dict | None, dict, list, list]:
         record = {k: v for k, v in subject.items() if k != "members"}
         existing = _find_existing(self.db, "subjects", record)
+        if existing is not None and existing.get("purged_on"):
+            # erased after its retention (storage/purge.py): the file does not bring it back
+            record = {k: v for k, v in record.items() if k not in PERSONAL}
         wanted = [self.person_ids[key] for key in subject["members"]]
         current = []
         if existing is not None:

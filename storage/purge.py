@@ -1,0 +1,144 @@
+"""Personal data has an end (DESIGN §6): `retention_days` after a subject's period ended, its
+phone and address, the raw text of the messages about it (and what was said back about
+them), its needs' wording and the personal fields in its audit trail are erased. Counts,
+reports, digests, statuses and the audit trail itself stay.
+
+A subject is purged once (`subjects.purged_on`). Work goes in transactions of BATCH subjects,
+so a county's first purge never holds the write lock for long; a crash part-way leaves the
+batches done, and the next run does the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from storage.db import fetch_all, transaction
+
+BATCH = 200
+PERSONAL = ("phone", "address")  # the subject's fields that go; its name stays in the records
+
+# the last day of a subject's period: its end date, or the day before an early release
+_ENDED = "min(s.end_date, coalesce(date(s.released_on, '-1 day'), s.end_date))"
+
+
+@dataclass
+class Purged:
+    cutoff: dt.date  # periods that ended before this day are purged
+    subjects: int = 0
+    messages: int = 0
+    replies: int = 0
+    needs: int = 0
+    audit: int = 0
+    names: list[str] = field(default_factory=list)
+
+    def summary(self, dry_run: bool) -> str:
+        verb = "would erase" if dry_run else "erased"
+        return (
+            f"periods ended before {self.cutoff.isoformat()}: {self.subjects} subjects; {verb}"
+            f" phones and addresses, the text of {self.messages} messages and {self.replies}"
+            f" outbound messages about them, {self.needs} needs' wording, personal fields of"
+            f" {self.audit} audit rows"
+        )
+
+
+def purge(
+    db: sqlite_utils.Database, today: dt.date, retention_days: int, *, dry_run: bool = False
+) -> Purged:
+    """Erase the personal data of every subject whose period ended more than
+    `retention_days` before `today` (with `dry_run`, only count what would go)."""
+    cutoff = today - dt.timedelta(days=retention_days)
+    due = [
+        (row["id"], row["name"])
+        for row in fetch_all(
+            db,
+            f"SELECT s.id, s.name FROM subjects s WHERE s.purged_on IS NULL AND {_ENDED} < ?"
+            " ORDER BY s.id",
+            [cutoff.isoformat()],
+        )
+    ]
+    result = Purged(cutoff, subjects=len(due), names=[name for _, name in due])
+    for start in range(0, len(due), BATCH):
+        ids = [subject_id for subject_id, _ in due[start : start + BATCH]]
+        if dry_run:
+            _count(db, ids, result)
+        else:
+            with transaction(db):
+                _count(db, ids, result)
+                _erase(db, ids, today)
+    return result
+
+
+def _messages(db: sqlite_utils.Database, ids: list[int]) -> list[int]:
+    """Inbound messages about these subjects and about no subject still kept."""
+    marks = ",".join("?" * len(ids))
+    return [
+        row[0]
+        for row in db.execute(
+            f"""SELECT DISTINCT c.inbox_id FROM contacts c WHERE c.subject_id IN ({marks})
+                AND c.inbox_id IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM contacts o JOIN subjects s ON s.id = o.subject_id
+                    WHERE o.inbox_id = c.inbox_id AND s.purged_on IS NULL
+                    AND s.id NOT IN ({marks}))""",
+            [*ids, *ids],
+        )
+    ]
+
+
+def _count(db: sqlite_utils.Database, ids: list[int], result: Purged) -> None:
+    marks = ",".join("?" * len(ids))
+    messages = _messages(db, ids)
+    result.messages += len(messages)
+    if messages:
+        inbox_marks = ",".join("?" * len(messages))
+        result.replies += db.execute(
+            f"SELECT count(*) FROM outbox WHERE inbox_id IN ({inbox_marks})", messages
+        ).fetchone()[0]
+    result.needs += db.execute(
+        f"SELECT count(*) FROM needs WHERE subject_id IN ({marks})", ids
+    ).fetchone()[0]
+    result.audit += db.execute(
+        f"SELECT count(*) FROM audit WHERE entity = 'subjects' AND entity_id IN ({marks})",
+        [str(i) for i in ids],
+    ).fetchone()[0]
+
+
+def _erase(db: sqlite_utils.Database, ids: list[int], today: dt.date) -> None:
+    marks = ",".join("?" * len(ids))
+    messages = _messages(db, ids)
+    if messages:
+        inbox_marks = ",".join("?" * len(messages))
+        db.execute(
+            f"UPDATE inbox SET text = '', raw = '', reply = '' WHERE id IN ({inbox_marks})",
+            messages,
+        )
+        db.execute(f"UPDATE outbox SET text = '' WHERE inbox_id IN ({inbox_marks})", messages)
+    db.execute(f"UPDATE needs SET text = '' WHERE subject_id IN ({marks})", ids)
+    for row in fetch_all(
+        db,
+        f"SELECT id, before, after FROM audit WHERE entity = 'subjects' AND entity_id IN ({marks})",
+        [str(i) for i in ids],
+    ):
+        db.execute(
+            "UPDATE audit SET before = ?, after = ? WHERE id = ?",
+            [_without_personal(row["before"]), _without_personal(row["after"]), row["id"]],
+        )
+    db.execute(
+        f"UPDATE subjects SET phone = NULL, address = '', purged_on = ? WHERE id IN ({marks})",
+        [today.isoformat(), *ids],
+    )
+
+
+def _without_personal(recorded: str | None) -> str | None:
+    if not recorded:
+        return recorded
+    values = json.loads(recorded)
+    if not isinstance(values, dict):
+        return recorded
+    for key in PERSONAL:
+        if key in values:
+            values[key] = None
+    return json.dumps(values, ensure_ascii=False)
