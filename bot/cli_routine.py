@@ -48,14 +48,17 @@ def tick(ctx: Context, at_text: str | None) -> None:
 def digest(
     ctx: Context, unit: str, date_text: str | None, report: int | None, as_json: bool
 ) -> None:
-    """A unit's digest: the text the secretary receives, or its JSON."""
+    """A unit's digest: the text the secretary receives, or its JSON. A report the
+    schedule sent is shown as it was sent."""
     from bot.links import view_link
     from schedules.digest import UnknownUnit, build_digest, digest_text
+    from storage.digests import sent_digest
 
     day = day_option(date_text, ctx)
     now = time_option(None, ctx)
+    found = sent_digest(ctx.db, unit, day, report) if report is not None else None
     try:
-        found = build_digest(ctx.db, ctx.config, unit, day, report, now)
+        found = found or build_digest(ctx.db, ctx.config, unit, day, report, now)
     except UnknownUnit:
         raise click.BadParameter(f"unknown unit {unit!r}", param_hint="--unit") from None
     if as_json:

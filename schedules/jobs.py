@@ -252,9 +252,12 @@ def digest(
     data = load_day(db, config, day, as_of, units=tree)
     digests = digests_for(data, config, sorted(recipients), report, as_of)
     sent = 0
+    keep = getattr(send, "keep", None)  # the runner keeps each digest as sent
     for code, found in digests.items():
         if not (found["active"] or found["released_today"] or found["needs"]):
             continue
+        if keep is not None:
+            keep(code, day, report, found)
         text = digest_text(found, view_link(db, config, code, day, now))
         for person in recipients[code]:
             sent += _send_once(

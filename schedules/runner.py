@@ -35,6 +35,7 @@ from bot.channels import channel_for, deliver_pending
 from bot.config import SLOTS, Config
 from schedules import jobs
 from storage.db import transaction
+from storage.digests import keep_digest
 from storage.outbox import claimed, queue_send
 from storage.purge import purge
 
@@ -127,6 +128,11 @@ class Collected:
         self.db, self.now = db, now
         self.messages: list[Outgoing] = []
         self.keys: set[str] = set()
+        self.digests: list[tuple[str, dt.date, int, dict]] = []
+
+    def keep(self, unit: str, day: dt.date, report: int, digest: dict) -> None:
+        """A digest as sent, kept with the messages (the first one kept stays)."""
+        self.digests.append((unit, day, report, digest))
 
     def __call__(self, person: dict, kind: str, text: str, key: str) -> bool:
         if key in self.keys or claimed(self.db, key, self.now):
@@ -138,6 +144,10 @@ class Collected:
     def write(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
         """Queue every message not sent before, WRITE_BATCH per transaction; how many."""
         queued = 0
+        for start in range(0, len(self.digests), WRITE_BATCH):
+            with transaction(db):
+                for unit, day, report, digest in self.digests[start : start + WRITE_BATCH]:
+                    keep_digest(db, unit, day, report, digest, now)
         for start in range(0, len(self.messages), WRITE_BATCH):
             with transaction(db):
                 for message in self.messages[start : start + WRITE_BATCH]:

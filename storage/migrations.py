@@ -234,6 +234,20 @@ def _purged_on(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE subjects ADD COLUMN purged_on TEXT")
 
 
+# 9: each digest as the job computed and sent it, so `gridwatch digest --report N` asked
+# later shows what the secretary was told, not today's statuses
+SCHEMA_9 = [
+    """CREATE TABLE digests_sent (
+        unit TEXT NOT NULL,
+        date TEXT NOT NULL,
+        report INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (unit, date, report)
+    )""",
+]
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
@@ -243,4 +257,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_6),
     _apply(SCHEMA_7),
     _purged_on,
+    _apply(SCHEMA_9),
 ]

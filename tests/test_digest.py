@@ -364,3 +364,23 @@ def test_digests_end_on_a_unit_cycle_stored_by_hand(cyclic_db: sqlite_utils.Data
     run_job(cyclic_db, config, job, job.due)
     sent = cyclic_db.execute("SELECT count(*) FROM outbox WHERE kind = 'digest'").fetchone()[0]
     assert sent > 0
+
+
+def test_a_report_asked_for_later_shows_what_was_sent(
+    loaded_db: sqlite_utils.Database, run_cli: Callable[..., object]
+) -> None:
+    """The 10:30 digest went out with 张三's need open; at 11:00 the secretary closes it and
+    the roster file moves 李四 to another category. Asked for later, report 1 is what the
+    secretary got, not what the record says now."""
+    from schedules.runner import run_due
+
+    said = run_cli("say", "--from", "lianghong", "--at", "2026-03-02T09:00", "需求 张三 买菜")
+    assert said.exit_code == 0, said.output
+    run_due(loaded_db, Config(), at(10, 31))
+    said = run_cli("say", "--from", "chenzhigang", "--at", "2026-03-02T11:00", "办结 1")
+    assert said.exit_code == 0, said.output
+    loaded_db.execute("UPDATE subjects SET category = '涉鄂人员' WHERE name = '李四'")
+    asked = run_cli("digest", "--unit", "HX", "--date", "2026-03-02", "--report", "1", "--json")
+    sent = json.loads(asked.output)
+    assert [need["subject"] for need in sent["needs"]] == ["张三"]
+    assert build_digest(loaded_db, Config(), "HX", DAY, 1, at(23)) != sent
