@@ -237,7 +237,7 @@ def _purged_on(db: sqlite_utils.Database) -> None:
 # 9: each digest as the job computed and sent it, so `gridwatch digest --report N` asked
 # later shows what the secretary was told, not today's statuses
 SCHEMA_9 = [
-    """CREATE TABLE digests_sent (
+    """CREATE TABLE IF NOT EXISTS digests_sent (
         unit TEXT NOT NULL,
         date TEXT NOT NULL,
         report INTEGER NOT NULL,
