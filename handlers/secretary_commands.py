@@ -7,14 +7,15 @@ import re
 
 from handlers.commands import Turn, UserError, command
 from handlers.dates import day_label, time_label
+from handlers.names import NameIndex
 from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
 from handlers.temperature import cn_integer
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
 from storage.needs import close_need, open_needs
 from storage.outbox import queue_message
-from storage.subjects import find_subjects_by_name, subject_members, unit_subjects
-from storage.units import descendants
+from storage.subjects import find_subjects_by_name, subject_members, subject_names, unit_subjects
+from storage.units import descendants, get_unit, village_of, villages_under
 
 SLOTS = ("morning", "noon", "evening")
 SECRETARY = {"secretary"}
@@ -27,12 +28,41 @@ def mask_phone(phone: str | None) -> str:
 
 
 def _subject(turn: Turn, name: str) -> dict:
+    """The subject a command names, matched as reports match names (homophones, courtesy
+    forms). Above one village, namesakes are listed with their village to pick from, and a
+    village's name before the name picks one (查 河东村张三)."""
     name = name.strip(" ：:，,。")
+    command = turn.text.split()[0] if turn.text else "查"
     if not name:
-        raise UserError(f"请写上姓名，例如：{turn.text.split()[0] if turn.text else '查'} 张三")
-    found = find_subjects_by_name(turn.ctx.db, turn.person["unit"], name)
+        raise UserError(f"请写上姓名，例如：{command} 张三")
+    db, scope = turn.ctx.db, turn.person["unit"]
+    for village in villages_under(db, scope):
+        if name.startswith(village["name"]) and len(name) > len(village["name"]):
+            scope, name = village["code"], name[len(village["name"]) :]
+            break
+    found = find_subjects_by_name(db, scope, name)
     if not found:
-        raise UserError(f"本村没有名为“{name}”的监测对象，请核对姓名，例如：查 张三")
+        heard = NameIndex(subject_names(db, scope), ()).resolve(name)
+        if heard is not None and heard.name is None:
+            raise UserError(
+                f"“{name}”可能是：{'、'.join(heard.candidates)}，请写全名，"
+                f"例如：{command} {heard.candidates[0]}"
+            )
+        if heard is not None:
+            found = find_subjects_by_name(db, scope, heard.name)
+    if not found:
+        raise UserError(f"本村没有名为“{name}”的监测对象，请核对姓名，例如：{command} 张三")
+    people: dict[str, dict] = {}  # one row per person: namesakes live in different villages
+    for row in found:
+        people.setdefault(village_of(db, row["unit"]) or row["unit"], row)
+    if len(people) > 1:
+        labels = [
+            f"{(get_unit(db, code) or {}).get('name', code)}{found[0]['name']}" for code in people
+        ]
+        raise UserError(
+            f"有{len(people)}位名为{found[0]['name']}的监测对象：{'、'.join(labels)}。"
+            f"请带上村名再发一次，例如：{command} {labels[0]}"
+        )
     return found[0]
 
 

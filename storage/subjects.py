@@ -93,6 +93,16 @@ def find_subjects_by_name(db: sqlite_utils.Database, unit: str, name: str) -> li
     )
 
 
+def subject_names(db: sqlite_utils.Database, unit: str) -> tuple[str, ...]:
+    """Every subject name (any status) in a unit's tree, once each, sorted."""
+    codes = descendants(db, unit)
+    marks = ",".join("?" * len(codes))
+    rows = db.execute(
+        f"SELECT DISTINCT name FROM subjects WHERE unit IN ({marks}) ORDER BY name", codes
+    )
+    return tuple(row[0] for row in rows)
+
+
 def subject_members(db: sqlite_utils.Database, subject_id: int) -> list[dict]:
     return list(
         fetch_all(

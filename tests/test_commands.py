@@ -258,3 +258,32 @@ def test_garbage_arguments_get_an_example(
 
 def without_messages(dump: str) -> list[str]:
     return [line for line in dump.splitlines() if '"inbox"' not in line and '"outbox"' not in line]
+
+
+@pytest.fixture
+def namesake(loaded_db: sqlite_utils.Database) -> sqlite_utils.Database:
+    """A second village of 城关镇, 河东村, with a 张三 of its own."""
+    loaded_db["units"].insert({"code": "HD", "name": "河东村", "level": "village", "parent": "CG"})
+    loaded_db["subjects"].insert(
+        {"name": "张三", "category": "外地返回人员", "unit": "HD", "start_date": "2026-02-28",
+         "days": 14, "phone": "13900000999", "address": "河东村2组1号"}
+    )  # fmt: skip
+    return loaded_db
+
+
+@pytest.mark.parametrize(
+    ("sender", "text", "expected"),
+    [
+        (SECRETARY, "查 萝卷", "罗娟（疑似症状人员）"),  # a homophone, as in a report
+        (SECRETARY, "查 老罗", "罗娟（疑似症状人员）"),  # the courtesy form
+        (SECRETARY, "查 张三", "张三（涉鄂人员）"),  # the secretary's village has one
+        (MONITOR, "查 张三", "有2位名为张三的监测对象：河东村张三、河西村张三"),
+        (MONITOR, "查 河东村张三", "张三（外地返回人员）"),
+        (MONITOR, "查 河西村张三", "张三（涉鄂人员）"),
+        (SECRETARY, "查 赵六", "本村没有名为“赵六”的监测对象"),
+    ],
+)
+def test_lookup_matches_names_as_reports_do_and_lists_namesakes(
+    say, namesake: sqlite_utils.Database, sender: str, text: str, expected: str
+) -> None:
+    assert expected in say(sender, text)
