@@ -555,7 +555,13 @@ def _abnormal_lines(entries: Sequence[dict], limit: int = 5) -> list[str]:
     if not entries:
         return ["异常：无"]
     lines = [f"异常 {len(entries)} 人次："]
-    for entry in entries[:limit]:
+    # the worst first (highest temperature, most symptoms), then the newest: what is cut
+    # behind "另 N 人次" is never the case that needs the secretary most
+    newest_first = sorted(entries, key=lambda e: e["at"] or "", reverse=True)
+    worst_first = sorted(
+        newest_first, key=lambda e: (-(e["temperature"] or 0), -len(e["symptoms"]))
+    )
+    for entry in worst_first[:limit]:
         temperature = f" {entry['temperature']:.1f}℃" if entry["temperature"] is not None else ""
         symptoms = f" {'、'.join(entry['symptoms'])}" if entry["symptoms"] else ""
         member = f"，{entry['member']}" if entry["member"] else ""

@@ -384,3 +384,21 @@ def test_a_report_asked_for_later_shows_what_was_sent(
     sent = json.loads(asked.output)
     assert [need["subject"] for need in sent["needs"]] == ["张三"]
     assert build_digest(loaded_db, Config(), "HX", DAY, 1, at(23)) != sent
+
+
+def test_the_worst_and_newest_abnormal_cases_are_never_cut() -> None:
+    """Seven abnormal reports, five shown: the evening's 39.2 is among them, not behind
+    "另 2 人次" (they were listed by slot, the morning's mild ones first)."""
+    from schedules.digest import _abnormal_lines
+
+    def case(subject: str, slot: str, temperature: float | None, at: str) -> dict:
+        at = f"2026-03-02T{at}:00+08:00"
+        return {"subject": subject, "slot": slot, "temperature": temperature,
+                "symptoms": ["咳嗽"], "member": "梁红", "at": at}  # fmt: skip
+
+    entries = [case(f"早{n}", "morning", 37.3, f"08:4{n}") for n in range(5)]
+    entries += [case("罗娟", "evening", 39.2, "18:40"), case("李四", "evening", None, "18:45")]
+    lines = _abnormal_lines(entries)
+    assert lines[1].startswith("· 罗娟 39.2℃")
+    assert lines[-1] == "· …另 2 人次，见详情"
+    assert not any("李四" in line for line in lines)  # a cough alone is shown after fevers
