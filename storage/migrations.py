@@ -248,6 +248,13 @@ SCHEMA_9 = [
 ]
 
 
+# 10: the days a subject's row had in the last imported file, so a re-import of an unchanged
+# row keeps what a secretary changed in chat since (延长)
+def _file_days(db: sqlite_utils.Database) -> None:
+    if "file_days" not in db["subjects"].columns_dict:
+        db.execute("ALTER TABLE subjects ADD COLUMN file_days INTEGER")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
@@ -258,4 +265,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_7),
     _purged_on,
     _apply(SCHEMA_9),
+    _file_days,
 ]

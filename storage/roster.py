@@ -83,6 +83,8 @@ class ImportReport:
     applied: bool = False
     batches: int = 0  # transactions written
     longest_batch: float = 0.0  # seconds the longest of them held the write lock
+    # rows whose file value replaced what a secretary changed in chat (延长)
+    overrides: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = []
@@ -91,7 +93,7 @@ class ImportReport:
                 f"{sheet}: 新增 {self.created[sheet]}，更新 {self.updated[sheet]}，"
                 f"未变 {self.unchanged[sheet]}"
             )
-        return "；".join(parts)
+        return "\n".join(["；".join(parts), *self.overrides])
 
 
 def _line_of(message: str) -> int:
@@ -401,11 +403,21 @@ class _Validator:
 
     def subjects(self, rows: list[Row]) -> None:
         by_name, by_phone = self._people_index()
-        phones: dict[str, int] = {}
-        names: dict[tuple[str, str], int] = {}
+        phones: dict[tuple[str, str], int] = {}
+        names: dict[tuple[str, str, str], int] = {}
         for row in rows:
             v = row.values
-            phone, ok = self.name_and_phone(row, phones, "监测对象重复")
+            # a person may come back for a second period: rows repeat only with one start date
+            start = parse_date(v["start_date"])
+            period = start.isoformat() if start else v["start_date"]
+            phone, ok = self.name_and_phone(row, {}, "监测对象重复")
+            if phone and (phone, period) in phones:
+                self.fail(
+                    row, f"手机号 {phone} 与第{phones[(phone, period)]}行重复（监测对象重复）"
+                )
+                ok = False
+            elif phone:
+                phones[(phone, period)] = row.line
             if v["category"] not in self.categories:
                 self.fail(row, f"类别“{v['category']}”无法识别，应为：{'、'.join(self.categories)}")
                 ok = False
@@ -415,15 +427,15 @@ class _Validator:
             elif self.unit_levels[unit] not in ("village", "grid"):
                 self.fail(row, f"所属单位“{v['unit']}”应为村(社)或网格")
                 ok = False
-            elif (v["name"], unit) in names:
+            elif (v["name"], unit, period) in names:
                 self.fail(
                     row,
-                    f"监测对象“{v['name']}”与第{names[(v['name'], unit)]}行重复（同一单位同名）",
+                    f"监测对象“{v['name']}”与第{names[(v['name'], unit, period)]}行重复"
+                    "（同一单位同名）",
                 )
                 ok = False
             else:
-                names[(v["name"], unit)] = row.line
-            start = parse_date(v["start_date"])
+                names[(v["name"], unit, period)] = row.line
             if start is None:
                 self.fail(row, f"开始日期“{v['start_date']}”无法识别，应写成 2026-03-01 这样的日期")
                 ok = False
@@ -467,6 +479,7 @@ class _Validator:
                         "start_date": start.isoformat(),
                         "days": days,
                         "members": members,
+                        "line": row.line,
                     }
                 )
 
@@ -490,6 +503,38 @@ def _find_existing(
         [record["name"], record["unit"]],
     )
     return rows[0] if rows else None
+
+
+def _changed_in_chat(subject: dict[str, Any]) -> bool:
+    """Whether its days differ from those of the last file imported (a 延长 in chat)."""
+    return subject["file_days"] is not None and subject["days"] != subject["file_days"]
+
+
+def _find_period(db: sqlite_utils.Database, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The subject row (one monitoring period) a file row stands for: the person is found by
+    phone, else by name in the unit; of their periods, the one with the row's start date,
+    else the latest. None when the latest ended before the row starts: a second period."""
+    periods: list[dict[str, Any]] = []
+    if record.get("phone"):
+        periods = fetch_all(
+            db, "SELECT * FROM subjects WHERE phone = ? ORDER BY start_date", [record["phone"]]
+        )
+    if not periods:
+        periods = fetch_all(
+            db,
+            "SELECT * FROM subjects WHERE name = ? AND unit = ? ORDER BY start_date",
+            [record["name"], record["unit"]],
+        )
+    if not periods:
+        return None
+    for period in periods:
+        if period["start_date"] == record["start_date"]:
+            return period
+    latest = periods[-1]
+    ended = (
+        latest["end_date"] < record["start_date"] and latest["start_date"] < record["start_date"]
+    )
+    return None if ended else latest
 
 
 def _changes(record: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
@@ -626,11 +671,15 @@ class _Writer:
     # subjects and who is assigned to them
 
     def subject(self, subject: dict[str, Any]) -> tuple[dict, dict | None, dict, list, list]:
-        record = {k: v for k, v in subject.items() if k != "members"}
-        existing = _find_existing(self.db, "subjects", record)
+        record = {k: v for k, v in subject.items() if k not in ("members", "line")}
+        record["file_days"] = record["days"]
+        existing = _find_period(self.db, record)
         if existing is not None and existing.get("purged_on"):
             # erased after its retention (storage/purge.py): the file does not bring it back
             record = {k: v for k, v in record.items() if k not in PERSONAL}
+        if existing is not None and _changed_in_chat(existing):
+            if record["days"] == existing["file_days"]:  # the file's row did not change
+                del record["days"]  # what a secretary changed in chat (延长) stays
         wanted = [self.person_ids[key] for key in subject["members"]]
         current = []
         if existing is not None:
@@ -642,6 +691,14 @@ class _Writer:
                 )
             ]
         return record, existing, _changes(record, existing), wanted, current
+
+    def overridden(self, subject: dict[str, Any], existing: dict | None, changes: dict) -> None:
+        """Say which rows replaced what was changed in chat since the last import."""
+        if existing is not None and "days" in changes and _changed_in_chat(existing):
+            self.report.overrides.append(
+                f"subjects 第{subject['line']}行：{subject['name']} 的天数按文件改为 "
+                f"{changes['days']}，覆盖了群聊中的延长（原为 {existing['days']} 天）"
+            )
 
     def subjects(self, subjects: list[dict[str, Any]]) -> None:
         pending = []
@@ -655,6 +712,7 @@ class _Writer:
 
     def write_subject(self, subject: dict[str, Any]) -> None:
         record, existing, changes, wanted, current = self.subject(subject)
+        self.overridden(subject, existing, changes)
         if existing is None:
             key = insert_row(self.db, "subjects", record)
             self.audit("subjects", key, "create", None, record)

@@ -1259,3 +1259,84 @@ def test_the_bench_county_is_a_good_roster(db: sqlite_utils.Database, tmp_path: 
     assert report.errors == []
     assert report.created == counts
     assert run_import(db, tmp_path / "county").batches == 0
+
+
+def edit_subject(roster_dir: Path, name: str, **changes: str) -> None:
+    """Change one subject's row of the demo roster's subjects.csv (Chinese headers)."""
+    path = roster_dir / "subjects.csv"
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    header = rows[0]
+    for row in rows[1:]:
+        if row[0] == name:
+            for column, value in changes.items():
+                row[header.index(column)] = value
+    with path.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows(rows)
+
+
+def append_subject(roster_dir: Path, name: str, start: str) -> None:
+    """A second row for a subject of the demo roster: the same person, a later period."""
+    path = roster_dir / "subjects.csv"
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    again = list(next(row for row in rows if row[0] == name))
+    again[rows[0].index("开始日期")] = start
+    with path.open("a", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerow(again)
+
+
+def test_reimporting_an_unchanged_row_keeps_an_extension_made_in_chat(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    """DESIGN §2: 延长 李四 7天 in chat, then the unchanged file again: 李四 keeps 21 days."""
+    loaded_db.execute("UPDATE subjects SET days = 21 WHERE name = '李四'")  # as 延长 does
+    report = run_import(loaded_db, roster_dir)
+    assert report.errors == [] and report.overrides == []
+    days = loaded_db.execute("SELECT days FROM subjects WHERE name = '李四'").fetchone()[0]
+    assert days == 21
+
+
+def test_a_row_changed_in_the_file_wins_and_the_import_says_so(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    loaded_db.execute("UPDATE subjects SET days = 21 WHERE name = '李四'")
+    edit_subject(roster_dir, "李四", 天数="10")
+    report = run_import(loaded_db, roster_dir)
+    assert report.overrides == [
+        "subjects 第3行：李四 的天数按文件改为 10，覆盖了群聊中的延长（原为 21 天）"
+    ]
+    assert "覆盖了群聊中的延长" in report.summary()
+    days = loaded_db.execute("SELECT days FROM subjects WHERE name = '李四'").fetchone()[0]
+    assert days == 10
+
+
+def test_a_later_start_after_the_period_ended_opens_a_second_period(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    """何平 was monitored 2/16–3/1; back from travel, the file lists him again from 4/1.
+    The first period stays (history, and the file's first row); a second one opens."""
+    append_subject(roster_dir, "何平", "2026-04-01")
+    report = run_import(loaded_db, roster_dir)
+    assert report.errors == [] and report.created["subjects"] == 1
+    periods = loaded_db.execute(
+        "SELECT start_date, end_date FROM subjects WHERE name = '何平' ORDER BY start_date"
+    ).fetchall()
+    assert periods == [("2026-02-16", "2026-03-01"), ("2026-04-01", "2026-04-14")]
+    assert run_import(loaded_db, roster_dir).created == dict.fromkeys(SHEETS, 0)
+
+
+def test_a_start_date_moved_within_a_running_period_updates_it(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    edit_subject(roster_dir, "张三", 开始日期="2026-02-26")
+    report = run_import(loaded_db, roster_dir)
+    assert report.created["subjects"] == 0 and report.updated["subjects"] == 1
+    start = loaded_db.execute("SELECT start_date FROM subjects WHERE name = '张三'").fetchall()
+    assert start == [("2026-02-26",)]
+
+
+def test_the_same_period_twice_in_a_file_is_still_a_duplicate(
+    db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    append_subject(roster_dir, "何平", "2026-02-16")
+    report = run_import(db, roster_dir)
+    assert any("第32行" in error and "重复" in error for error in report.errors)
