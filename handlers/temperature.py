@@ -14,12 +14,16 @@ _CN_DIGITS = {
 _CN = "零〇一二三四五六七八九"
 
 # Arabic digits, as a regex source embedded in the parser's lexer (group names start with
-# "t"): optional T prefix, 1–3 digit integer part, decimal by . 。 点 度, optional unit.
+# "t"): optional T prefix, 1–3 digit integer part, decimal by . 。 点 度 (a doubled dot,
+# 37..8, is a slip), or after two digits by a comma or 、 and one digit (37,8: the decimal
+# comma of European keyboards and of some voice input), optional unit. A number followed by
+# a dot and more digits (36.555, 3.6.5) is no temperature here: the lexer asks it back.
 # The 体温/温度 prefix is Chinese text: the lexer sees it as a word and passes `marked`.
 ARABIC = (
     r"(?:(?P<tp>(?<![A-Za-z])[Tt])\s*[:=]?\s*)?"
     r"(?<![\d.])(?<!\d:)(?P<ti>\d{1,3})"
-    r"(?:(?:[.。](?P<td>\d{1,2})|\s*[点度]\s*(?P<tdc>\d)(?![\d分]))(?!\d))?(?!\d)"
+    r"(?:(?:(?:\.{1,3}|。)(?P<td>\d{1,2})|(?<=\d\d)[,、](?P<tk>\d)"
+    r"|\s*[点度]\s*(?P<tdc>\d)(?![\d分]))(?!\d))?(?!\d)(?![.。]+\d)"
     r"(?:\s*(?P<tu>度|°C|°c|°|C(?![A-Za-z])|c(?![A-Za-z])))?"
 )
 # Chinese numerals as dictated: 三十六度五, 三十六点五, 三六点五, 三十七度.
@@ -91,7 +95,7 @@ def parse_temperature(text: str) -> float | None:
             found.append((m.start(), value))
     for m in _ARABIC.finditer(text):
         end = m.end()
-        decimal = m["td"] or m["tdc"]
+        decimal = m["td"] or m["tk"] or m["tdc"]
         value = arabic_value(m["tp"], m["ti"], decimal, m["tu"], text[end : end + 1])
         if isinstance(value, float):
             found.append((m.start(), value))
