@@ -77,7 +77,9 @@ _ACK_WORDS = re.compile(
     r"书记|领导|主任|老师|各位|大家)+",
     re.IGNORECASE,
 )
-_WECHAT_EMOJI = re.compile(r"\[[^\[\]\s]{1,6}\]")
+# WeChat's emoji as text, and the emoji, that say "OK" (a 😷 or 🤒 says something else)
+_WECHAT_EMOJI = re.compile(r"\[(?:OK|ok|强|抱拳|握手|玫瑰|胜利|拳头|爱心|鼓掌|好的|收到|嘿哈)\]")
+_ACK_SYMBOLS = frozenset("👌👍🙏🤝✌🆗✅✔💪🌹👏💐🫡☺")
 _ACK_MAX = 40
 
 
@@ -863,8 +865,10 @@ def is_acknowledgement(text: str) -> bool:
         category = unicodedata.category(ch)
         if category[0] in "LN":
             core.append(ch)
-        elif category == "So":
+        elif ch in _ACK_SYMBOLS:
             had_symbol = True
+        elif category == "So":
+            return False
     if not core:
         return had_symbol
     return _ACK_WORDS.fullmatch("".join(core)) is not None

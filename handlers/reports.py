@@ -21,6 +21,8 @@ from storage.subjects import subjects_by_ids
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
 COVER_NOTE = "多对一代报"
+# 张伟36.5 王芳36.7 都好: the 都好 counts for the names written, never for the others
+BULK_NAMED_HINT = "（“都好”只算上面写到的人；其余的人都正常请发“其他都正常”）"
 
 
 def monitoring_day(at: dt.datetime) -> dt.date:
@@ -288,6 +290,8 @@ def _reply(
     if entries and own:
         if missing:
             lines.append(f"本时段还差：{'、'.join(missing)}")
+            if result.bulk_named:
+                lines.append(BULK_NAMED_HINT)
         else:
             lines.append("本时段已全部上报，辛苦了！")
     return "\n".join(lines)
