@@ -54,6 +54,7 @@ BULK_S = "bulk_rest"  # 其他都正常: always a bulk report
 BULK_W = "bulk_all"  # 都正常: bulk when alone or before the names; after them, theirs only
 EXCL = "excluded"  # a name in 除张三外都正常: mentioned, not reported, not in the bulk
 LEAD = "lead"  # a status opening a line before names: 未联系上：张伟、王芳
+OTHERS = "others"  # 其他人 without 正常: what follows speaks of no one named
 LIST = sy.LIST
 
 _CONTENT = frozenset({TEMP, sy.SYM, sy.UNWELL, sy.NORMAL, sy.UNREACH, sy.ABSENT, sy.NEG, sy.OVER})
@@ -78,6 +79,17 @@ _ACK_WORDS = re.compile(
     re.IGNORECASE,
 )
 # WeChat's emoji as text, and the emoji, that say "OK" (a 😷 or 🤒 says something else)
+# A reply that quotes an earlier message (WeChat: 「陈志刚：…」 and a dashed line first):
+# the quote is someone else's words, never this report.
+_QUOTE = re.compile(r"^\s*「[^」]*」\s*(?:\n\s*(?:-\s*){3,}\s*(?:\n|$))?")
+# A form filled in (体温：36.5 是否外出：否 有无发热：无): the answer decides.
+_FORM_NO = re.compile(
+    r"(?:是否|有无|有没有)([\u4e00-\u9fff]{1,8}?)\s*[:：]?\s*(?:否|无|没有|不是|没|未|不)"
+    r"(?![\u4e00-\u9fff])"
+)
+_FORM_YES = re.compile(
+    r"(?:是否|有无|有没有)([\u4e00-\u9fff]{1,8}?)\s*[:：]?\s*(?:是|有)(?![\u4e00-\u9fff])"
+)
 _WECHAT_EMOJI = re.compile(r"\[(?:OK|ok|强|抱拳|握手|玫瑰|胜利|拳头|爱心|鼓掌|好的|收到|嘿哈)\]")
 _ACK_SYMBOLS = frozenset("👌👍🙏🤝✌🆗✅✔💪🌹👏💐🫡☺")
 _ACK_MAX = 40
@@ -360,6 +372,10 @@ def _bulk_pass(tokens: list[list], text: str) -> list[list]:
             start, end = tok[1], tokens[j][2]
             out.append([BULK_S if rest else BULK_W, start, end, text[start:end]])
             i = j + 1
+        elif tok[0] == sy.QUANT_REST:
+            # 其他人没联系上: about the others, not about the name before; no one is named
+            out.append([OTHERS, tok[1], tok[2], tok[3]])
+            i += 1
         else:
             out.append([sy.FILL, tok[1], tok[2], tok[3]])
             i += 1
@@ -569,6 +585,9 @@ def _segments(tokens: list[list]) -> tuple[list[_Segment], _Grouped]:
                 found.bulk = tok[3]
             current = preamble
             continue
+        elif kind == OTHERS:
+            current = preamble
+            continue
         line_start = kind == HARD or (line_start and kind in _SKIP)
         # (_Segment.add, inlined: this loop is hot)
         current.tokens.append(tok)
@@ -740,8 +759,12 @@ def parse_reply(
     if _ODD.search(text):
         text = _ODD.sub(" ", text)
     text = to_simplified(unicodedata.normalize("NFKC", text))
+    if "」" in text:
+        text = _QUOTE.sub("", text)
     if "(" in text:
         text = _BRACKETED.sub(r"\1", text)
+    if "是否" in text or "有无" in text or "有没有" in text:
+        text = _form_answers(text)
     if len(text) <= _ACK_MAX and is_acknowledgement(text):
         slot, date = slot_from_time(at)
         return ParseResult(slot, "time", date, (), (), False)
@@ -845,6 +868,12 @@ def parse_reply(
         correction=correction,
         bulk_named=grouped.bulk_named,
     )
+
+
+def _form_answers(text: str) -> str:
+    """A form's question and answer as a statement: 是否外出：否 → 无外出, 有无发热：有 → 发热."""
+    text = _FORM_NO.sub(r"无\1", text)
+    return _FORM_YES.sub(r"\1", text)
 
 
 def _first(item: tuple) -> int:

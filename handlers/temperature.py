@@ -77,7 +77,8 @@ def arabic_value(
         value = int(digits) / 10
         if MIN_TEMP <= value <= MAX_TEMP:
             return value
-        return None if marked else False
+        # 426, 339: a reading out of range all the same, asked back
+        return None if marked or 30 <= value < 46 else False
     value = float(f"{digits}.{decimal}") if decimal else float(digits)
     if MIN_TEMP <= value <= MAX_TEMP:
         return value
