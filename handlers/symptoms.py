@@ -164,14 +164,14 @@ FAMILY_WORDS = _words(
 # Bulk quantifiers: followed by a normal word they make a bulk report (其他都正常).
 QUANT_REST_WORDS = _words(
     """
-    其他 其余 其它 剩下 剩余 别的 余下 其他的 其余的 剩下的 大家 其他人 其余人
+    其他 其余 其它 剩下 剩余 别的 余下 其他的 其余的 剩下的 其他人 其余人
     其他几个 其余几个 其他几位 其余几位 其他人员 其余人员 所有人 全体
     """
 )
 
 QUANT_ALL_WORDS = _words(
     """
-    全部 全都 都 均 全 统统 一律 所有 都是 均为 全是 一切
+    全部 全都 都 均 全 统统 一律 所有 都是 均为 全是 一切 大家
     """
 )
 
