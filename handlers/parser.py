@@ -76,7 +76,8 @@ _BRACKETED = re.compile(r"(?<=[\u4e00-\u9fff])\(([\u4e00-\u9fff]{1,2})\)(?=[\u4e
 _ACK_WORDS = re.compile(
     r"(?:收到|收到了|已收到|好的|好滴|好嘞|好哒|好|嗯+|哦+|噢|行|可以|明白|明白了|知道了|了解|"
     r"谢谢|多谢|感谢|谢谢书记|谢谢领导|辛苦了|辛苦|您辛苦了|大家辛苦了|ok|okay|好的收到|收到谢谢|"
-    r"书记|领导|主任|老师|各位|大家)+",
+    r"书记|领导|主任|老师|各位|大家|早上好|上午好|中午好|下午好|晚上好|早安|晚安|你好|您好|大家好|"
+    r"各位好)+",
     re.IGNORECASE,
 )
 # A reply that quotes an earlier message (WeChat: 「陈志刚：…」 and a dashed line first):
@@ -97,7 +98,7 @@ _ACK_MAX = 40
 # Every character an acknowledgement may hold: anything else (a digit, a name) rules it out.
 _ACK_CHARS = re.compile(
     r"[\W_收到了已好的滴嘞哒嗯哦噢行可以明白知道解谢多感辛苦您大家书记领导主任老师各位"
-    r"okayOKAY强抱拳握手玫瑰胜利头爱心鼓掌嘿哈]+"
+    r"okayOKAY强抱拳握手玫瑰胜利头爱心鼓掌嘿哈早上午中下晚安你]+"
 )
 
 
@@ -170,6 +171,8 @@ class ParseResult:
     # 都好 after names that each had their own report: it meant those names, so anyone else
     # is still missing (the reply says how to report the rest at once)
     bulk_named: bool = False
+    # a reading or a status with no name, from a member with several subjects: whose?
+    unnamed: bool = False
 
     def to_json(self) -> dict:
         """The DESIGN §3 shape (as `gridwatch parse --json` prints it)."""
@@ -796,9 +799,11 @@ def parse_reply(
         tokens = _bulk_pass(tokens, text)
     segments, grouped = _segments(tokens)
     bulk, marker = grouped.bulk, grouped.marker
-    if len(segments) == 1 and bulk is None and len(index.names) == 1 and segments[0].content:
+    unnamed = len(segments) == 1 and bulk is None and segments[0].content
+    if unnamed and len(index.names) == 1:
         # a member with one subject may leave the name out: 36.5, 一切正常, 未联系上
         segments[0].head = [NAME, 0, 0, Resolution(index.names[0], True)]
+        unnamed = False
 
     entries: list[Entry] = []
     where: dict[str, int] = {}
@@ -873,6 +878,7 @@ def parse_reply(
         ),
         correction=correction,
         bulk_named=grouped.bulk_named,
+        unnamed=unnamed,
     )
 
 
@@ -895,18 +901,24 @@ def is_acknowledgement(text: str) -> bool:
     if "[" in text:
         text, codes = _WECHAT_EMOJI.subn("", text)  # WeChat's emoji as text: [抱拳] [OK]
         had_symbol = codes > 0
-    core = []
+    words, word = [], []  # runs of letters, each an acknowledgement ("晚上 好" is a report)
     for ch in text:
         category = unicodedata.category(ch)
         if category[0] in "LN":
-            core.append(ch)
-        elif ch in _ACK_SYMBOLS:
+            word.append(ch)
+            continue
+        if word:
+            words.append("".join(word))
+            word = []
+        if ch in _ACK_SYMBOLS:
             had_symbol = True
         elif category == "So":
             return False
-    if not core:
+    if word:
+        words.append("".join(word))
+    if not words:
         return had_symbol
-    return _ACK_WORDS.fullmatch("".join(core)) is not None
+    return all(_ACK_WORDS.fullmatch(w) is not None for w in words)
 
 
 def _unique(problems: Iterable[Problem]) -> tuple[Problem, ...]:

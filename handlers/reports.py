@@ -72,6 +72,14 @@ def problem_question(problem: Problem, own_names: list[str]) -> str:
     return f"“{problem.text}”没看懂，请按示例重发：张三 36.5 正常"
 
 
+def unnamed_question(own_names: list[str]) -> str:
+    """A reading or a status with no name: never guessed for a member with several subjects."""
+    return (
+        f"没写是谁的情况，请写上姓名重发，例如：{own_names[0]} 36.5；"
+        f"都正常可发“全部正常”。您负责：{'、'.join(own_names)}"
+    )
+
+
 @dataclass
 class ReportPlan:
     """What a report means, worked out before the write lock is taken."""
@@ -128,6 +136,8 @@ def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
 
         if not own:
             return "help", "您今天没有需要联系的监测对象。发送“帮助”查看用法。"
+        if any(result.unnamed for result in results):
+            return "problem", unnamed_question([s["name"] for s in own])
         return "help", help_text(turn.roles, unknown=turn.text)
     return plans
 

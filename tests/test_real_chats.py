@@ -276,3 +276,12 @@ def test_the_bulk_after_names_leaves_the_rest_to_report(
     reply = say("wangjian", "其他都正常", at="2026-03-02T08:50").output
     assert records(loaded_db)["张建军"] == ("normal", None, "")
     assert "本时段已全部上报" in reply
+
+
+@pytest.mark.parametrize("text", ["36.5", "体温正常", "37.8 咳嗽"])
+def test_a_report_with_no_name_is_asked_back_from_a_member_with_several(
+    say: Say, loaded_db: sqlite_utils.Database, text: str
+) -> None:
+    reply = say("wangjian", text).output
+    assert "没写是谁" in reply and "张伟、王芳、张建军" in reply
+    assert loaded_db["contacts"].count == 0
