@@ -10,6 +10,14 @@ or after a name or a report, and before a temperature / status / symptom) is mat
 it becomes an `unknown_name` problem, otherwise it is kept as a note. Each name opens a
 segment that collects what follows, up to the next name; bare names joined by 、 和 ，
 share the next name's status ("张三、李四正常").
+
+Before lexing, traditional characters become simplified (`handlers.hanzi`), a quoted
+message and the brackets of 嗅（味）觉 go, and a form's answers become statements
+(是否外出：否 → 无外出); 收到 / 好的 / 👌 alone are no report. Where the parser is unsure it
+asks back or leaves the subject missing, never the reverse: a reading it cannot read for
+sure (37 8, 36.555) is a `bad_temperature`, a negated list runs over whatever it holds up
+to 等 (无发热、寒战、结膜充血等症状), and 都好 after names that each had a report speaks of
+those names only (其他都正常 and 除张三外都正常 speak of the rest).
 """
 
 from __future__ import annotations
