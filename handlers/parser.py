@@ -77,6 +77,7 @@ _EXCEPT = frozenset({"除", "除了"})
 _EXCEPT_END = frozenset({"外", "以外", "之外"})
 _NEG_SYMPTOM = frozenset(sy.NEG_SYMPTOM_WORDS)
 _FOUR_DIGITS = re.compile(r"[34]\d{3}")
+_SPLIT_GAP = re.compile(r"(?:[^\w\n]|_){0,4}")  # marks and spaces, not a word nor a line
 _DECIMAL_MARK = re.compile(r"[.。点度,、]\d|[二三四五六七八九]")
 # 嗅（味）觉减退: a bracketed character inside a word (NFKC made the brackets ASCII).
 _BRACKETED = re.compile(r"(?<=[\u4e00-\u9fff])\(([\u4e00-\u9fff]{1,2})\)(?=[\u4e00-\u9fff])")
@@ -120,7 +121,7 @@ def _lexer(before_name: bool) -> re.Pattern:
         r"(?![\d.]))"
         rf"|(?P<num>(?<![\d.])(?:\d{{1,2}}[.、)）]|\d){ahead})"
         rf"|(?=[0-9Tt])(?P<temp>{ARABIC})"
-        r"|(?P<badnum>(?<![\d.])\d+(?:(?:\.+|[。,、])\d+)+)"
+        r"|(?P<badnum>(?<![\d.])\d+(?:[.。,、]+\d+)+)"
         r"|(?P<comma>[,，]+)"
         r"|(?P<hard>[。;；!！?？\r.…~]+)"
         r"|(?P<note>[A-Za-z]+|\d+(?:\.\d+)?)"
@@ -295,16 +296,18 @@ def _lex_gap(text: str, a: int, b: int, tokens: list[list], before_name: bool) -
 
 
 def _split_decimal(text: str, tokens: list[list], s: int, e: int) -> bool:
-    """Whether the digit at s:e may be the decimal of a whole-degree reading just before it
-    (37 8, 37. 8), rather than a list number (36.5 2 李四)."""
+    """Whether the digit at s:e may be the decimal of a whole-degree reading just before it,
+    set apart by a space or a stray mark (37 8, 37. 8, 36,,5, 35·8, 38-2), rather than a
+    list number (36.5 2.李四)."""
     if e - s != 1 or not tokens:
         return False
-    temp = tokens[-1]
-    if temp[0] is HARD and len(tokens) > 1 and text[temp[1] : temp[2]] in ".。":
-        temp = tokens[-2]  # 37. 8
+    j = len(tokens) - 1
+    while j > 0 and (tokens[j][0] is HARD or tokens[j][0] is COMMA) and j > len(tokens) - 4:
+        j -= 1  # the marks between (their span is checked below)
+    temp = tokens[j]
     return (
         temp[0] is TEMP
-        and text[temp[2] : s].strip(" .。") == ""
+        and _SPLIT_GAP.fullmatch(text, temp[2], s) is not None
         and _DECIMAL_MARK.search(text, temp[1], temp[2]) is None
     )
 
@@ -616,7 +619,8 @@ def _segments(tokens: list[list]) -> tuple[list[_Segment], _Grouped]:
                 current.end = tok[2]  # the fragment quoted in problems: filler left out
     if len(segments) > 2:
         _share(segments)
-    if lead is not None or named_bulk is not None or len(segments) > 1:
+    if len(segments) > 1:
+        # a name with nothing of its own takes its line's leading status, else the 都好 after it
         for k, seg in enumerate(segments):
             if seg.head is None or seg.content or seg.shared:
                 continue

@@ -22,7 +22,7 @@ _CN = "零〇一二三四五六七八九"
 ARABIC = (
     r"(?:(?P<tp>(?<![A-Za-z])[Tt])\s*[:=]?\s*)?"
     r"(?<![\d.])(?<!\d:)(?P<ti>\d{1,3})"
-    r"(?:(?:(?:\.{1,3}|。)(?P<td>\d{1,2})|(?<=\d\d)[,、](?P<tk>\d)"
+    r"(?:(?:[.。]{1,3}(?P<td>\d{1,2})|(?<=\d\d)[,、](?P<tk>\d)"
     r"|\s*[点度]\s*(?P<tdc>\d)(?![\d分]))(?!\d))?(?!\d)(?![.。]+\d)"
     r"(?:\s*(?P<tu>度|°C|°c|°|C(?![A-Za-z])|c(?![A-Za-z])))?"
 )
@@ -71,7 +71,8 @@ def arabic_value(
     """
     marked = marked or decimal is not None or unit is not None or prefix is not None
     if decimal is None and unit is None and next_char in _COUNTERS:
-        return False
+        if not (next_char in ":点" and int(digits) > 24):  # 39:0 is no time of day
+            return False
     if decimal is None and len(digits) == 3:
         # 365 is 36.5 typed without the dot.
         value = int(digits) / 10
