@@ -76,6 +76,8 @@ _NEGATED = frozenset({sy.SYM, sy.UNWELL, NOTE, RUN, sy.ABSENT})
 _EXCEPT = frozenset({"除", "除了"})
 _EXCEPT_END = frozenset({"外", "以外", "之外"})
 _NEG_SYMPTOM = frozenset(sy.NEG_SYMPTOM_WORDS)
+_NO_SENSE = frozenset({"没嗅觉", "没有嗅觉", "没味觉", "没有味觉", "无嗅觉", "无味觉"})
+_LISTING = frozenset("、和及与或")  # (a comma may end the clause: 没有味觉，也没有嗅觉)
 _FOUR_DIGITS = re.compile(r"[34]\d{3}")
 _SPLIT_GAP = re.compile(r"(?:[^\w\n]|_){0,4}")  # marks and spaces, not a word nor a line
 _DECIMAL_MARK = re.compile(r"[.。点度,、]\d|[二三四五六七八九]")
@@ -340,6 +342,10 @@ def _lex_chinese(text: str, a: int, b: int, append: Callable[[list], None]) -> i
                     found = words.get(text[i : i + n])
                     if found is not None:
                         hit = [found[0], i, i + n, found[1]]
+                        if text[i : i + n] in _NO_SENSE and text[i + n : i + n + 1] in _LISTING:
+                            # 没有嗅觉、味觉减退: a negated list, not "has no sense of smell"
+                            cut = 2 if text[i + 1] == "有" else 1
+                            hit = [sy.NEG, i, i + cut, text[i : i + cut]]
                         break
         if hit is None:
             if run_start < 0:
