@@ -785,7 +785,9 @@ def parse_reply(
     text = text[:MAX_CHARS]
     if _ODD.search(text):
         text = _ODD.sub(" ", text)
-    text = to_simplified(unicodedata.normalize("NFKC", text))
+    if not unicodedata.is_normalized("NFKC", text):  # (the check is 25 times cheaper)
+        text = unicodedata.normalize("NFKC", text)
+    text = to_simplified(text)
     if "」" in text:
         text = _QUOTE.sub("", text)
     if "(" in text:
