@@ -3,8 +3,10 @@
 Order (first hit wins): the member's own subjects by exact text, then by the same toneless
 pinyin (IME homophones: 章三 → 张三); subjects of the village not assigned to the member
 (`others`, 多对一 cover) by exact text, then by pinyin; the member's subjects by a close
-pinyin match; finally courtesy forms (老王, 小李, 王奶奶, 李叔) when exactly one of the
-member's subjects has that surname. Two equally good candidates → ambiguous.
+pinyin match; then courtesy forms (老王, 小李, 王奶奶, 李叔, 张老师) when exactly one of the
+member's subjects has that surname; finally a given name alone (建军 for 张建军, two
+characters or more). Traditional characters are read as simplified (handlers.hanzi).
+Two equally good candidates → ambiguous.
 
 "Close" is measured on pinyin folded for the usual accent and IME confusions
 (zh/z ch/c sh/s, n/l, f/h, ang/an eng/en ing/in): same number of characters and a
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rapidfuzz import fuzz
+
+from handlers.hanzi import to_simplified
 
 # A name is read character by character (a surname has its own reading), so pypinyin's
 # phrase dictionary, ~40 MB in every serving process, buys nothing here.
@@ -56,6 +60,7 @@ _SUFFIXES = (
     "大爷", "大妈", "大娘", "大叔", "大婶", "大哥", "大姐", "大伯", "奶奶", "爷爷", "阿姨",
     "叔叔", "婶婶", "婶子", "伯伯", "婆婆", "姥姥", "姥爷", "老汉", "老太", "老太太", "师傅",
     "嫂子", "叔", "婶", "伯", "姨", "哥", "姐", "嫂", "妹", "弟", "爷", "奶",
+    "老师", "医生", "大夫", "同学", "老板", "书记", "主任", "村长", "组长", "队长",
 )  # fmt: skip
 _SURNAME_RE = "|".join(COMPOUND_SURNAMES) + "|."
 COURTESY = re.compile(
@@ -146,7 +151,7 @@ class _Pool:
 
     def __init__(self, names: tuple[str, ...]) -> None:
         # Keys are NFKC-normalised like the text; values are roster names.
-        self.exact = {unicodedata.normalize("NFKC", n): n for n in names}
+        self.exact = {to_simplified(unicodedata.normalize("NFKC", n)): n for n in names}
         self.lengths = sorted({len(key) for key in self.exact}, reverse=True)
         self.firsts = frozenset(key[0] for key in self.exact)
         by_pinyin: dict[tuple[str, ...], list[str]] = {}
@@ -202,8 +207,12 @@ class NameIndex:
         self.find = self._pool.find
         self._folded = [(n, len(syllables(n)), _folded(n)) for n in self.names]
         self._surnames: dict[str, list[str]] = {}
+        self._given: dict[str, list[str]] = {}  # 建军 for 张建军 (two characters or more)
         for n in self.names:
-            self._surnames.setdefault(surname_of(n), []).append(n)
+            surname = surname_of(n)
+            self._surnames.setdefault(surname, []).append(n)
+            if len(n) - len(surname) >= 2:
+                self._given.setdefault(n[len(surname) :], []).append(n)
         self._cache: dict[str, Resolution | None] = {}
         self._exact_cache: dict[str, Resolution] = {}
 
@@ -275,6 +284,9 @@ class NameIndex:
             found = self._surnames.get(m["pre"] or m["post"])
             if found:
                 return _one_or_many(found, True)
+        given = self._given.get(typed)
+        if given:
+            return _one_or_many(given, True)
         return None
 
     def suggest(self, typed: str) -> tuple[str, ...]:

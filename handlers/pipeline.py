@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.context import Context
 from handlers.commands import Turn, UserError, find_command
+from handlers.parser import is_acknowledgement
 from handlers.reports import apply_reports, plan_report
 from storage.db import transaction, update_row
 from storage.inbox import DuplicateMessage, finish_inbound, inbound, store_inbound
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
 UNBOUND_REPLY = "您还未绑定身份，请向管理员索取绑定码后发送“绑定 123456”（6位数字）完成绑定。"
+# 收到 / 好的 / 👌 are not reports nor questions: one short line back (DESIGN §3)
+ACK_REPLY = "好的，辛苦了！"
 ERROR_REPLY = "系统暂时出错，您的消息已保存，我们会尽快处理；如有急事请直接电话联系村书记。"
 _BIND = re.compile(r"^\s*绑定\s*[:：]?\s*(\d{6})\s*$")
 
@@ -327,6 +330,8 @@ def _decide(ctx: Context, message: Incoming) -> Step:
         if found is not None:
             command, turn.args = found
             return lambda inbox_id: _run_command(turn, inbox_id, command.run)
+        if is_acknowledgement(text):
+            return _answer("ack", ACK_REPLY, person)
         if "member" not in turn.roles:
             from handlers.commands import help_text
 

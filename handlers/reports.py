@@ -22,6 +22,8 @@ from storage.subjects import subjects_by_ids
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 STATUS_CN = {"normal": "正常", "abnormal": "异常", "unreachable": "未联系上", "absent": "外出"}
 COVER_NOTE = "多对一代报"
+# 张伟36.5 王芳36.7 都好: the 都好 counts for the names written, never for the others
+BULK_NAMED_HINT = "（“都好”只算上面写到的人；其余的人都正常请发“其他都正常”）"
 
 
 def monitoring_day(at: dt.datetime) -> dt.date:
@@ -69,6 +71,14 @@ def problem_question(problem: Problem, own_names: list[str]) -> str:
     if problem.reason == "no_content":
         return f"“{problem.text}”后面没写情况，请补上体温或状态，例如：{problem.text} 36.5 正常"
     return f"“{problem.text}”没看懂，请按示例重发：张三 36.5 正常"
+
+
+def unnamed_question(own_names: list[str]) -> str:
+    """A reading or a status with no name: never guessed for a member with several subjects."""
+    return (
+        f"没写是谁的情况，请写上姓名重发，例如：{own_names[0]} 36.5；"
+        f"都正常可发“全部正常”。您负责：{'、'.join(own_names)}"
+    )
 
 
 @dataclass
@@ -127,6 +137,8 @@ def plan_report(turn: Turn) -> list[ReportPlan] | tuple[str, str]:
 
         if not own:
             return "help", "您今天没有需要联系的监测对象。发送“帮助”查看用法。"
+        if any(result.unnamed for result in results):
+            return "problem", unnamed_question([s["name"] for s in own])
         return "help", help_text(turn.roles, unknown=turn.text)
     return plans
 
@@ -293,6 +305,8 @@ def _reply(
     if entries and own:
         if missing:
             lines.append(f"本时段还差：{'、'.join(missing)}")
+            if result.bulk_named:
+                lines.append(BULK_NAMED_HINT)
         else:
             lines.append("本时段已全部上报，辛苦了！")
     return "\n".join(lines)

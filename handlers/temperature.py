@@ -14,12 +14,16 @@ _CN_DIGITS = {
 _CN = "零〇一二三四五六七八九"
 
 # Arabic digits, as a regex source embedded in the parser's lexer (group names start with
-# "t"): optional T prefix, 1–3 digit integer part, decimal by . 。 点 度, optional unit.
+# "t"): optional T prefix, 1–3 digit integer part, decimal by . 。 点 度 (a doubled dot,
+# 37..8, is a slip), or after two digits by a comma or 、 and one digit (37,8: the decimal
+# comma of European keyboards and of some voice input), optional unit. A number followed by
+# a dot and more digits (36.555, 3.6.5) is no temperature here: the lexer asks it back.
 # The 体温/温度 prefix is Chinese text: the lexer sees it as a word and passes `marked`.
 ARABIC = (
     r"(?:(?P<tp>(?<![A-Za-z])[Tt])\s*[:=]?\s*)?"
     r"(?<![\d.])(?<!\d:)(?P<ti>\d{1,3})"
-    r"(?:(?:[.。](?P<td>\d{1,2})|\s*[点度]\s*(?P<tdc>\d)(?![\d分]))(?!\d))?(?!\d)"
+    r"(?:(?:[.。]{1,3}(?P<td>\d{1,2})|(?<=\d\d)[,、](?P<tk>\d)"
+    r"|\s*[点度]\s*(?P<tdc>\d)(?![\d分]))(?!\d))?(?!\d)(?![.。]+\d)"
     r"(?:\s*(?P<tu>度|°C|°c|°|C(?![A-Za-z])|c(?![A-Za-z])))?"
 )
 # Chinese numerals as dictated: 三十六度五, 三十六点五, 三六点五, 三十七度.
@@ -67,13 +71,15 @@ def arabic_value(
     """
     marked = marked or decimal is not None or unit is not None or prefix is not None
     if decimal is None and unit is None and next_char in _COUNTERS:
-        return False
+        if not (next_char in ":点" and int(digits) > 24):  # 39:0 is no time of day
+            return False
     if decimal is None and len(digits) == 3:
         # 365 is 36.5 typed without the dot.
         value = int(digits) / 10
         if MIN_TEMP <= value <= MAX_TEMP:
             return value
-        return None if marked else False
+        # 426, 339: a reading out of range all the same, asked back
+        return None if marked or 30 <= value < 46 else False
     value = float(f"{digits}.{decimal}") if decimal else float(digits)
     if MIN_TEMP <= value <= MAX_TEMP:
         return value
@@ -91,7 +97,7 @@ def parse_temperature(text: str) -> float | None:
             found.append((m.start(), value))
     for m in _ARABIC.finditer(text):
         end = m.end()
-        decimal = m["td"] or m["tdc"]
+        decimal = m["td"] or m["tk"] or m["tdc"]
         value = arabic_value(m["tp"], m["ti"], decimal, m["tu"], text[end : end + 1])
         if isinstance(value, float):
             found.append((m.start(), value))

@@ -36,6 +36,10 @@ NAMES = ("张三", "李四", "王五", "欧阳娜娜", "刘建国")
         ("李叔", "李四"),
         ("欧阳阿姨", "欧阳娜娜"),
         ("小欧阳", "欧阳娜娜"),
+        ("张老师", "张三"),  # 老师 and the like, as courtesy
+        ("刘医生", "刘建国"),
+        ("建国", "刘建国"),  # a given name of two characters, alone
+        ("娜娜", "欧阳娜娜"),
     ],
 )
 def test_resolves(typed: str, name: str) -> None:
@@ -45,6 +49,12 @@ def test_resolves(typed: str, name: str) -> None:
 @pytest.mark.parametrize("typed", ["赵六", "老赵", "今天", "张", "王五一", "黄武", "张丹"])
 def test_does_not_resolve(typed: str) -> None:
     assert name_index(NAMES).resolve(typed) is None
+
+
+def test_a_given_name_shared_or_too_short_is_not_guessed() -> None:
+    index = NameIndex(("张建军", "李建军", "王伟"), ())
+    assert index.resolve("建军") == Resolution(None, True, ("张建军", "李建军"))
+    assert index.resolve("伟") is None  # one character: far too common to stand for 王伟
 
 
 def test_same_sound_is_ambiguous() -> None:

@@ -27,6 +27,8 @@ R6 = ("刘建国", "陈秀英", "杨志强", "黄丽", "赵磊", "周敏")
 TWO_WANG = ("王五", "王建军", "李四")
 SAME_SOUND = ("张伟", "章伟", "李娜")
 OTHERS = ("赵六", "孙七")
+ZW = ("张伟", "王芳", "张建军")
+ONE = ("张三",)
 DAY = datetime.date(2026, 3, 2)
 
 
@@ -129,7 +131,7 @@ CASES = [
     case("王五昨天晚上开始咳嗽，今天早上体温37度3", ["王五 37.3 abnormal 咳嗽、发热"]),
     case("刘建国 陈秀英 二人体温正常", ["刘建国 - normal", "陈秀英 - normal"], names=R6),
     case("陈秀英在医院陪护 电话联系 体温36.3", ["陈秀英 36.3 normal note=医院陪护"], names=R6),
-    case("张三的老伴说他去地里干活了", [], ["no_content: 张三的老伴说他去地里干活"]),
+    case("张三的老伴说他去地里干活了", ["张三 - absent note=干活"]),
     case(
         "已对张三、李四、王五进行电话随访，体温均正常",
         [
@@ -394,13 +396,10 @@ CASES = [
     ),  # fmt: skip
     case("全部正常 张三 36.8", ["张三 36.8 normal", "李四 - normal bulk", "王五 - normal bulk"]),
     case(
+        # after names that each carry a report, 都正常 speaks of them only (DESIGN §3)
         "张三 36.5 李四 36.6 都正常",
-        [
-            "张三 36.5 normal",
-            "李四 36.6 normal",
-            "王五 - normal bulk",
-        ],
-    ),  # fmt: skip
+        ["张三 36.5 normal", "李四 36.6 normal"],
+    ),
     case(
         "老王不在家，其他都正常",
         ["李四 - normal bulk"],
@@ -528,6 +527,83 @@ CASES = [
             "王五=老王 36.6 normal",
         ],
     ),  # fmt: skip
+    # ---- real chats and notices (the issue of 一日三联系 as circulated) ----------------------
+    # a comma or a doubled dot as decimal mark: the digit is never dropped
+    case("王五 37,8", ["王五 37.8 abnormal 发热"]),
+    case("王五 37，8", ["王五 37.8 abnormal 发热"]),
+    case("王五 36,5", ["王五 36.5 normal"]),
+    case("王五 37..8", ["王五 37.8 abnormal 发热"]),
+    case("王五 3７.8", ["王五 37.8 abnormal 发热"]),
+    case("王五 378", ["王五 37.8 abnormal 发热"]),
+    case("王五 37 8", [], ["bad_temperature: 王五 37 8 -> 王五"]),
+    case("王五 37. 8", [], ["bad_temperature: 王五 37. 8 -> 王五"]),
+    case("王五 36.555", [], ["bad_temperature: 王五 36.555 -> 王五"]),
+    case("王五 3780", [], ["bad_temperature: 王五 3780 -> 王五"]),
+    case("王五 37 8 咳嗽", ["王五 - abnormal 咳嗽"], ["bad_temperature: 王五 37 8 咳嗽 -> 王五"]),
+    # the notice's wording: a negated list whatever it holds, brackets included
+    case("王五无发热、干咳、乏力、咽痛、嗅（味）觉减退、腹泻等症状", ["王五 - normal"]),
+    case(
+        "王五 36.5 无发热、寒战、干咳、咳痰、鼻塞、流涕、咽痛、头痛、乏力、肌肉酸痛、关节疼痛、"
+        "气促、呼吸困难、胸闷、结膜充血、恶心、呕吐、腹泻、腹痛等症状",
+        ["王五 36.5 normal"],
+    ),
+    case("李四 体温正常，无发热、咳嗽、乏力等不适", ["李四 - normal"]),
+    case("张三无发热、寒战等症状，有点咳嗽", ["张三 - abnormal 咳嗽"]),
+    # a bulk after named reports speaks of those names only
+    case("张伟36.5 王芳36.7 都好", ["张伟 36.5 normal", "王芳 36.7 normal"], names=ZW),
+    case(
+        "除张伟外都正常，张伟未联系上",
+        ["张伟 - unreachable", "王芳 - normal bulk", "张建军 - normal bulk"],
+        names=ZW,
+    ),
+    case(
+        "除张伟外都正常",
+        ["王芳 - normal bulk", "张建军 - normal bulk"],
+        ["no_content: 张伟"],
+        names=ZW,
+    ),
+    case(
+        "除了张伟、王芳，其他都正常",
+        ["张建军 - normal bulk"],
+        ["no_content: 张伟", "no_content: 王芳"],
+        names=ZW,
+    ),
+    case("张伟 王芳 都好", ["张伟 - normal", "王芳 - normal"], names=ZW),
+    # acknowledgements are no report, even from a member with one subject
+    case("收到", names=ONE),
+    case("好的", names=ONE),
+    case("嗯嗯", names=ONE),
+    case("👌", names=ONE),
+    case("谢谢", names=ONE),
+    case("[抱拳]", names=ONE),
+    # a member with one subject may leave the name out
+    case("一切正常", ["张三 - normal bulk"], names=ONE),
+    case("36.5", ["张三 36.5 normal"], names=ONE),
+    case("今天体温37.6，有点咳嗽", ["张三 37.6 abnormal 发热、咳嗽"], names=ONE),
+    case("36.5"),  # three subjects: whose? nothing is recorded
+    # the status first
+    case("未联系上：张伟", ["张伟 - unreachable"], names=ZW),
+    case("未联系上的有张伟、王芳", ["张伟 - unreachable", "王芳 - unreachable"], names=ZW),
+    case(
+        "正常：张伟、张建军\n外出：王芳",
+        ["张伟 - normal", "张建军 - normal", "王芳 - absent"],
+        names=ZW,
+    ),
+    # given name, 老师, traditional characters
+    case("建军 36.5", ["张建军=建军 36.5 normal"], names=ZW),
+    case("张老师 36.2", ["张伟=张老师 36.2 normal"], names=("张伟", "王芳")),
+    case("張偉 頭痛", ["张伟 - abnormal 头痛"], names=ZW),
+    case("王芳 體溫36.8 無發燒咳嗽", ["王芳 36.8 normal"], names=ZW),
+    # a symptom said to be over; being out
+    case("王五 咳嗽好了", ["王五 - normal"]),
+    case("王五 已经不咳了 36.6", ["王五 36.6 normal"]),
+    case("王五咳嗽发烧都好了", ["王五 - normal"]),
+    case("王五 咳嗽好多了", ["王五 - abnormal 咳嗽 note=好多了"]),
+    case("王五 37 8咳嗽", ["王五 - abnormal 咳嗽"], ["bad_temperature: 王五 37 8咳嗽 -> 王五"]),
+    case("张三 36.5 2 李四 36.6", ["张三 36.5 normal", "李四 36.6 normal"]),
+    case("王五 出去买菜了", ["王五 - absent"]),
+    case("王五 已送医院", ["王五 - absent"]),
+    case("张三在家没出去", ["张三 - normal"]),
     # ---- gibberish and hostile input -----------------------------------------------------
     case(""),
     case("   "),
@@ -711,6 +787,9 @@ WORDS = [
     "咳嗽", "发烧", "无", "没有", "不", "未联系上", "不在家", "正常", "全部", "都", "其他",
     "好", "早上", "晚", "更正", "补报", "嗓子有点疼", "没力气", "和", "、", "，", "。", " ",
     "\n", ":", "😀", "'", ";", "--", "DROP", "%s", "\\", "\x00",
+    "37,8", "37..8", "37，", "除", "外", "其他人", "好了", "等症状", "嗅（味）觉减退", "寒战",
+    "未联系上：", "三", "张老师", "張三", "收到", "👌", "是否外出：否", "「", "」", "- - -",
+    "一切正常", "出去买菜了",
 ]  # fmt: skip
 
 
@@ -745,3 +824,82 @@ def test_any_names_never_raise(text: str, names: list[str], others: list[str]) -
 def test_batch_never_raises(line: str) -> None:
     out = parse_batch_line(line)
     assert isinstance(out, dict)
+
+
+# ---- safety: unsure means asked back or left missing, never a made-up normal ----------------
+SEPARATORS = [
+    ".", ",", "，", "..", "。", "、", " ", ". ", "点", "度", "", "．", ",,", "。。", "，。", "·",
+    "-", "/", "_", "!", ":", "：", "°", "°C", "~", "…", " , ",
+]  # fmt: skip
+AFTER = [
+    "", " 咳嗽", " 正常", "，无发热咳嗽等症状", "，李四 36.5", "度", "℃", "\n李四 36.6", "摄氏度",
+    " 2.李四 36.5", "。其他都正常", "°",
+]  # fmt: skip
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(min_value=34, max_value=42),
+    st.integers(min_value=0, max_value=9),
+    st.sampled_from(SEPARATORS),
+    st.sampled_from(AFTER),
+    st.booleans(),
+)
+def test_a_digit_is_never_dropped(
+    whole: int, tenth: int, separator: str, after: str, wide: bool
+) -> None:
+    reading = f"{whole}{separator}{tenth}"
+    text = f"王五 {reading.translate(FULL_WIDTH) if wide else reading}{after}"
+    result = parse_reply(text, R3, when("08:30"))
+    asked = [p for p in result.problems if p.reason == "bad_temperature"]
+    wang = [e for e in result.entries if e.name == "王五"]
+    value = whole + tenth / 10
+    if wang and wang[0].temperature is not None:
+        assert wang[0].temperature == pytest.approx(value), text
+        assert ("发热" in wang[0].symptoms) is (value >= 37.3), text
+    else:
+        assert asked or value > 42.5, text
+        assert not wang or wang[0].status != "normal", text
+
+
+NEGATED_ITEMS = [
+    "发热", "干咳", "乏力", "咽痛", "嗅（味）觉减退", "嗅(味)觉减退", "腹泻", "寒战", "咳痰",
+    "鼻塞", "流涕", "头痛", "肌肉酸痛", "关节疼痛", "气促", "呼吸困难", "胸闷", "结膜充血",
+    "恶心", "呕吐", "腹痛", "味觉减退", "嗅觉减退", "咳嗽", "发烧", "拉肚子", "肌痛",
+    "嗅觉、味觉减退", "结膜炎", "食欲不振", "畏寒", "头晕", "嗓子疼", "全身酸痛",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["无", "没有", "没", "未见", "无明显", "否认", "均无", "未出现"]),
+    st.lists(st.sampled_from(NEGATED_ITEMS), min_size=1, max_size=12),
+    st.sampled_from(["、", "，", "和", " "]),
+    st.sampled_from(["等症状", "等", "等不适", "", "等症状。", "等症状，体温正常"]),
+    st.sampled_from(["王五", "王五 36.5 ", "王五体温36.6，", "王五今天"]),
+)
+def test_a_negated_list_never_alerts(
+    negation: str, items: list[str], joiner: str, end: str, head: str
+) -> None:
+    text = head + negation + joiner.join(items) + end
+    result = parse_reply(text, R3, when("08:30"))
+    got = [(e.name, e.status, e.symptoms) for e in result.entries]
+    assert got == [("王五", "normal", ())], text
+    assert result.problems == (), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(ZW), min_size=1, max_size=3, unique=True),
+    st.lists(st.sampled_from(["36.5", "36.7", "正常", "体温36.4", "36,6", "无异常"]), min_size=3),
+    st.sampled_from([" ", "，", "、", "\n", "；"]),
+    st.sampled_from(["都好", "都正常", "均正常", "一切正常", "都没问题", "全部正常", "都无异常"]),
+)
+def test_a_bulk_after_names_marks_no_one_unnamed(
+    named: list[str], reports: list[str], joiner: str, bulk: str
+) -> None:
+    text = joiner.join(f"{n}{r}" for n, r in zip(named, reports, strict=False)) + joiner + bulk
+    result = parse_reply(text, ZW, when("08:30"))
+    assert {e.name for e in result.entries} == set(named), text
+    assert not any(e.bulk for e in result.entries), text

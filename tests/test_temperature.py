@@ -27,6 +27,12 @@ from handlers.temperature import arabic_value, cn_integer, parse_temperature
         ("四十二度五", 42.5),
         ("体温37", 37.0),
         ("36.55", 36.55),
+        ("37,8", 37.8),  # a decimal comma (NFKC makes ， one)
+        ("36、5", 36.5),
+        ("37..8", 37.8),
+        ("36.555", None),  # a digit too many: no reading, the parser asks back
+        ("3.6.5", None),
+        ("1,3", None),
         ("34", 34.0),
         ("42.5", 42.5),
         ("下午3点 体温36.6", 36.6),
