@@ -467,6 +467,18 @@ def _neighbour(tokens: list[list], i: int, step: int) -> str | None:
     return None
 
 
+def _closed_by_deng(tokens: list[list], comma: int) -> bool:
+    """Whether what follows a comma inside a negated list is more of the list, closed by 等
+    (等症状) before the sentence ends and before anything that is not a symptom word."""
+    for tok in tokens[comma + 1 :]:
+        kind = tok[0]
+        if kind is sy.END:
+            return True
+        if kind is HARD or not (kind in _NEGATED or kind in _SKIP or kind is COMMA):
+            return False
+    return False
+
+
 def _resolve_runs(tokens: list[list], index: NameIndex, text: str) -> None:
     """Turn runs in name position into names / problems; the rest become notes.
 
@@ -695,7 +707,10 @@ def _evaluate(
         if kind == sy.POS or kind == sy.END:
             negating = False
             continue
-        # A negation runs on over 、 和 ， and filler: "无发热、咳嗽等症状".
+        # A negation runs on over 、 和 and filler ("无发热、咳嗽等症状"), and over ， only
+        # into a list that 等 closes ("无发热，咳嗽，乏力等症状"): "无发热，咳嗽" says a cough.
+        if kind == COMMA and negating and not _closed_by_deng(tokens, i):
+            negating = False
         if kind in _SKIP or kind == COMMA:
             fresh = fresh or kind == COMMA
             continue
