@@ -135,3 +135,44 @@ def alerts_for_contact(
         queue_message(db, at=turn.at, person=person, kind=kind, text=text, inbox_id=turn.inbox_id)
     turn.ctx.alerts_queued += len(recipients)
     return recipients
+
+
+ALERT_KINDS = {
+    "abnormal": "abnormal_alert",
+    "unreachable": "unreachable_alert",
+    "absent": "absent_alert",
+}
+STATUS_WORDS = {"abnormal": "异常", "unreachable": "联系不上", "absent": "不在家/外出"}
+
+
+def queue_corrections(
+    turn: Turn, subject: dict, day: dt.date, slot: str, voided: str, now_on_record: str
+) -> list[dict]:
+    """What a cadre was told stays true (DESIGN §2): the report that raised an alert of
+    status `voided` for this subject, date and slot was corrected or undone, so everyone who
+    got that alert hears, once, what is on record now (kind `correction`)."""
+    db = turn.ctx.db
+    rows = db.execute(
+        """SELECT DISTINCT o.person_id FROM outbox o
+           WHERE o.kind = ? AND o.person_id IS NOT NULL AND instr(o.text, ?) > 0
+           AND o.inbox_id IN (SELECT inbox_id FROM contacts
+                              WHERE subject_id = ? AND date = ? AND slot = ?)""",
+        [ALERT_KINDS[voided], subject["name"], subject["id"], day.isoformat(), slot],
+    ).fetchall()
+    if not rows:
+        return []
+    marks = ",".join("?" * len(rows))
+    people = list(db.query(f"SELECT * FROM people WHERE id IN ({marks})", [r[0] for r in rows]))
+    unit = get_unit(db, subject["unit"])
+    where = unit["name"] if unit else subject["unit"]
+    text = (
+        f"【更正】{subject['name']}（{where}）{day_label(day)}{SLOT_CN[slot]}："
+        f"此前通知的“{STATUS_WORDS[voided]}”已由网格员{turn.person['name']} "
+        f"{turn.at:%H:%M}更正，现记录为：{now_on_record}。"
+    )
+    for person in people:
+        queue_message(
+            db, at=turn.at, person=person, kind="correction", text=text, inbox_id=turn.inbox_id
+        )
+    turn.ctx.alerts_queued += len(people)
+    return people

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from handlers.alerts import ALERT_KINDS, queue_corrections
 from handlers.commands import Turn, UserError, command
 from handlers.dates import day_label
-from handlers.reports import SLOT_CN, monitoring_day
-from storage.contacts import contacts_on, revoke_message
+from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
+from storage.contacts import contacts_on, current_contact, revoke_message
 from storage.inbox import last_report_message
 from storage.needs import add_need
 from storage.subjects import member_subjects
@@ -43,14 +46,40 @@ def undo(turn: Turn) -> str:
     revoked = revoke_message(
         turn.ctx.db, message["id"], at=turn.at, actor=f"person:{turn.person['id']}"
     )
-    names = [
-        row["name"]
+    subjects = {
+        row["id"]: row
         for row in turn.ctx.db.query(
-            f"SELECT name FROM subjects WHERE id IN ({','.join('?' * len(revoked))})",
+            f"SELECT * FROM subjects WHERE id IN ({','.join('?' * len(revoked))})",
             [r["subject_id"] for r in revoked],
         )
-    ]
-    return f"已撤销您{message['at'][11:16]}的上报：{'、'.join(names)}。如需重报请直接发送。"
+    }
+    names = [subjects[r["subject_id"]]["name"] for r in revoked if r["subject_id"] in subjects]
+    corrected = _void_alerts(turn, revoked, subjects)
+    return (
+        f"已撤销您{message['at'][11:16]}的上报：{'、'.join(dict.fromkeys(names))}。"
+        f"如需重报请直接发送。{corrected}"
+    )
+
+
+def _void_alerts(turn: Turn, revoked: list[dict], subjects: dict[int, dict]) -> str:
+    """An undone report that had raised an alert: its recipients hear what is on record now."""
+    told: list[str] = []
+    for row in revoked:
+        subject = subjects.get(row["subject_id"])
+        if subject is None or row["status"] not in ALERT_KINDS:
+            continue
+        day = dt.date.fromisoformat(row["date"])
+        now = current_contact(turn.ctx.db, subject["id"], day, row["slot"])
+        if now is not None and now["status"] == row["status"]:
+            continue  # the report it had replaced says the same: the alert stands
+        if now is None:
+            on_record = f"{subject['name']} 暂无上报（已撤销）"
+        else:
+            reading = f" {now['temperature']:.1f}℃" if now["temperature"] is not None else ""
+            on_record = f"{subject['name']}{reading} {STATUS_CN[now['status']]}"
+        people = queue_corrections(turn, subject, day, row["slot"], row["status"], on_record)
+        told += [p["name"] for p in people]
+    return f"已向{'、'.join(dict.fromkeys(told))}发送更正。" if told else ""
 
 
 @command(

@@ -9,7 +9,13 @@ from dataclasses import dataclass, replace
 
 from sqlite_utils import Database
 
-from handlers.alerts import Unreachable, alerts_for_contact, queue_unreachable
+from handlers.alerts import (
+    ALERT_KINDS,
+    Unreachable,
+    alerts_for_contact,
+    queue_corrections,
+    queue_unreachable,
+)
 from handlers.commands import Turn
 from handlers.dates import day_label
 from handlers.names import NameIndex
@@ -260,6 +266,14 @@ def apply_report(
         people = alerts_for_contact(turn, subject, entry, result, previous, unreachable)
         if people:
             alerted.append(f"已通知{'、'.join(p['name'] for p in people)}（{entry.name}）")
+        if previous is not None and previous["status"] in ALERT_KINDS:
+            if previous["status"] != entry.status:  # the alert it raised is void now
+                told = queue_corrections(
+                    turn, subject, result.date, result.slot, previous["status"], describe(entry)
+                )
+                if told:
+                    names = "、".join(p["name"] for p in told)
+                    alerted.append(f"已向{names}发送更正（{entry.name}）")
     outcome = "problem" if result.problems else "ok"
     return outcome, _reply(result, entries, alerted, plan.own, done, superseded)
 

@@ -18,6 +18,7 @@ KINDS = (
     "absent_alert",
     "digest",
     "release",
+    "correction",
 )
 
 

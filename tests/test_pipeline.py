@@ -516,3 +516,53 @@ def test_a_failed_message_handled_again_after_a_newer_report_keeps_the_newer(
     assert handled is not None and handled.outcome == "ok" and not handled.alerts
     assert current(loaded_db, "张三")["temperature"] == 36.5
     assert alerts(loaded_db) == []
+
+
+def corrections(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+    return [
+        (row["person"], row["text"])
+        for row in db.query("SELECT person, text FROM outbox WHERE kind = 'correction' ORDER BY id")
+    ]
+
+
+def test_a_correction_voids_the_fever_alert_for_everyone_who_got_it(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    """DESIGN §2: 张三 37.8 alerted the secretary and the medic; 更正 张三 36.4 tells both,
+    once, what is on record now."""
+    chat("lianghong", "张三 37.8 咳嗽")
+    alerted = {person for kind, person in alerts(loaded_db)}
+    reply = chat("lianghong", "更正 张三 36.4", at=MORNING + dt.timedelta(minutes=20)).reply
+    told = corrections(loaded_db)
+    assert {person for person, _ in told} == alerted == {"陈志刚", "黄永红"}
+    assert all("张三" in text and "36.4℃ 正常" in text and "异常" in text for _, text in told)
+    assert "发送更正" in reply
+    chat("lianghong", "张三 36.5", at=MORNING + dt.timedelta(minutes=30))
+    assert len(corrections(loaded_db)) == 2  # once: the alert was already corrected
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "voided"),
+    [
+        ("张三 37.8", "张三 38.2", 0),  # still abnormal: the alert stands
+        ("张三 36.5", "张三 36.6", 0),  # nothing was alerted
+        ("王五 未联系上", "王五 36.5", 1),  # reached after all: the secretary hears it
+        ("王五 不在家", "王五 36.5 在家", 2),  # back home: secretary and monitor
+    ],
+)
+def test_only_a_report_that_removes_an_alerted_status_sends_corrections(
+    chat: Chat, loaded_db: sqlite_utils.Database, first: str, then: str, voided: int
+) -> None:
+    chat("lianghong", first)
+    chat("lianghong", then, at=MORNING + dt.timedelta(minutes=10))
+    assert len(corrections(loaded_db)) == voided
+
+
+def test_undo_of_an_alerting_report_sends_corrections(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    chat("lianghong", "王五 未联系上")
+    reply = chat("lianghong", "撤销", at=MORNING + dt.timedelta(minutes=5)).reply
+    [(person, text)] = corrections(loaded_db)
+    assert person == "陈志刚" and "王五 暂无上报（已撤销）" in text and "联系不上" in text
+    assert "发送更正" in reply
