@@ -275,7 +275,29 @@ def apply_report(
                     names = "、".join(p["name"] for p in told)
                     alerted.append(f"已向{names}发送更正（{entry.name}）")
     outcome = "problem" if result.problems else "ok"
-    return outcome, _reply(result, entries, alerted, plan.own, done, superseded)
+    released = {}
+    if any(problem.reason == "unknown_name" for problem in result.problems):
+        released = _released(db, turn.person["id"], result.date)
+    return outcome, _reply(result, entries, alerted, plan.own, done, superseded, released)
+
+
+def _released(db: Database, person_id: int, day: dt.date) -> dict[str, str]:
+    """The member's subjects no longer monitored on `day`: name → the day it ended."""
+    rows = db.execute(
+        """SELECT s.name, coalesce(s.released_on, date(s.end_date, '+1 day'))
+           FROM subjects s JOIN assignments a ON a.subject_id = s.id
+           WHERE a.person_id = ? AND s.start_date <= ? AND (s.status != 'active'
+                 OR s.end_date < ? OR s.released_on <= ?)
+           ORDER BY s.start_date""",
+        [person_id, *[day.isoformat()] * 3],
+    ).fetchall()
+    return {name: day_label(dt.date.fromisoformat(ended)) for name, ended in rows}
+
+
+def _released_name(problem: Problem, released: dict[str, str]) -> str | None:
+    if problem.reason != "unknown_name":
+        return None
+    return next((name for name in released if problem.text.startswith(name)), None)
 
 
 def _sent_after(previous: dict, at: dt.datetime) -> bool:
@@ -291,6 +313,7 @@ def _reply(
     own: list[dict],
     done: set[int],
     superseded: set[int],
+    released: dict[str, str] | None = None,
 ) -> str:
     lines = []
     if not entries and not result.problems:
@@ -314,6 +337,12 @@ def _reply(
             lines.append(f"{'、'.join(e.name for e in bulk)} 正常")
         lines.extend(alerted)
     for problem in result.problems:
+        ended = _released_name(problem, released or {})
+        if ended:  # 解除 or the period's end: nothing to record, and the member is told why
+            lines.append(
+                f"ℹ {ended}已于{(released or {})[ended]}解除居家监测，无需再上报，本条未记录。"
+            )
+            continue
         lines.append("❓ " + problem_question(problem, [s["name"] for s in own]))
     missing = [s["name"] for s in own if s["id"] not in done]
     if entries and own:

@@ -287,3 +287,17 @@ def test_lookup_matches_names_as_reports_do_and_lists_namesakes(
     say, namesake: sqlite_utils.Database, sender: str, text: str, expected: str
 ) -> None:
     assert expected in say(sender, text)
+
+
+def test_a_report_on_a_released_subject_is_answered_and_recorded_nowhere(
+    say, loaded_db: sqlite_utils.Database
+) -> None:
+    """DESIGN §2: after 解除 张三, her member's 张三 36.5 gets 已解除, not 不在您的名单中."""
+    say(SECRETARY, "解除 张三")
+    contacts = loaded_db.execute("SELECT count(*) FROM contacts").fetchone()[0]
+    reply = say(MEMBER, "张三 36.5，李四 36.6")
+    assert "张三已于3月2日解除居家监测，无需再上报，本条未记录" in reply
+    assert "李四 36.6℃" in reply and "不在您的名单中" not in reply
+    assert loaded_db.execute("SELECT count(*) FROM contacts").fetchone()[0] == contacts + 1
+    # a period that ended by itself (何平: 2/16–3/1) reads the same
+    assert "何平已于3月2日解除居家监测" in say("hanbing", "何平 36.5")
