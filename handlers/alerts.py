@@ -57,15 +57,7 @@ def queue_unreachable(turn: Turn, alerts: list[Unreachable]) -> None:
             twice = any(a.twice for a in theirs)
             lines.append("请协助联系" + ("；连续两个时段联系不上的请上门核实。" if twice else "。"))
             text = "\n".join(lines)
-        queue_message(
-            turn.ctx.db,
-            at=turn.at,
-            person=person,
-            kind="unreachable_alert",
-            text=text,
-            inbox_id=turn.inbox_id,
-        )
-        turn.ctx.alerts_queued += 1
+        tell(turn, [person], "unreachable_alert", text)
 
 
 def _recipients(*groups: list[dict]) -> list[dict]:
@@ -131,10 +123,18 @@ def alerts_for_contact(
             f"网格员{member} {when}上报，请立即核实去向。"
         )
         recipients = _recipients(secretaries, monitors_for(db, subject["unit"]))
-    for person in recipients:
-        queue_message(db, at=turn.at, person=person, kind=kind, text=text, inbox_id=turn.inbox_id)
-    turn.ctx.alerts_queued += len(recipients)
+    tell(turn, recipients, kind, text)
     return recipients
+
+
+def tell(turn: Turn, people: list[dict], kind: str, text: str) -> None:
+    """Queue what a message makes others hear (alerts, corrections, releases), with the
+    message's inbox id: delivered at once after the reply."""
+    for person in people:
+        queue_message(
+            turn.ctx.db, at=turn.at, person=person, kind=kind, text=text, inbox_id=turn.inbox_id
+        )
+    turn.ctx.alerts_queued += len(people)
 
 
 ALERT_KINDS = {
@@ -170,9 +170,5 @@ def queue_corrections(
         f"此前通知的“{STATUS_WORDS[voided]}”已由网格员{turn.person['name']} "
         f"{turn.at:%H:%M}更正，现记录为：{now_on_record}。"
     )
-    for person in people:
-        queue_message(
-            db, at=turn.at, person=person, kind="correction", text=text, inbox_id=turn.inbox_id
-        )
-    turn.ctx.alerts_queued += len(people)
+    tell(turn, people, "correction", text)
     return people

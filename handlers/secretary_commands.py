@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from handlers.alerts import tell
 from handlers.commands import Turn, UserError, command
 from handlers.dates import day_label, time_label
 from handlers.names import NameIndex
@@ -13,7 +14,6 @@ from handlers.temperature import cn_integer
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
 from storage.needs import close_need, open_needs
-from storage.outbox import queue_message
 from storage.subjects import find_subjects_by_name, subject_members, subject_names, unit_subjects
 from storage.units import descendants, get_unit, village_of, villages_under
 
@@ -269,16 +269,7 @@ def _tell_members(turn: Turn, subject: dict, text: str) -> str:
         for member in subject_members(turn.ctx.db, subject["id"])
         if member["active"] and member["id"] != turn.person["id"]
     ]
-    for member in members:
-        queue_message(
-            turn.ctx.db,
-            at=turn.at,
-            person=member,
-            kind="release",
-            text=text,
-            inbox_id=turn.inbox_id,
-        )
-    turn.ctx.alerts_queued += len(members)
+    tell(turn, members, "release", text)
     if not members:
         return ""
     return f"已通知网格员{'、'.join(member['name'] for member in members)}。"

@@ -167,3 +167,21 @@ def mp(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
 def mp_plaintext(loaded_db: sqlite_utils.Database, db_path: Path) -> FlaskClient:
     """The Official Account in plaintext mode (明文模式): no EncodingAESKey is set."""
     return make_app(db_path, config_for(MP, aes_key="")).test_client()
+
+
+@pytest.fixture
+def say(loaded_db: sqlite_utils.Database, config: Config) -> Callable[..., str]:
+    """say("lianghong", "张三 36.5") sends one message through the pipeline (at 3/2 10:40
+    unless `at` is given) and returns the reply."""
+    from bot.context import Context
+    from handlers.pipeline import Incoming, handle_message
+
+    ctx = Context(db=loaded_db, config=config)
+    default = dt.datetime(2026, 3, 2, 10, 40, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+    def send(sender: str, text: str, at: dt.datetime = default) -> str:
+        return handle_message(
+            ctx, Incoming(channel="console", sender=sender, text=text, at=at, received_at=at)
+        ).reply
+
+    return send

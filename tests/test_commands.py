@@ -8,25 +8,10 @@ import re
 import pytest
 import sqlite_utils
 
-from bot.config import Config
-from bot.context import Context
-from handlers.pipeline import Incoming, handle_message
 from tests.conftest import TZ
 
 AT = dt.datetime(2026, 3, 2, 10, 40, tzinfo=TZ)
 MEMBER, SECRETARY, MONITOR, MEDIC = "lianghong", "chenzhigang", "liumin", "huangyonghong"
-
-
-@pytest.fixture
-def say(loaded_db: sqlite_utils.Database, config: Config):
-    ctx = Context(db=loaded_db, config=config)
-
-    def send(sender: str, text: str, at: dt.datetime = AT) -> str:
-        return handle_message(
-            ctx, Incoming(channel="console", sender=sender, text=text, at=at, received_at=at)
-        ).reply
-
-    return send
 
 
 def subject(db: sqlite_utils.Database, name: str) -> dict:

@@ -6,12 +6,8 @@ import datetime as dt
 import re
 
 import pytest
-import sqlite_utils
 
-from bot.config import Config
-from bot.context import Context
 from handlers.dates import day_label, time_label
-from handlers.pipeline import Incoming, handle_message
 from tests.conftest import TZ
 
 AT = dt.datetime(2026, 3, 2, 10, 40, tzinfo=TZ)
@@ -43,18 +39,6 @@ def test_day_label(value: dt.date | str, label: str) -> None:
 )
 def test_time_label(value: dt.datetime | str, label: str) -> None:
     assert time_label(value) == label
-
-
-@pytest.fixture
-def say(loaded_db: sqlite_utils.Database, config: Config):
-    ctx = Context(db=loaded_db, config=config)
-
-    def send(sender: str, text: str, at: dt.datetime = AT) -> str:
-        return handle_message(
-            ctx, Incoming(channel="console", sender=sender, text=text, at=at, received_at=at)
-        ).reply
-
-    return send
 
 
 CHAT = [
