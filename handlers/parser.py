@@ -130,6 +130,7 @@ def _lexer(before_name: bool) -> re.Pattern:
     )
 
 
+_VAGUE = re.compile(r"\s*(?:多|几|来|出头)")  # after a whole degree: some tenths, unsaid
 _LEX = _lexer(False)
 _LEX_BEFORE_NAME = _lexer(True)
 _PUNCT = {"comma": COMMA, "hard": HARD}
@@ -282,6 +283,8 @@ def _lex_gap(text: str, a: int, b: int, tokens: list[list], before_name: bool) -
             )
             if len(digits) == 1 and not prefix and _split_decimal(text, tokens, s, s + 1):
                 value = None  # 37 8℃
+            elif value and not (decimal or comma or decimal_cn) and _VAGUE.match(text, e):
+                value = None  # 36度多, 37度几: not a reading (37度多 may be a fever): asked back
             append([NOTE, s, e, m.group()] if value is False else [TEMP, s, e, value])
         elif kind == "badnum":  # 36.555, 3.6.5: a reading that cannot be read for sure
             append([TEMP, s, e, None])

@@ -72,7 +72,8 @@ def problem_question(problem: Problem, own_names: list[str]) -> str:
         return f"“{problem.text}”可能是{options}，请写全名重发，例如：{problem.candidates[0]} 36.5"
     if problem.reason == "bad_temperature":
         return (
-            f"“{problem.text}”的体温看起来不对（应在34.0–42.5之间），请核对后重发，例如：张三 36.5"
+            f"“{problem.text}”的体温没法确认（读数应在34.0–42.5之间，且写全小数，"
+            "不写“36度多”这样的约数），请核对后重发，例如：张三 36.5"
         )
     if problem.reason == "no_content":
         return f"“{problem.text}”后面没写情况，请补上体温或状态，例如：{problem.text} 36.5 正常"

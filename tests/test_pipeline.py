@@ -240,7 +240,7 @@ def test_slot_marker_and_small_hours(chat: Chat, loaded_db: sqlite_utils.Databas
 def test_problems_get_precise_questions(chat: Chat) -> None:
     reply = chat("lianghong", "赵六 36.5").reply
     assert "不在您的名单中" in reply and "您负责：张三、李四、王五、罗娟、林峰、朱丽" in reply
-    assert "体温看起来不对" in chat("lianghong", "张三 45.1").reply
+    assert "体温没法确认" in chat("lianghong", "张三 45.1").reply
     assert "后面没写情况" in chat("lianghong", "张三").reply
 
 

@@ -110,7 +110,7 @@ CHATS = [
         "lianghong",
         "王五 37 8",
         {},
-        ("❓", "体温看起来不对"),
+        ("❓", "体温没法确认"),
         ("已记录",),
         id="decimal-apart-asked-back",
     ),
