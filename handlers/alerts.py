@@ -146,7 +146,13 @@ STATUS_WORDS = {"abnormal": "异常", "unreachable": "联系不上", "absent": "
 
 
 def queue_corrections(
-    turn: Turn, subject: dict, day: dt.date, slot: str, voided: str, now_on_record: str
+    turn: Turn,
+    subject: dict,
+    day: dt.date,
+    slot: str,
+    voided: str,
+    now_on_record: str,
+    how: str = "更正",
 ) -> list[dict]:
     """What a cadre was told stays true (DESIGN §2): the report that raised an alert of
     status `voided` for this subject, date and slot was corrected or undone, so everyone who
@@ -167,8 +173,8 @@ def queue_corrections(
     where = unit["name"] if unit else subject["unit"]
     text = (
         f"【更正】{subject['name']}（{where}）{day_label(day)}{SLOT_CN[slot]}："
-        f"此前通知的“{STATUS_WORDS[voided]}”已由网格员{turn.person['name']} "
-        f"{turn.at:%H:%M}更正，现记录为：{now_on_record}。"
+        f"此前通知的“{STATUS_WORDS[voided]}”已由网格员{turn.person['name']}于 "
+        f"{turn.at:%H:%M} {how}，现记录为：{now_on_record}。"
     )
     tell(turn, people, "correction", text)
     return people

@@ -77,7 +77,9 @@ def _void_alerts(turn: Turn, revoked: list[dict], subjects: dict[int, dict]) -> 
         else:
             reading = f" {now['temperature']:.1f}℃" if now["temperature"] is not None else ""
             on_record = f"{subject['name']}{reading} {STATUS_CN[now['status']]}"
-        people = queue_corrections(turn, subject, day, row["slot"], row["status"], on_record)
+        people = queue_corrections(
+            turn, subject, day, row["slot"], row["status"], on_record, how="撤销"
+        )
         told += [p["name"] for p in people]
     return f"已向{'、'.join(dict.fromkeys(told))}发送更正。" if told else ""
 

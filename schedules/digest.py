@@ -591,7 +591,7 @@ def digest_text(digest: dict, link: str) -> str:
     lines.append(_flag_line("外出", digest["absent"]))
     needs = digest["needs"]
     if needs:
-        shown = [f"{n['subject']}{n['kind']}" for n in needs]
+        shown = [f"#{n['id']} {n['subject']}（{n['kind']}）{n['text']}".rstrip() for n in needs]
         lines.append(f"待办需求 {len(needs)} 件：{names_text(shown, 4)}")
     if digest["members_missing"]:
         parts = [f"{m['member']}{len(m['missing'])}" for m in digest["members_missing"]]
@@ -611,7 +611,7 @@ def _counts(digest: dict) -> dict[str, int]:
     return {
         "未报": sum(len(c["missing"]) for c in digest["slots"].values()),
         "异常": len(digest["abnormal"]),
-        "失联": len(digest["unreachable"]),
+        "联系不上": len(digest["unreachable"]),
         "外出": len(digest["absent"]),
         "需求": len(digest["needs"]),
     }

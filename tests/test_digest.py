@@ -256,7 +256,7 @@ def test_rollup_text_one_line_per_village(morning: sqlite_utils.Database) -> Non
     assert lines[1] == "1 个村(社)，在管 29 人（今日新增 1，解除 1）"
     assert lines[2] == "已报/应报：早28/29 中0/29 晚0/29"
     assert lines[4] == "各村："
-    assert lines[5] == "河西村：在管29 早28/29 中0/29 晚0/29 未报1 异常1 失联1"
+    assert lines[5] == "河西村：在管29 早28/29 中0/29 晚0/29 未报1 异常1 联系不上1"
     assert lines[-1] == f"查看详情：{LINK}"
 
 
@@ -402,3 +402,12 @@ def test_the_worst_and_newest_abnormal_cases_are_never_cut() -> None:
     assert lines[1].startswith("· 罗娟 39.2℃")
     assert lines[-1] == "· …另 2 人次，见详情"
     assert not any("李四" in line for line in lines)  # a cough alone is shown after fevers
+
+
+def test_a_need_in_the_digest_has_its_number_kind_and_words(
+    loaded_db: sqlite_utils.Database, say: Callable[..., str]
+) -> None:
+    say("lianghong", "需求 张三 买菜")
+    digest = build_digest(loaded_db, Config(), "HX", DAY, 2, at(20, 30))
+    text = digest_text(digest, LINK)
+    assert "待办需求 1 件：#1 张三（生活物资）买菜" in text  # 办结 1 closes it

@@ -118,7 +118,7 @@ def test_scripted_day(
     assert village[-1].startswith("查看详情：http://127.0.0.1:5000/view/")
     town = text_to(db, "digest", "刘敏", mark)
     assert town[0] == "【城关镇 汇总·第1次】3月2日 10:30"
-    assert "河西村：在管29 早28/29 中0/29 晚0/29 未报1 异常1 失联1" in town
+    assert "河西村：在管29 早28/29 中0/29 晚0/29 未报1 异常1 联系不上1" in town
 
     mark = last_id(db)
     tick("12:00")
