@@ -125,12 +125,14 @@ def not_reported(turn: Turn) -> str:
         for subject in subjects:
             if (subject["id"], slot) in reported:
                 continue
-            members = subject_members(db, subject["id"])
-            who = members[0]["name"] if members else "（未分配）"
-            by_member.setdefault(who, []).append(subject["name"])
+            # every member who owes the report, as the deadline alert and the digest list them
+            members = [m["name"] for m in subject_members(db, subject["id"])] or ["（未分配）"]
+            for who in members:
+                by_member.setdefault(who, []).append(subject["name"])
         if by_member:
+            count = len({name for names in by_member.values() for name in names})
             detail = "；".join(f"{m}：{'、'.join(names)}" for m, names in by_member.items())
-            lines.append(f"{SLOT_CN[slot]}（{sum(map(len, by_member.values()))}人）{detail}")
+            lines.append(f"{SLOT_CN[slot]}（{count}人）{detail}")
         else:
             lines.append(f"{SLOT_CN[slot]}：已全部上报")
     return f"{day_label(day)}未报：\n" + "\n".join(lines)

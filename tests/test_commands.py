@@ -286,3 +286,12 @@ def test_a_report_on_a_released_subject_is_answered_and_recorded_nowhere(
     assert loaded_db.execute("SELECT count(*) FROM contacts").fetchone()[0] == contacts + 1
     # a period that ended by itself (何平: 2/16–3/1) reads the same
     assert "何平已于3月2日解除居家监测" in say("hanbing", "何平 36.5")
+
+
+def test_not_reported_names_every_member_of_a_shared_subject(say) -> None:
+    """朱丽 is 梁红's and 韩冰's (多对一): 未报 names both, as the 10:00 alert does."""
+    reply = say(SECRETARY, "未报")
+    morning = reply.splitlines()[1]
+    assert "梁红：" in morning and "韩冰：" in morning
+    assert morning.count("朱丽") == 2
+    assert morning.startswith("早（29人）")  # each subject counted once
