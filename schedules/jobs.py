@@ -196,8 +196,12 @@ def deadline(
         villages = {tree.village_of(s.unit) for s in mine}
         by_member: dict[tuple[int, str], list[str]] = defaultdict(list)
         for subject in mine:
-            for member in data.members.get(subject.id) or [(0, UNASSIGNED)]:
-                by_member[member].append(subject.name)
+            members = data.members.get(subject.id) or [(0, UNASSIGNED)]
+            # a subject two members share (多对一) is listed under each, and said so: the
+            # count in the heading is of subjects
+            name = f"{subject.name}（共管）" if len(members) > 1 else subject.name
+            for member in members:
+                by_member[member].append(name)
         lines = []
         for (member_id, member), names in sorted(
             by_member.items(), key=lambda item: (item[0][0] == 0, item[0][0])

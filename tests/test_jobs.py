@@ -119,8 +119,8 @@ def test_deadline_one_alert_per_monitor_listing_per_member(
     assert (person, kind) == ("刘敏", "missed_alert")
     assert text.splitlines() == [
         "【早间未报】3月2日 10:00 截止，3 位监测对象未报告：",
-        "梁红：林峰、朱丽",
-        "韩冰：高远、朱丽",
+        "梁红：林峰、朱丽（共管）",
+        "韩冰：高远、朱丽（共管）",
     ]
     assert key == f"missed_alert|person:{ids(loaded_db, 'people')['刘敏']}|2026-03-02|morning"
     assert jobs.deadline(loaded_db, Config(), sink, at(10), slot="morning") == 0

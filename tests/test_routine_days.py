@@ -145,8 +145,8 @@ def test_scripted_day(
     ]
     assert text_to(db, "missed_alert", "刘敏", mark) == [
         "【晚间未报】3月2日 20:00 截止，6 位监测对象未报告：",
-        "郑海峰：沈玉兰",
-        "孙丽萍：沈玉兰、彭涛、吕桂兰、苏磊、蒋秀珍、田军",
+        "郑海峰：沈玉兰（共管）",
+        "孙丽萍：沈玉兰（共管）、彭涛、吕桂兰、苏磊、蒋秀珍、田军",
     ]
     evening = text_to(db, "digest", "陈志刚", mark)
     assert evening[0] == "【河西村 汇报·第2次】3月2日 20:30"
