@@ -30,7 +30,7 @@ def tick(ctx: Context, at_text: str | None) -> None:
             f"live since {since}, and jobs run early here would be sent early for real. "
             "Rehearse on a copy of the database instead."
         )
-    runs = run_due(ctx.db, ctx.config, at)
+    runs = run_due(ctx.db, ctx.config, at, clock=real)
     if not runs:
         click.echo("nothing due")
     for run in runs:
@@ -75,9 +75,18 @@ def purge(ctx: Context, dry_run: bool, at_text: str | None) -> None:
     """Erase personal data past retention_days (DESIGN §6): subjects' phones and addresses,
     the text of messages about them; counts, reports, digests and the audit trail stay.
     The 00:05 release job does the same every day."""
+    from bot.clock import now as clock_now
     from storage.purge import purge as erase
 
-    today = time_option(at_text, ctx).date()
+    at = time_option(at_text, ctx)
+    real = clock_now(ctx.config.tz)
+    if at > real + TICK_AHEAD and not dry_run:
+        raise click.ClickException(
+            f"--at {at.isoformat(timespec='minutes')} is later than the clock "
+            f"({real.isoformat(timespec='minutes')}): personal data is erased only as of now "
+            "(--dry-run shows what a later day would erase)"
+        )
+    today = at.date()
     done = erase(ctx.db, today, ctx.config.retention_days, dry_run=dry_run)
     click.echo(done.summary(dry_run))
     if dry_run and done.names:

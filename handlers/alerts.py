@@ -160,7 +160,7 @@ def queue_corrections(
     db = turn.ctx.db
     rows = db.execute(
         """SELECT DISTINCT o.person_id FROM outbox o
-           WHERE o.kind = ? AND o.person_id IS NOT NULL AND instr(o.text, ?) > 0
+           WHERE o.kind = ? AND o.person_id IS NOT NULL AND instr(o.text, ? || '（') > 0
            AND o.inbox_id IN (SELECT inbox_id FROM contacts
                               WHERE subject_id = ? AND date = ? AND slot = ?)""",
         [ALERT_KINDS[voided], subject["name"], subject["id"], day.isoformat(), slot],

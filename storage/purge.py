@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from storage.db import fetch_all, transaction
+from storage.units import ancestors, descendants, village_of
 
 BATCH = 200
 PERSONAL = ("phone", "address")  # the subject's fields that go; its name stays in the records
@@ -73,19 +74,42 @@ def purge(
 
 
 def _messages(db: sqlite_utils.Database, ids: list[int]) -> list[int]:
-    """Inbound messages about these subjects and about no subject still kept."""
+    """Inbound messages about these subjects and about no subject still kept: those whose
+    reports name them, and commands that name them (查 张三, 需求 张三 买菜, 更正 …) sent by
+    people of their village or above it."""
     marks = ",".join("?" * len(ids))
-    return [
+    found = {
         row[0]
         for row in db.execute(
             f"""SELECT DISTINCT c.inbox_id FROM contacts c WHERE c.subject_id IN ({marks})
-                AND c.inbox_id IS NOT NULL AND NOT EXISTS (
-                    SELECT 1 FROM contacts o JOIN subjects s ON s.id = o.subject_id
-                    WHERE o.inbox_id = c.inbox_id AND s.purged_on IS NULL
-                    AND s.id NOT IN ({marks}))""",
-            [*ids, *ids],
+                AND c.inbox_id IS NOT NULL""",
+            ids,
         )
-    ]
+    }
+    for name, unit in db.execute(
+        f"SELECT name, unit FROM subjects WHERE id IN ({marks})", ids
+    ).fetchall():
+        village = village_of(db, unit) or unit
+        near = sorted({*descendants(db, village), *ancestors(db, village)})
+        unit_marks = ",".join("?" * len(near))
+        found |= {
+            row[0]
+            for row in db.execute(
+                f"""SELECT i.id FROM inbox i JOIN people p ON p.id = i.person_id
+                    WHERE p.unit IN ({unit_marks}) AND instr(i.text, ?) > 0""",
+                [*near, name],
+            )
+        }
+    kept = {
+        row[0]
+        for row in db.execute(
+            f"""SELECT DISTINCT o.inbox_id FROM contacts o JOIN subjects s ON s.id = o.subject_id
+                WHERE s.purged_on IS NULL AND s.id NOT IN ({marks})
+                AND o.inbox_id IN ({",".join("?" * len(found)) or "NULL"})""",
+            [*ids, *found],
+        )
+    }
+    return sorted(found - kept)
 
 
 def _count(db: sqlite_utils.Database, ids: list[int], result: Purged) -> None:
@@ -117,6 +141,10 @@ def _erase(db: sqlite_utils.Database, ids: list[int], today: dt.date) -> None:
         )
         db.execute(f"UPDATE outbox SET text = '' WHERE inbox_id IN ({inbox_marks})", messages)
     db.execute(f"UPDATE needs SET text = '' WHERE subject_id IN ({marks})", ids)
+    for name in {
+        row[0] for row in db.execute(f"SELECT name FROM subjects WHERE id IN ({marks})", ids)
+    }:
+        _scrub_digests(db, name)
     for row in fetch_all(
         db,
         f"SELECT id, before, after FROM audit WHERE entity = 'subjects' AND entity_id IN ({marks})",
@@ -130,6 +158,22 @@ def _erase(db: sqlite_utils.Database, ids: list[int], today: dt.date) -> None:
         f"UPDATE subjects SET phone = NULL, address = '', purged_on = ? WHERE id IN ({marks})",
         [today.isoformat(), *ids],
     )
+
+
+def _scrub_digests(db: sqlite_utils.Database, name: str) -> None:
+    """Digests kept as sent hold needs' wording: theirs goes, the counts stay."""
+    for row_id, body in db.execute(
+        "SELECT rowid, body FROM digests_sent WHERE instr(body, ?) > 0", [name]
+    ).fetchall():
+        digest = json.loads(body)
+        for part in [digest, *digest.get("villages", [])]:
+            for need in part.get("needs", []):
+                if need.get("subject") == name:
+                    need["text"] = ""
+        db.execute(
+            "UPDATE digests_sent SET body = ? WHERE rowid = ?",
+            [json.dumps(digest, ensure_ascii=False), row_id],
+        )
 
 
 def _without_personal(recorded: str | None) -> str | None:

@@ -405,6 +405,7 @@ class _Validator:
         by_name, by_phone = self._people_index()
         phones: dict[tuple[str, str], int] = {}
         names: dict[tuple[str, str, str], int] = {}
+        periods: dict[tuple[str, str], list[tuple[dt.date, dt.date, int]]] = {}
         for row in rows:
             v = row.values
             # a person may come back for a second period: rows repeat only with one start date
@@ -469,6 +470,15 @@ class _Validator:
                 ok = False
             if ok:
                 assert start is not None and unit is not None
+                end = start + dt.timedelta(days=days - 1)
+                seen = periods.setdefault((v["name"], unit), [])
+                clash = next((line for s0, e0, line in seen if s0 <= end and e0 >= start), None)
+                if clash is not None:
+                    self.fail(row, f"监测对象“{v['name']}”的监测期与第{clash}行重叠")
+                    ok = False
+                seen.append((start, end, row.line))
+            if ok:
+                assert start is not None and unit is not None
                 self.plan.subjects.append(
                     {
                         "name": v["name"],
@@ -511,30 +521,31 @@ def _changed_in_chat(subject: dict[str, Any]) -> bool:
 
 
 def _find_period(db: sqlite_utils.Database, record: dict[str, Any]) -> dict[str, Any] | None:
-    """The subject row (one monitoring period) a file row stands for: the person is found by
-    phone, else by name in the unit; of their periods, the one with the row's start date,
-    else the latest. None when the latest ended before the row starts: a second period."""
-    periods: list[dict[str, Any]] = []
+    """The subject row (one monitoring period) a file row stands for. The person's periods
+    are found by phone and by name in the unit; of those, the one with the row's start
+    date, else the one the row's period overlaps (its start moved). None when it overlaps
+    none: a period of its own (the person came back, or an earlier period is listed)."""
+    found: dict[int, dict[str, Any]] = {}
     if record.get("phone"):
-        periods = fetch_all(
-            db, "SELECT * FROM subjects WHERE phone = ? ORDER BY start_date", [record["phone"]]
-        )
-    if not periods:
-        periods = fetch_all(
-            db,
-            "SELECT * FROM subjects WHERE name = ? AND unit = ? ORDER BY start_date",
-            [record["name"], record["unit"]],
-        )
-    if not periods:
-        return None
-    for period in periods:
+        for row in fetch_all(db, "SELECT * FROM subjects WHERE phone = ?", [record["phone"]]):
+            found[row["id"]] = row
+    for row in fetch_all(
+        db, "SELECT * FROM subjects WHERE name = ? AND unit = ?", [record["name"], record["unit"]]
+    ):
+        found[row["id"]] = row
+    start = dt.date.fromisoformat(record["start_date"])
+    for period in found.values():
         if period["start_date"] == record["start_date"]:
             return period
-    latest = periods[-1]
-    ended = (
-        latest["end_date"] < record["start_date"] and latest["start_date"] < record["start_date"]
+    end = (start + dt.timedelta(days=int(record.get("days") or 1) - 1)).isoformat()
+    overlapping = [
+        p for p in found.values() if p["start_date"] <= end and p["end_date"] >= start.isoformat()
+    ]
+    if not overlapping:
+        return None
+    return min(
+        overlapping, key=lambda p: abs((dt.date.fromisoformat(p["start_date"]) - start).days)
     )
-    return None if ended else latest
 
 
 def _changes(record: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:

@@ -1340,3 +1340,26 @@ def test_the_same_period_twice_in_a_file_is_still_a_duplicate(
     append_subject(roster_dir, "何平", "2026-02-16")
     report = run_import(db, roster_dir)
     assert any("第32行" in error and "重复" in error for error in report.errors)
+
+
+def test_two_periods_of_one_person_in_one_file_in_any_order(
+    loaded_db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    """The later period listed first: both open, and importing again changes nothing."""
+    append_subject(roster_dir, "何平", "2026-05-01")
+    append_subject(roster_dir, "何平", "2026-04-01")
+    assert run_import(loaded_db, roster_dir).created["subjects"] == 2
+    periods = loaded_db.execute(
+        "SELECT start_date FROM subjects WHERE name = '何平' ORDER BY start_date"
+    ).fetchall()
+    assert periods == [("2026-02-16",), ("2026-04-01",), ("2026-05-01",)]
+    again = run_import(loaded_db, roster_dir)
+    assert again.created == dict.fromkeys(SHEETS, 0) and again.updated == dict.fromkeys(SHEETS, 0)
+
+
+def test_overlapping_periods_of_one_person_are_refused(
+    db: sqlite_utils.Database, roster_dir: Path
+) -> None:
+    append_subject(roster_dir, "何平", "2026-02-20")  # inside 2/16–3/1
+    report = run_import(db, roster_dir)
+    assert any("第32行" in e and "监测期与第" in e and "重叠" in e for e in report.errors)
