@@ -242,6 +242,11 @@ def extend(turn: Turn) -> str:
     if not 1 <= days <= 90:
         raise UserError("延长天数应在1到90天之间，例如：延长 张三 7天")
     subject = _subject(turn, name)
+    if subject.get("purged_on"):  # its personal data was erased after its retention
+        raise UserError(
+            f"{subject['name']}的监测期已结束多日，个人信息已按规定清除，不能再延长；"
+            "如需重新监测，请在名单中新增一期（开始日期写今天）后导入。"
+        )
     changes = {"days": subject["days"] + days, "status": "active", "released_on": None}
     turn.ctx.db["subjects"].update(subject["id"], changes)
     record_change(

@@ -148,3 +148,11 @@ def test_commands_that_named_the_subject_lose_their_text_too(
     ).fetchone()[0]
     assert kept == 0
     assert loaded_db.execute("SELECT count(*) FROM inbox WHERE text = '查 张三'").fetchone()[0] == 0
+
+
+def test_a_purged_period_cannot_be_extended_in_chat(loaded_db: sqlite_utils.Database, say) -> None:
+    purge(loaded_db, AFTER, 30)
+    reply = say("chenzhigang", "延长 何平 7天")
+    assert "个人信息已按规定清除，不能再延长" in reply
+    days = loaded_db.execute("SELECT days FROM subjects WHERE name = '何平'").fetchone()[0]
+    assert days == 14  # unchanged
