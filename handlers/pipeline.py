@@ -103,20 +103,16 @@ def rehandle(ctx: Context, inbox_id: int) -> Handled | None:
     to them through the outbox ('queued', sent by the channel). A message that fails again
     keeps its error, with nothing more sent (the member was told once).
     """
-    row = inbound(ctx.db, inbox_id)
-    if row is None or row["outcome"] != "error":
-        return None
-    message = _stored_message(row)
-    act = _prepare(ctx, message)
-    with transaction(ctx.db):
-        if inbound(ctx.db, inbox_id)["outcome"] != "error":  # another process did it
-            return None
-        outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
+
+    def settle(row: dict, message: Incoming, done: tuple) -> Handled:
+        outcome, reply, person, error_text = done
         if outcome == "error":
             update_row(ctx.db, "inbox", inbox_id, {"error": error_text})
             return Handled(row["reply"] or "", inbox_id, "error")
         _finish(ctx, message, inbox_id, (outcome, reply, person), None, "queued")
-    return Handled(reply, inbox_id, outcome, alerts=ctx.alerts_queued > 0)
+        return Handled(reply, inbox_id, outcome, alerts=ctx.alerts_queued > 0)
+
+    return _handle_kept(ctx, inbox_id, "error", settle)
 
 
 def store_raw(
@@ -139,17 +135,34 @@ def handle_stored(
     """Handle a message stored by `store_raw` (outcome 'received'): the second half of a
     hand-off, or its recovery when the process died in between; None when it is not
     waiting (handled meanwhile by someone else)."""
+
+    def settle(row: dict, message: Incoming, done: tuple) -> Handled:
+        outcome, reply, person, error_text = done
+        _finish(ctx, message, inbox_id, (outcome, reply, person), error_text, reply_status)
+        return Handled(
+            reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0
+        )
+
+    return _handle_kept(ctx, inbox_id, "received", settle)
+
+
+def _handle_kept(
+    ctx: Context,
+    inbox_id: int,
+    waiting: str,
+    settle: Callable[[dict, Incoming, tuple], Handled],
+) -> Handled | None:
+    """Handle a stored message whose outcome is `waiting` ('error' to handle again,
+    'received' for the second half of a hand-off); None when it is not (any more)."""
     row = inbound(ctx.db, inbox_id)
-    if row is None or row["outcome"] != "received":
+    if row is None or row["outcome"] != waiting:
         return None
     message = _stored_message(row)
     act = _prepare(ctx, message)
     with transaction(ctx.db):
-        if inbound(ctx.db, inbox_id)["outcome"] != "received":
+        if inbound(ctx.db, inbox_id)["outcome"] != waiting:  # another process did it
             return None
-        outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
-        _finish(ctx, message, inbox_id, (outcome, reply, person), error_text, reply_status)
-    return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
+        return settle(row, message, _run(ctx, act, inbox_id, message))
 
 
 def _stored_message(row: dict) -> Incoming:
