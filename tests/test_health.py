@@ -12,13 +12,17 @@ import pytest
 import sqlite_utils
 from flask import Flask
 
+from bot import health
 from bot.config import Config
 from schedules.runner import record_firing
 from tests.fake_wechat import make_app
 
 
 @pytest.fixture
-def app(db: sqlite_utils.Database, db_path: Path, config: Config) -> Iterator[Flask]:
+def app(
+    db: sqlite_utils.Database, db_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Flask]:
+    monkeypatch.setattr(health, "PROBE_EVERY", dt.timedelta(0))  # probe on every request
     app = make_app(db_path, config)
     yield app
     app.extensions["gridwatch_pool"].close_all()
@@ -70,3 +74,15 @@ def test_the_report_says_when_the_schedule_last_fired(
     report = app.test_client().get("/healthz").json
     assert report["schedule"] == schedule  # this app runs no schedule of its own
     assert report["schedule_fired_at"] == fired.isoformat(timespec="seconds")
+
+
+def test_a_flood_of_healthz_commits_once_a_second(db: sqlite_utils.Database, db_path: Path) -> None:
+    """/healthz is open to anyone: requests within PROBE_EVERY reuse the last probe."""
+    start = dt.datetime(2026, 3, 2, 8, 0, tzinfo=Config().tz)
+    for n in range(50):
+        ok, _ = health.check(db, str(db_path), False, start + dt.timedelta(milliseconds=n))
+        assert ok
+    probes = db.execute("SELECT value FROM settings WHERE key = 'healthz'").fetchone()[0]
+    assert probes == "1"
+    health.check(db, str(db_path), False, start + health.PROBE_EVERY)
+    assert db.execute("SELECT value FROM settings WHERE key = 'healthz'").fetchone()[0] == "2"
