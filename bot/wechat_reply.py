@@ -32,7 +32,14 @@ from bot.clock import now as clock_now
 from bot.config import Config
 from bot.context import Context
 from bot.daemon_pool import DaemonPool
-from handlers.pipeline import Handled, Incoming, handle_message, handle_stored, store_raw
+from handlers.pipeline import (
+    Handled,
+    Incoming,
+    handle_message,
+    handle_stored,
+    retried,
+    store_raw,
+)
 from storage.db import LockBusy, fetch_all, transaction
 from storage.inbox import DuplicateMessage
 
@@ -168,10 +175,7 @@ class _Job:
                 inbox_id = store_raw(ctx, self.message, before_commit=self._commit_unless_abandoned)
             except DuplicateMessage as seen:  # a retry of a message stored before
                 self._settle(stored=True)
-                existing = seen.existing
-                handled = Handled(
-                    existing["reply"] or "", existing["id"], "duplicate", duplicate=True
-                )
+                handled = retried(ctx, seen.existing, self._reply_status)
             except _Abandoned:
                 return
             else:

@@ -88,11 +88,28 @@ def handle_message(
             outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
             _finish(ctx, message, inbox_id, (outcome, reply, person), error_text, reply_status)
     except DuplicateMessage as seen:  # WeChat retries: same answer, nothing recorded again
-        existing = seen.existing
-        return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
+        return retried(ctx, seen.existing, reply_status, lock_patience)
     except sqlite3.Error as error:
         return _keep_raw(ctx, message, error, reply_status, lock_patience)
     return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
+
+
+def retried(
+    ctx: Context,
+    existing: dict,
+    reply_status: ReplyStatus = "sent",
+    lock_patience: Sequence[float] | None = None,
+) -> Handled:
+    """A message WeChat sent again: the answer it had. One stored whose handling never
+    finished (its process died between the two) is handled now, once."""
+    if existing["outcome"] == "received":
+        done = handle_stored(
+            ctx, existing["id"], reply_status=reply_status, lock_patience=lock_patience
+        )
+        if done is not None:
+            return done
+        existing = inbound(ctx.db, existing["id"]) or existing
+    return Handled(existing["reply"] or "", existing["id"], "duplicate", duplicate=True)
 
 
 def rehandle(ctx: Context, inbox_id: int) -> Handled | None:
@@ -130,7 +147,11 @@ def store_raw(
 
 
 def handle_stored(
-    ctx: Context, inbox_id: int, *, reply_status: ReplyStatus = "queued"
+    ctx: Context,
+    inbox_id: int,
+    *,
+    reply_status: ReplyStatus = "queued",
+    lock_patience: Sequence[float] | None = None,
 ) -> Handled | None:
     """Handle a message stored by `store_raw` (outcome 'received'): the second half of a
     hand-off, or its recovery when the process died in between; None when it is not
@@ -143,7 +164,7 @@ def handle_stored(
             reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0
         )
 
-    return _handle_kept(ctx, inbox_id, "received", settle)
+    return _handle_kept(ctx, inbox_id, "received", settle, lock_patience)
 
 
 def _handle_kept(
@@ -151,6 +172,7 @@ def _handle_kept(
     inbox_id: int,
     waiting: str,
     settle: Callable[[dict, Incoming, tuple], Handled],
+    lock_patience: Sequence[float] | None = None,
 ) -> Handled | None:
     """Handle a stored message whose outcome is `waiting` ('error' to handle again,
     'received' for the second half of a hand-off); None when it is not (any more)."""
@@ -159,7 +181,7 @@ def _handle_kept(
         return None
     message = _stored_message(row)
     act = _prepare(ctx, message)
-    with transaction(ctx.db):
+    with transaction(ctx.db, patience=lock_patience):
         if inbound(ctx.db, inbox_id)["outcome"] != waiting:  # another process did it
             return None
         return settle(row, message, _run(ctx, act, inbox_id, message))

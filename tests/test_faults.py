@@ -173,13 +173,19 @@ def test_disk_full_refuses_for_a_retry_and_the_retry_is_stored_once(tmp_path: Pa
         filler = fill(folder)
         first = send(url, post)
         assert (first.status, first.body) == (503, "busy, try again")
+        # the workers answer; the probe's small write may still fit where the message did
+        # not, so it says 503 (disk full) or 200, never anything else
         status, report = health(url)
-        assert status == 503 and "full" in report["database"]
+        assert status == 200 or (status == 503 and "full" in report["database"]), report
         filler.unlink()
-        deadline = time.monotonic() + 5  # a probe's answer is reused for up to a second
-        while health(url)[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert health(url)[0] == 200
+        # with room again, every worker's probe says so within a second or two (a probe's
+        # answer is reused for up to a second): three answers in a row are 200
+        answers: list[int] = []
+        deadline = time.monotonic() + 10
+        while answers[-3:] != [200, 200, 200] and time.monotonic() < deadline:
+            answers.append(health(url)[0])
+            time.sleep(0.3)
+        assert answers[-3:] == [200, 200, 200], answers
         retried = send(url, post)
         assert retried.status == 200 and "已记录" in reply_content(retried.body)
         # the reply came back, so its handling is committed: copy the files out to read them

@@ -64,3 +64,23 @@ def test_a_message_is_left_to_its_worker_until_it_is_stale_and_recovered_once(
         "SELECT count(*) FROM outbox WHERE inbox_id = ? AND kind = 'reply'", [inbox_id]
     ).fetchone()[0]
     assert replies == 1
+
+
+def test_wechats_retry_of_a_message_never_handled_handles_it_once(
+    loaded_db: sqlite_utils.Database,
+) -> None:
+    """The worker died between storing and handling; WeChat sends the message again (same
+    MsgId): the retry handles it and answers, and a third copy changes nothing."""
+    from handlers.pipeline import handle_message
+
+    inbox_id = stored_only(loaded_db, "张三 36.5", 3)
+    again = Incoming(
+        channel="work", sender="lianghong", text="张三 36.5", at=SENT,
+        received_at=SENT + dt.timedelta(seconds=6), dedup_key="work:msg:3",
+    )  # fmt: skip
+    first = handle_message(Context(loaded_db, Config()), again)
+    assert (first.inbox_id, first.outcome) == (inbox_id, "ok") and "已记录" in first.reply
+    third = handle_message(Context(loaded_db, Config()), again)
+    assert third.duplicate and third.reply == first.reply
+    assert outcome(loaded_db, inbox_id) == "ok"
+    assert recover_unhandled(loaded_db, Config(), SENT + STALE) == 0
