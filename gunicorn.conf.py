@@ -1,5 +1,5 @@
 """Read by gunicorn started in the checkout (`gunicorn -w 2 'bot:create_app()'`); elsewhere
-give `-c python:bot.gunicorn_hooks`, the same settings."""
+give `-c python:bot.serving.gunicorn_hooks`, the same settings."""
 
-from bot.gunicorn_hooks import *  # noqa: F403
-from bot.gunicorn_hooks import __all__  # noqa: F401
+from bot.serving.gunicorn_hooks import *  # noqa: F403
+from bot.serving.gunicorn_hooks import __all__  # noqa: F401

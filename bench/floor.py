@@ -22,9 +22,9 @@ from typing import Any
 from flask import Flask
 
 from bot.config import load_config
-from bot.wechat import query_args, read_body
-from bot.wechat_crypto import open_envelope, seal
-from bot.wechat_xml import decode_body, parse, render_reply
+from bot.wechat.callback import query_args, read_body
+from bot.wechat.crypto import open_envelope, seal
+from bot.wechat.message_xml import decode_body, parse, render_reply
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, received_at TEXT NOT NULL,"

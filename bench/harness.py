@@ -32,7 +32,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bench.county import make_county
 from bot.config import ChannelSettings
-from bot.wechat_crypto import sign
+from bot.wechat.crypto import sign
 from storage.db import connect, open_db
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,6 +9,6 @@ from flask import Flask
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app from gridwatch.toml/env, then the mapping given (tests pass db paths)."""
-    from bot import web
+    from bot.web import app as web
 
     return web.build_app(config)

@@ -141,7 +141,7 @@ def run_cli(runner: CliRunner, db_path: Path) -> Callable[..., Result]:
     Keyword arguments go to CliRunner.invoke (input=, env=, ...). Exceptions other than
     SystemExit propagate, so a crash shows its traceback instead of a bare exit code 1.
     """
-    from bot.cli import cli
+    from bot.cli.main import cli
 
     def run(*args: str | os.PathLike[str], **kwargs: object) -> Result:
         argv = [str(arg) for arg in args] + ["--db", str(db_path)]

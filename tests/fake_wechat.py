@@ -19,7 +19,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from bot.config import ChannelSettings, Config
-from bot.web import build_app
+from bot.web.app import build_app
 
 WORK = ChannelSettings(
     kind="work",

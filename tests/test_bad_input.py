@@ -16,7 +16,7 @@ import pytest
 import sqlite_utils
 from flask.testing import FlaskClient
 
-from bot.wechat_crypto import sign
+from bot.wechat.crypto import sign
 from tests.fake_wechat import MP, WORK
 from tests.test_wechat_callback import (
     CREATED,

@@ -62,7 +62,7 @@ def gridwatch_command() -> list[str]:
     script = Path(sys.executable).with_name("gridwatch")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from bot.cli import cli; cli()"]
+    return [sys.executable, "-c", "from bot.cli.main import cli; cli()"]
 
 
 def shots_dir() -> Path | None:

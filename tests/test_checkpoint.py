@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlite_utils
 
 from bot.config import Config
-from bot.web import build_app
+from bot.web.app import build_app
 from storage.checkpoint import RESTART_AT, Checkpointer, serving_connection
 from storage.db import connect, transaction
 

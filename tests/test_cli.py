@@ -15,7 +15,7 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner, Result
 
-from bot.cli import cli
+from bot.cli.main import cli
 from storage.contacts import NewContact, record_contacts
 from storage.db import open_db
 from storage.migrations import MIGRATIONS

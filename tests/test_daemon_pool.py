@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from bot.daemon_pool import DaemonPool
+from bot.wechat.daemon_pool import DaemonPool
 
 
 def test_tasks_run_and_shutdown_waits_for_what_was_queued() -> None:
@@ -42,7 +42,7 @@ def test_a_task_stuck_on_a_slow_api_does_not_keep_the_process_alive() -> None:
     script = textwrap.dedent(
         """
         import threading, time
-        from bot.daemon_pool import DaemonPool
+        from bot.wechat.daemon_pool import DaemonPool
         pool = DaemonPool(2, "stuck")
         started = threading.Event()
         pool.submit(lambda: (started.set(), time.sleep(60)))

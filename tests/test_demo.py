@@ -12,10 +12,10 @@ import pytest
 import sqlite_utils
 from click.testing import CliRunner
 
-from bot.cli import cli
+from bot.cli.demo import DEMO_ROSTER, DemoError, build_demo, shift_roster
+from bot.cli.main import cli
 from bot.config import Config
-from bot.demo import DEMO_ROSTER, DemoError, build_demo, shift_roster
-from bot.sim import sim_now
+from bot.web.sim import sim_now
 from storage.db import open_db
 from tests.conftest import TZ
 
@@ -107,7 +107,7 @@ def test_demo_replaces_its_own_database_only(tmp_path: Path, config: Config) -> 
 def test_demo_command_builds_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[tuple[str, int, bool]] = []
     monkeypatch.setattr(
-        "bot.serving.serve",
+        "bot.serving.server.serve",
         lambda app, host, port: served.append((host, port, app.config["SCHEDULER"])),
     )
     result = CliRunner().invoke(cli, ["demo", "--port", "5123", "--days", "1"])
@@ -123,7 +123,8 @@ def test_demo_at_a_time_keeps_the_live_scheduler_off(
 ) -> None:
     schedules: list[bool] = []
     monkeypatch.setattr(
-        "bot.serving.serve", lambda app, host, port: schedules.append(app.config["SCHEDULER"])
+        "bot.serving.server.serve",
+        lambda app, host, port: schedules.append(app.config["SCHEDULER"]),
     )
     result = CliRunner().invoke(cli, ["demo", "--db", "x.db", "--at", "2026-05-20T09:05"])
     assert result.exit_code == 0, result.output
@@ -140,7 +141,7 @@ def test_demo_at_a_time_keeps_the_live_scheduler_off(
 def test_demo_command_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
 ) -> None:
-    monkeypatch.setattr("bot.serving.serve", lambda app, host, port: None)
+    monkeypatch.setattr("bot.serving.server.serve", lambda app, host, port: None)
     open_db(tmp_path / "gridwatch.db").close()
     result = CliRunner().invoke(cli, ["demo", *args])
     assert result.exit_code != 0

@@ -98,7 +98,14 @@ def started(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
 
 
 def serve_command(port: int) -> list[str]:
-    return [sys.executable, "-c", "from bot.cli import cli; cli()", "serve", "--port", str(port)]
+    return [
+        sys.executable,
+        "-c",
+        "from bot.cli.main import cli; cli()",
+        "serve",
+        "--port",
+        str(port),
+    ]
 
 
 def gunicorn_command(port: int, workers: int = 2) -> list[str]:
@@ -208,7 +215,15 @@ def test_gunicorn_started_elsewhere_with_the_hooks_module_runs_the_schedule_unas
     comes, and the morning's prompt goes out all the same."""
     db_path, zone, members = county
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:bot.gunicorn_hooks", "-w", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:bot.serving.gunicorn_hooks",
+        "-w",
+        "2",
+    ]
     command += ["-b", f"127.0.0.1:{port}", "bot:create_app()"]
     env = env_for(db_path, zone)
     with (tmp_path / "g.log").open("w") as log:
@@ -320,7 +335,7 @@ def test_workers_killed_during_a_roster_import_lose_no_acknowledged_message(
     with started(gunicorn_command(port), env, tmp_path / "g.log") as server:
         first_answer(url, posts[0], server)  # up; this one is answered again below
         importing = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import cli; cli()", "roster", "import"]
+            [sys.executable, "-c", "from bot.cli.main import cli; cli()", "roster", "import"]
             + [str(tmp_path / "roster")],
             env=env,
             cwd=ROOT,

@@ -258,7 +258,14 @@ def test_a_read_only_database_is_a_clear_error_and_changes_nothing(
     source = tmp_path / "ro.db"
     loaded_db.conn.backup(sqlite_utils.Database(str(source)).conn)
     before = source.read_bytes()
-    say = [sys.executable, "-c", "from bot.cli import cli; cli()", "say", "--from", "lianghong"]
+    say = [
+        sys.executable,
+        "-c",
+        "from bot.cli.main import cli; cli()",
+        "say",
+        "--from",
+        "lianghong",
+    ]
     say += ["--at", "2026-03-02T08:40", "张三 36.5", "--db", str(folder / "ro.db")]
     if _can_mount():
         script = 'mount -t tmpfs tmpfs "$0" && cp "$1" "$0/" && mount -o remount,ro "$0"'

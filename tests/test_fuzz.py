@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bot.config import Config
 from bot.context import Context
-from bot.wechat_crypto import sign
+from bot.wechat.crypto import sign
 from handlers.pipeline import Incoming, handle_message
 from storage.roster import import_roster
 from storage.roster_file import RosterFileError

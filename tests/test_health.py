@@ -12,8 +12,8 @@ import pytest
 import sqlite_utils
 from flask import Flask
 
-from bot import health
 from bot.config import Config
+from bot.web import health
 from schedules.runner import record_firing
 from tests.fake_wechat import make_app
 

@@ -1,4 +1,4 @@
-"""`/`: the simulator on the console channel, one plain sentence on work and mp (bot/home.py)."""
+"""`/`: the simulator on the console channel, one plain sentence on work and mp (web/home.py)."""
 
 from __future__ import annotations
 

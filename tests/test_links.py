@@ -247,7 +247,7 @@ def test_the_stored_key_is_read_once_per_process(db: sqlite_utils.Database, db_p
 def digest_link(db_path: Path, **env: str) -> str:
     """`gridwatch digest --unit HX` in a process of its own; the link it prints."""
     result = subprocess.run(
-        [sys.executable, "-c", "from bot.cli import cli; cli()", "digest", "--unit", "HX"]
+        [sys.executable, "-c", "from bot.cli.main import cli; cli()", "digest", "--unit", "HX"]
         + ["--db", str(db_path)],
         capture_output=True,
         text=True,

@@ -116,7 +116,13 @@ def test_gridwatch_serve_logs_in_the_configured_zone(
         port = sock.getsockname()[1]
     env = os.environ | {"TZ": "UTC", "GRIDWATCH_TZ": zone, "PYTHONPATH": str(ROOT)}
     env.pop("GRIDWATCH_CONFIG", None)
-    command = [sys.executable, "-c", "from bot.cli import cli; cli()", "serve", "--no-scheduler"]
+    command = [
+        sys.executable,
+        "-c",
+        "from bot.cli.main import cli; cli()",
+        "serve",
+        "--no-scheduler",
+    ]
     command += ["--port", str(port), "--db", str(tmp_path / "gw.db")]
     out = tmp_path / "serve.log"
     with open(out, "w") as log:

@@ -29,7 +29,7 @@ import pytest
 import sqlite_utils
 from click.testing import Result
 
-from bot.wechat_xml import MAX_BODY
+from bot.wechat.message_xml import MAX_BODY
 from tests.conftest import DEMO_ROSTER, ROOT
 from tests.fake_wechat import WORK
 from tests.test_wechat_callback import inner_xml, open_reply, wecom_request

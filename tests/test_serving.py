@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from bot.config import Config
-from bot.serving import GC_THRESHOLDS, settle_worker, worker_exit
+from bot.serving.server import GC_THRESHOLDS, settle_worker, worker_exit
 from tests.fake_wechat import make_app
 
 

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from bot import create_app
 from bot.config import ChannelSettings, Config
-from bot.sim import job_label, set_sim_now, sim_now
+from bot.web.sim import job_label, set_sim_now, sim_now
 from tests.conftest import NOW, TZ
 
 LIANGHONG, CHEN = 4, 1  # ids in the demo roster: member 梁红, secretary 陈志刚

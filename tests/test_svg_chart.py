@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bot.svg_chart import PHONE, WIDE, Point, Size, points_from_contacts, temperature_chart
+from bot.web.svg_chart import PHONE, WIDE, Point, Size, points_from_contacts, temperature_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 START, END = dt.date(2026, 3, 1), dt.date(2026, 3, 14)

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from bot import create_app
 from bot.config import OLD_DEFAULT_KEY, Config
 from bot.links import forget_stored_key, link_key, view_token
-from bot.sim import set_sim_now
+from bot.web.sim import set_sim_now
 from storage.contacts import NewContact, record_contacts
 from storage.needs import add_need, close_need
 from tests.conftest import NOW, TZ, stop_runaway_queries

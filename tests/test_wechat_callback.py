@@ -19,8 +19,8 @@ from flask.testing import FlaskClient
 from pytest_httpserver import HTTPServer
 
 from bot.config import ChannelSettings, Config
-from bot.wechat_crypto import sign
-from bot.wechat_xml import check_xml
+from bot.wechat.crypto import sign
+from bot.wechat.message_xml import check_xml
 from storage.invites import create_invite
 from tests.conftest import NOW, TZ
 from tests.fake_wechat import MP, WORK, FakeWeChat, config_for, make_app
@@ -491,7 +491,7 @@ def busy_writer(db_path: Path) -> Iterator[Callable[[], None]]:
 def slow_handling(monkeypatch: pytest.MonkeyPatch) -> None:
     """A handed-off message, once stored, takes 0.3 s to handle: past a reply budget of
     0.01 s, so the request answers before the reply is ready."""
-    import bot.wechat_reply as wechat_reply
+    import bot.wechat.reply as wechat_reply
 
     handle = wechat_reply.handle_stored
 
@@ -505,7 +505,7 @@ def slow_handling(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_message_is_handled_in_the_request_when_the_write_lock_is_free(
     loaded_db: sqlite_utils.Database, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.wechat_reply as wechat_reply
+    import bot.wechat.reply as wechat_reply
 
     handled_in = []
     handle = wechat_reply.handle_message
@@ -676,7 +676,7 @@ def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
     """The worker handles the message after the request gave up, commits, and dies before
     it sends the reply (deliver_late never runs): the reply is 'queued', not 'sent', and the
     next delivery round sends it."""
-    import bot.wechat_reply as wechat_reply
+    import bot.wechat.reply as wechat_reply
     from bot.channels import channel_for, deliver_pending
 
     fake = FakeWeChat(httpserver)

@@ -64,7 +64,7 @@ def serve(db_path: Path, tmp_path: Path) -> Iterator[Serve]:
     def start(settings: ChannelSettings) -> str:
         port = free_port()
         log = open(tmp_path / f"serve-{port}.log", "w")  # noqa: SIM115 - closed below
-        command = [sys.executable, "-c", "from bot.cli import cli; cli()", "serve"]
+        command = [sys.executable, "-c", "from bot.cli.main import cli; cli()", "serve"]
         command += ["--no-scheduler", "--host", "127.0.0.1", "--port", str(port)]
         command += ["--db", str(db_path)]
         proc = subprocess.Popen(command, env=env_for(settings), stdout=log, stderr=log)
@@ -125,7 +125,7 @@ def test_scheduled_prompts_reach_the_wecom_api(
 ) -> None:
     fake = FakeWeChat(httpserver)
     fake.script("/cgi-bin/message/send", {"errcode": -1, "errmsg": "system busy"})
-    command = [sys.executable, "-c", "from bot.cli import cli; cli()", "tick"]
+    command = [sys.executable, "-c", "from bot.cli.main import cli; cli()", "tick"]
     command += ["--at", "2026-03-02T08:00:20", "--db", str(db_path)]
     done = subprocess.run(
         command, env=env_for(WORK, fake.base), capture_output=True, text=True, timeout=60
@@ -153,7 +153,7 @@ def test_scheduled_prompts_reach_the_wecom_api(
         row["recipient"] for row in rows
     }
     outbox = subprocess.run(
-        [sys.executable, "-c", "from bot.cli import cli; cli()", "outbox", "--json"]
+        [sys.executable, "-c", "from bot.cli.main import cli; cli()", "outbox", "--json"]
         + ["--db", str(db_path)],
         env=env_for(WORK, fake.base),
         capture_output=True,

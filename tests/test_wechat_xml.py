@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from bot.config import ChannelSettings
-from bot.wechat_crypto import check_signature, decrypt, open_envelope, seal, sign, verify_url
-from bot.wechat_xml import (
+from bot.wechat.crypto import check_signature, decrypt, open_envelope, seal, sign, verify_url
+from bot.wechat.message_xml import (
     MAX_BODY,
     Header,
     Rejected,

@@ -38,7 +38,7 @@ def settle_worker(worker: object = None) -> None:
     stop walking it; and collect old objects rarely."""
     app = getattr(worker, "wsgi", None)
     if _is_gridwatch(app):
-        from bot.background import start_background
+        from bot.serving.background import start_background
 
         start_background(app)
     gc.collect()
@@ -50,7 +50,7 @@ def worker_exit(_server: object, worker: object) -> None:
     """A serving process is exiting: its background work stops and gives up its locks."""
     app = getattr(worker, "wsgi", None)
     if _is_gridwatch(app):
-        from bot.background import stop_background
+        from bot.serving.background import stop_background
 
         stop_background(app)
 
@@ -79,6 +79,6 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 5000, threads: int = 
             "logger_class": zone_logger(app.config["GRIDWATCH"].tz),
             "post_worker_init": settle_worker,
             "worker_exit": worker_exit,
-            "control_socket_disable": True,  # see bot.gunicorn_hooks
+            "control_socket_disable": True,  # see bot.serving.gunicorn_hooks
         },
     ).run()

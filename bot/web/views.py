@@ -16,9 +16,9 @@ from markupsafe import Markup
 
 from bot.config import SLOTS, Config
 from bot.links import LinkError, NoKey, link_key, read_view_token
-from bot.sim import sim_now
-from bot.svg_chart import PHONE, WIDE, points_from_contacts, temperature_chart
-from bot.web import get_context
+from bot.web.app import get_context
+from bot.web.sim import sim_now
+from bot.web.svg_chart import PHONE, WIDE, points_from_contacts, temperature_chart
 from handlers import dates
 from handlers.secretary_commands import mask_phone
 from storage.contacts import contacts_on, subject_history

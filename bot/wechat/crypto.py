@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.config import ChannelSettings
-from bot.wechat_xml import Rejected, check_xml, sanitize
+from bot.wechat.message_xml import Rejected, check_xml, sanitize
 
 
 @dataclass(frozen=True)

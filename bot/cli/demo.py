@@ -19,14 +19,14 @@ from bot.channels import ConsoleChannel, deliver_pending
 from bot.config import SLOTS, Config
 from bot.context import Context
 from bot.links import forget_stored_key, view_link
-from bot.sim import get_setting, set_setting, set_sim_now
+from bot.web.sim import get_setting, set_setting, set_sim_now
 from handlers.pipeline import Incoming, handle_message
 from handlers.reports import monitoring_day
 from storage.db import open_db
 from storage.roster import import_roster
 from storage.subjects import member_subjects
 
-DEMO_ROSTER = Path(__file__).resolve().parent.parent / "examples" / "demo_roster"
+DEMO_ROSTER = Path(__file__).resolve().parents[2] / "examples" / "demo_roster"
 DEMO_KEY = "demo"
 SLOT_MARK = {"morning": "早", "noon": "中午", "evening": "晚上"}
 # minutes after the prompt at which each member (in roster order) reports

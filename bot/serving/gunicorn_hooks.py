@@ -1,8 +1,8 @@
-"""gunicorn's hooks for gridwatch, as a module: `gunicorn -c python:bot.gunicorn_hooks …`
+"""gunicorn's hooks for gridwatch, as a module: `gunicorn -c python:bot.serving.gunicorn_hooks …`
 works from any folder (./gunicorn.conf.py, read when gunicorn starts in the checkout, holds
 the same). Each worker starts its background work after the fork and stops it as it exits."""
 
-from bot.serving import settle_worker, worker_exit
+from bot.serving.server import settle_worker, worker_exit
 
 __all__ = ["control_socket_disable", "logger_class", "post_worker_init", "worker_exit"]
 

@@ -19,9 +19,9 @@ from flask import Blueprint, Flask, Response, abort, current_app, request
 
 from bot.clock import now as clock_now
 from bot.config import ChannelSettings, Config
-from bot.wechat_crypto import open_envelope, seal, verify_url
-from bot.wechat_reply import STORE_BUDGET, HandlingFailed, ReplyRunner
-from bot.wechat_xml import MAX_BODY, Rejected, decode_body, parse, render_reply
+from bot.wechat.crypto import open_envelope, seal, verify_url
+from bot.wechat.message_xml import MAX_BODY, Rejected, decode_body, parse, render_reply
+from bot.wechat.reply import STORE_BUDGET, HandlingFailed, ReplyRunner
 
 log = logging.getLogger(__name__)
 bp = Blueprint("wechat", __name__)

@@ -18,7 +18,7 @@ from bot.channels import ConsoleChannel, deliver_pending
 from bot.clock import now as clock_now
 from bot.clock import parse_time
 from bot.config import Config
-from bot.web import get_context
+from bot.web.app import get_context
 from handlers.commands import ROLE_CN
 from handlers.dates import time_label
 from handlers.pipeline import Incoming, handle_message

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from bot.cli_common import common_options, day_option, print_json, time_option
+from bot.cli.options import common_options, day_option, print_json, time_option
 from bot.context import Context
 
 TICK_AHEAD = dt.timedelta(minutes=1)  # clocks of two machines may differ a little

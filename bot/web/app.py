@@ -2,54 +2,20 @@
 
 Building it has no side effect (gunicorn may fork after it): no thread, no lock, no file
 opened. The schema is brought up to date by the first connection a process opens, and the
-background work (bot/background.py) starts after the fork."""
+background work (bot/serving/background.py) starts after the fork."""
 
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
-import sqlite_utils
 from flask import Flask, g, jsonify
 
-from bot.background import StartsBackground
 from bot.config import load_config
 from bot.context import Context
-from storage.checkpoint import serving_connection
-from storage.db import connect, default_db_path, migrate
-
-
-class ConnectionPool:
-    """One connection per thread, reused across requests (opening one costs more than a
-    request's queries); the schema was migrated once when the app was built."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.local = threading.local()
-        self.lock = threading.Lock()
-        self.opened: list[sqlite_utils.Database] = []
-        self.migrated = False
-
-    def get(self) -> sqlite_utils.Database:
-        db = getattr(self.local, "db", None)
-        if db is None:
-            db = connect(self.path)
-            with self.lock:
-                if not self.migrated:  # once per process (cheap when nothing is due)
-                    migrate(db)
-                    self.migrated = True
-                self.opened.append(db)
-            serving_connection(db.conn)
-            self.local.db = db
-        return db
-
-    def close_all(self) -> None:
-        with self.lock:
-            for db in self.opened:
-                db.conn.close()
-            self.opened.clear()
-        self.local = threading.local()
+from bot.serving.background import StartsBackground
+from storage.db import default_db_path
+from storage.pool import ConnectionPool
 
 
 def build_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -66,13 +32,13 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
-    from bot import home, sim, views
+    from bot.web import home, sim, views
 
     app.register_blueprint(home.bp)
     app.register_blueprint(sim.bp)
     app.register_blueprint(views.bp)
-    from bot.wechat import CallbackRoute
-    from bot.wechat import bp as wechat_bp
+    from bot.wechat.callback import CallbackRoute
+    from bot.wechat.callback import bp as wechat_bp
 
     app.register_blueprint(wechat_bp)
     app.wsgi_app = CallbackRoute(app, app.wsgi_app)  # type: ignore[method-assign]
@@ -81,7 +47,7 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> Any:
         from bot.clock import now as clock_now
-        from bot.health import check
+        from bot.web.health import check
 
         ctx = get_context()
         ok, report = check(

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from bot.cli_common import at_option, common_options, day_option, print_json, time_option
+from bot.cli.options import at_option, common_options, day_option, print_json, time_option
 from bot.clock import now as clock_now
 from bot.config import ConfigError, load_config
 from bot.context import Context
@@ -257,7 +257,7 @@ def say(ctx: Context, sender: str, at_text: str | None, text: str) -> None:
 def serve(ctx: Context, host: str, port: int, no_scheduler: bool) -> None:
     """Serve the bot: /wechat callback, /sim, secretary views, the schedule."""
     from bot import create_app
-    from bot.serving import serve as run_server
+    from bot.serving.server import serve as run_server
 
     settings = {"GRIDWATCH": ctx.config, "DB_PATH": ctx.db_path}
     if no_scheduler:  # else GRIDWATCH_SCHEDULER decides (on by default)
@@ -303,9 +303,9 @@ def demo(
     import os
 
     from bot import create_app
+    from bot.cli.demo import DemoError, build_demo
     from bot.config import ChannelSettings
-    from bot.demo import DemoError, build_demo
-    from bot.serving import serve as run_server
+    from bot.serving.server import serve as run_server
 
     try:
         config = load_config(config_path)
@@ -420,7 +420,7 @@ def _parse_batch(lines: Any, fever_threshold: float, tz: Any) -> None:
     out.flush()
 
 
-from bot.cli_routine import digest, purge, tick  # noqa: E402
+from bot.cli.routine import digest, purge, tick  # noqa: E402
 
 cli.add_command(tick)
 cli.add_command(digest)

@@ -31,7 +31,7 @@ import sqlite_utils
 from bot.clock import now as clock_now
 from bot.config import Config
 from bot.context import Context
-from bot.daemon_pool import DaemonPool
+from bot.wechat.daemon_pool import DaemonPool
 from handlers.pipeline import (
     Handled,
     Incoming,
@@ -44,7 +44,7 @@ from storage.db import LockBusy, fetch_all, transaction
 from storage.inbox import DuplicateMessage
 
 if TYPE_CHECKING:
-    from bot.web import ConnectionPool
+    from storage.pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 # the request handles a message itself when it gets the write lock within ~4 ms (other serving

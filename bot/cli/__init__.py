@@ -1,0 +1,1 @@
+"""The `gridwatch` command line."""

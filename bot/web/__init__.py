@@ -1,0 +1,1 @@
+"""Web pages: the Flask app, the simulator, the secretary view, /healthz."""

@@ -1,0 +1,1 @@
+"""The WeChat wire: the /wechat callback, its crypto and XML, and the passive reply."""
