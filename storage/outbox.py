@@ -19,6 +19,8 @@ KINDS = (
     "digest",
     "release",
     "correction",
+    "escalation",
+    "review",
 )
 
 
