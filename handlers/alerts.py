@@ -153,6 +153,7 @@ def queue_corrections(
     voided: str,
     now_on_record: str,
     how: str = "更正",
+    voided_word: str | None = None,
 ) -> list[dict]:
     """What a cadre was told stays true (DESIGN §2): the report that raised an alert of
     status `voided` for this subject, date and slot was corrected or undone, so everyone who
@@ -173,7 +174,7 @@ def queue_corrections(
     where = unit["name"] if unit else subject["unit"]
     text = (
         f"【更正】{subject['name']}（{where}）{day_label(day)}{SLOT_CN[slot]}："
-        f"此前通知的“{STATUS_WORDS[voided]}”已由网格员{turn.person['name']}于 "
+        f"此前通知的“{voided_word or STATUS_WORDS[voided]}”已由网格员{turn.person['name']}于 "
         f"{turn.at:%H:%M} {how}，现记录为：{now_on_record}。"
     )
     tell(turn, people, "correction", text)

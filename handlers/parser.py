@@ -159,6 +159,8 @@ class Entry:
     note: str
     assigned: bool = True
     bulk: bool = False
+    # a reading and nothing else (更正 张三 36.4): a correction keeps the other symptoms
+    bare_temperature: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -675,8 +677,9 @@ def _share(segments: list[_Segment]) -> None:
 
 def _evaluate(
     seg: _Segment, threshold: float, text: str
-) -> tuple[float | None, str | None, list, list, str]:
-    """(temperature, status or None, symptoms, bad temperature tokens, note) of a segment."""
+) -> tuple[float | None, str | None, list, list, str, bool]:
+    """(temperature, status or None, symptoms, bad temperature tokens, note, whether a reading
+    was all it said) of a segment."""
     temps: list[tuple[float, int]] = []
     bad: list[list] = []
     found: list[str] = []
@@ -756,6 +759,7 @@ def _evaluate(
         # a reading that cannot be read for sure counts for nothing, not even as "normal":
         # it is asked back, and only what else was said stands (a symptom, 未联系上)
         temps = []
+    bare = bool(temps) and not (found or normal or unreach or absent or unwell or notes)
     if temps:
         # Several readings: keep the highest, a fever must never be hidden.
         temperature, position = max(temps)
@@ -772,7 +776,7 @@ def _evaluate(
     else:
         status = None
     note = " ".join(text[a:b] for a, b, _ in notes) if notes else ""
-    return temperature, status, found, bad, note
+    return temperature, status, found, bad, note, bare
 
 
 def _fragment(text: str, seg: _Segment) -> str:
@@ -869,7 +873,7 @@ def parse_reply(
         name = res.name
         assert name is not None
         mentioned.add(name)
-        temperature, status, found, bad, note = _evaluate(seg, fever_threshold, text)
+        temperature, status, found, bad, note, bare = _evaluate(seg, fever_threshold, text)
         if bad:
             problems.append(
                 (seg.start, Problem(_fragment(text, seg), "bad_temperature", (name,)), None)
@@ -880,7 +884,9 @@ def parse_reply(
             if not bad:
                 problems.append((seg.start, Problem(_fragment(text, seg), "no_content", ()), name))
             continue
-        entry = Entry(name, typed, temperature, status, tuple(found), note, res.assigned)
+        entry = Entry(
+            name, typed, temperature, status, tuple(found), note, res.assigned, False, bare
+        )
         if name in where:
             entries[where[name]] = entry
         else:

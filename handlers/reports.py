@@ -234,20 +234,21 @@ def apply_report(
             previous = reported.get((subject["id"], result.slot))
             if entry.bulk and previous is not None:
                 continue  # 全部正常 covers the rest; it never overwrites a report already in
+            said = _kept_symptoms(entry, previous) if result.correction else entry
             later = previous is not None and _sent_after(previous, turn.at)
             if later:
                 superseded.add(subject["id"])
             new.append(
                 NewContact(
                     subject["id"],
-                    entry.temperature,
-                    entry.status,
-                    entry.symptoms,
+                    said.temperature,
+                    said.status,
+                    said.symptoms,
                     note,
                     superseded_by=previous["id"] if later else None,
                 )
             )
-            entries.append((entry, subject, previous))
+            entries.append((said, subject, previous))
     record_contacts(
         db,
         new,
@@ -268,9 +269,16 @@ def apply_report(
         if people:
             alerted.append(f"已通知{'、'.join(p['name'] for p in people)}（{entry.name}）")
         if previous is not None and previous["status"] in ALERT_KINDS:
-            if previous["status"] != entry.status:  # the alert it raised is void now
+            fever_gone = _fever_gone(previous, entry)
+            if previous["status"] != entry.status or fever_gone:  # the alert is void now
                 told = queue_corrections(
-                    turn, subject, result.date, result.slot, previous["status"], describe(entry)
+                    turn,
+                    subject,
+                    result.date,
+                    result.slot,
+                    previous["status"],
+                    describe(entry),
+                    voided_word="发热" if fever_gone else None,
                 )
                 if told:
                     names = "、".join(p["name"] for p in told)
@@ -280,6 +288,23 @@ def apply_report(
     if any(problem.reason == "unknown_name" for problem in result.problems):
         released = _released(db, turn.person["id"], result.date)
     return outcome, _reply(result, entries, alerted, plan.own, done, superseded, released)
+
+
+def _kept_symptoms(entry: Entry, previous: dict | None) -> Entry:
+    """`更正 张三 36.4` after `张三 37.6 咳嗽` corrects the reading, not the cough: a correction
+    that gives a reading and nothing else keeps the symptoms on record (发热 follows the new
+    reading)."""
+    if not entry.bare_temperature or previous is None or previous["status"] != "abnormal":
+        return entry
+    kept = [s for s in (previous["symptoms"] or "").split("、") if s and s != "发热"]
+    symptoms = (*entry.symptoms, *(s for s in kept if s not in entry.symptoms))
+    return replace(entry, symptoms=symptoms, status="abnormal" if symptoms else entry.status)
+
+
+def _fever_gone(previous: dict, entry: Entry) -> bool:
+    """An abnormal report whose fever was corrected away while another symptom stays."""
+    said = (previous["symptoms"] or "").split("、")
+    return entry.status == "abnormal" and "发热" in said and "发热" not in entry.symptoms
 
 
 def _released(db: Database, person_id: int, day: dt.date) -> dict[str, str]:

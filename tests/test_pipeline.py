@@ -530,7 +530,7 @@ def test_a_correction_voids_the_fever_alert_for_everyone_who_got_it(
 ) -> None:
     """DESIGN §2: 张三 37.8 alerted the secretary and the medic; 更正 张三 36.4 tells both,
     once, what is on record now."""
-    chat("lianghong", "张三 37.8 咳嗽")
+    chat("lianghong", "张三 37.8")
     alerted = {person for kind, person in alerts(loaded_db)}
     reply = chat("lianghong", "更正 张三 36.4", at=MORNING + dt.timedelta(minutes=20)).reply
     told = corrections(loaded_db)
@@ -556,6 +556,44 @@ def test_only_a_report_that_removes_an_alerted_status_sends_corrections(
     chat("lianghong", first)
     chat("lianghong", then, at=MORNING + dt.timedelta(minutes=10))
     assert len(corrections(loaded_db)) == voided
+
+
+@pytest.mark.parametrize(
+    ("first", "correction", "on_record", "voided_word"),
+    [
+        # the reading was mistyped; the cough is still there and the medic hears the fever went
+        ("张三 37.8 咳嗽", "更正 张三 36.4", ("abnormal", 36.4, "咳嗽"), "发热"),
+        ("张三 37.8 咳嗽 乏力", "更正 张三 36.6度", ("abnormal", 36.6, "咳嗽、乏力"), "发热"),
+        ("张三 36.5 咳嗽", "更正 张三 37.9", ("abnormal", 37.9, "发热、咳嗽"), None),
+        # saying more than a reading replaces the whole report
+        ("张三 37.8 咳嗽", "更正 张三 36.4 正常", ("normal", 36.4, ""), "异常"),
+        ("张三 37.8 咳嗽", "更正 张三 36.4 无症状", ("normal", 36.4, ""), "异常"),
+        ("张三 37.8 咳嗽", "更正 张三 36.4 乏力", ("abnormal", 36.4, "乏力"), "发热"),
+        # a fever alone corrected to a normal reading is normal
+        ("张三 37.8", "更正 张三 36.4", ("normal", 36.4, ""), "异常"),
+        # not a correction: a later report says what is true now
+        ("张三 37.8 咳嗽", "张三 36.4", ("normal", 36.4, ""), "异常"),
+    ],
+)
+def test_a_correction_of_the_reading_alone_keeps_the_symptoms(
+    chat: Chat,
+    loaded_db: sqlite_utils.Database,
+    first: str,
+    correction: str,
+    on_record: tuple,
+    voided_word: str | None,
+) -> None:
+    chat("lianghong", first)
+    chat("lianghong", correction, at=MORNING + dt.timedelta(minutes=10))
+    row = current(loaded_db, "张三")
+    assert row is not None
+    assert (row["status"], row["temperature"], row["symptoms"]) == on_record
+    told = corrections(loaded_db)
+    if voided_word is None:
+        assert told == []
+    else:
+        assert {person for person, _ in told} == {"陈志刚", "黄永红"}
+        assert all(f"此前通知的“{voided_word}”" in text for _, text in told)
 
 
 def test_undo_of_an_alerting_report_sends_corrections(
