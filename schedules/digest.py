@@ -332,7 +332,8 @@ def load_day(
                 Subject(sid, name, category, unit, active, active and start == today, released)
             )
     active_ids = [s.id for s in data.subjects if s.active]
-    data.reports = load_reports(db, day, as_of, active_ids)
+    # a subject released today in chat was monitored until then: its reports still count
+    data.reports = load_reports(db, day, as_of, [s.id for s in data.subjects])
     reported = data.reports.status
     missing: set[int] = set()
     for slot in data.due:
@@ -422,10 +423,13 @@ def summarize(
     digest["released_today"] = [s.name for s in subjects if s.released]
     missed: dict[int, list[dict]] = {}
     status, flagged = data.reports.status, data.reports.flagged
+    released = [s for s in subjects if s.released]
     for slot in SLOTS:
         reported, missing = 0, []
         due = slot in data.due
-        for subject in active:
+        # released today (解除 in chat): counted in the slots it was reported in before that
+        counted = [*active, *(s for s in released if (s.id, slot) in status)]
+        for subject in counted:
             found = status.get((subject.id, slot))
             if found is None:
                 if due:
@@ -437,7 +441,7 @@ def summarize(
             if found != "normal":
                 row = flagged[(subject.id, slot)]
                 digest[found].append(_entry(row, subject.name, data.people, found == "abnormal"))
-        digest["slots"][slot] = {"expected": len(active), "reported": reported, "missing": missing}
+        digest["slots"][slot] = {"expected": len(counted), "reported": reported, "missing": missing}
     digest["needs"] = [{k: v for k, v in need.items() if k != "_unit"} for need in needs]
     digest["members_missing"] = [
         {"member": data.people.get(pid, UNASSIGNED), "missing": items}

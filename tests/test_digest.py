@@ -66,6 +66,23 @@ def test_a_release_by_the_secretary_is_released_today(loaded_db: sqlite_utils.Da
     assert tomorrow["released_today"] == []
 
 
+def test_a_subject_released_in_the_afternoon_keeps_its_morning_report(
+    morning: sqlite_utils.Database,
+) -> None:
+    """罗娟 had a fever at 08:41 and a secretary 解除 her at 15:00: the 20:30 digest still counts
+    the morning as the 10:30 one did, fever included; the slots after it expect her no more."""
+    first = build_digest(morning, Config(), "HX", DAY, 1, at(10, 30))
+    morning["subjects"].update(
+        ids(morning, "subjects")["罗娟"], {"status": "released", "released_on": "2026-03-02"}
+    )
+    second = build_digest(morning, Config(), "HX", DAY, 2, at(20, 30))
+    assert second["slots"]["morning"] == first["slots"]["morning"]
+    assert [case["subject"] for case in second["abnormal"]] == ["罗娟"]
+    assert second["slots"]["noon"]["expected"] == first["slots"]["noon"]["expected"] - 1
+    assert "罗娟" not in second["slots"]["evening"]["missing"]
+    assert second["active"] == first["active"] - 1 and "罗娟" in second["released_today"]
+
+
 def test_village_digest_json(morning: sqlite_utils.Database) -> None:
     digest = build_digest(morning, Config(), "HX", DAY, 1, at(23))
     assert list(digest) == KEYS
