@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# hours a problem (需求) of each kind may stay open at one level before it moves up (§11)
+from storage.needs import DUE_HOURS as DEFAULT_PROBLEM_DUE
+from storage.needs import NEED_KINDS
+
 SLOTS = ("morning", "noon", "evening")
 SLOT_NAMES = {"morning": "早", "noon": "中", "evening": "晚"}
 DEFAULT_CATEGORIES = ("涉鄂人员", "外地返回人员", "疑似症状人员", "暂缓返回人员")
-NEED_KINDS = ("生活物资", "就医", "心理疏导", "其他")
-# hours a problem (需求) may stay open at one level before it moves up (DESIGN §11)
-DEFAULT_PROBLEM_DUE = {"生活物资": 24, "就医": 12, "心理疏导": 24, "其他": 48}
 CHANNELS = ("console", "mp", "work")
 # the key every copy of gridwatch once signed links with: public, so never accepted
 OLD_DEFAULT_KEY = "gridwatch-dev-secret-change-me"
