@@ -16,6 +16,7 @@ import sqlite_utils
 
 from bot.config import SLOT_NAMES, SLOTS, Config
 from handlers.dates import day_label
+from handlers.trend import WATCH_FROM, rising
 from storage.units import MAX_DEPTH
 
 ABOVE_VILLAGE = ("county", "town")
@@ -122,6 +123,8 @@ class DayData:
     people: dict[int, str] = field(default_factory=dict)
     needs: list[dict] = field(default_factory=list)
     due: tuple[str, ...] = ()
+    # subjects whose temperature rises under the fever line (关注, DESIGN §11): id → entry
+    watch: dict[int, dict] = field(default_factory=dict)
 
 
 class _Clock:
@@ -345,7 +348,73 @@ def load_day(
             db.conn.execute(f"SELECT id, name FROM people WHERE id IN ({marks})", chunk)
         )
     _load_needs(db, data, as_of, root)
+    _load_watch(db, config, data, as_of, root)
     return data
+
+
+def _load_watch(
+    db: sqlite_utils.Database,
+    config: Config,
+    data: DayData,
+    as_of: dt.datetime | None,
+    root: str | None,
+) -> None:
+    """The active subjects whose last three readings rise, the last ≥ 37.0 and under the
+    fever line. Candidates first (a reading in that band today or yesterday: few), then only
+    their readings are read."""
+    prefix, condition = _scope(root)
+    clock = _Clock(as_of)
+    active = {s.id for s in data.subjects if s.active}
+    today, yesterday = data.day.isoformat(), (data.day - dt.timedelta(days=1)).isoformat()
+    candidates = sorted(
+        {
+            sid
+            for (sid,) in db.conn.execute(
+                f"""{prefix}SELECT c.subject_id FROM contacts c JOIN subjects s
+                    ON s.id = c.subject_id
+                    WHERE c.date IN (:day, :yesterday) AND c.current = 1
+                    AND c.temperature >= :low AND c.temperature < :fever{condition}""",
+                {
+                    "day": today,
+                    "yesterday": yesterday,
+                    "low": WATCH_FROM,
+                    "fever": config.fever_threshold,
+                    "root": root,
+                },
+            )
+        }
+        & active
+    )
+    readings: dict[int, list[tuple]] = defaultdict(list)
+    for marks, chunk in _chunks(candidates):
+        for row in db.conn.execute(
+            f"""SELECT c.subject_id, c.date, c.slot, c.temperature, c.status, c.member_id,
+                       c.reported_at
+                FROM contacts c WHERE c.current = 1 AND c.revoked = 0
+                AND c.temperature IS NOT NULL AND c.date <= ? AND c.subject_id IN ({marks})""",
+            [today, *chunk],
+        ):
+            if not clock.after(row[6]):
+                readings[row[0]].append(row)
+    names = {s.id: s.name for s in data.subjects}
+    members: dict[int, str] = {}
+    for sid, rows in readings.items():
+        rows.sort(key=lambda r: (r[1], SLOTS.index(r[2])))
+        temperatures = [r[3] for r in rows]
+        last = rows[-1]
+        if last[4] == "abnormal" or not rising(temperatures, config.fever_threshold):
+            continue  # already listed as abnormal, or no trend
+        if last[5] is not None and last[5] not in members:
+            found = db.conn.execute("SELECT name FROM people WHERE id = ?", [last[5]]).fetchone()
+            members[last[5]] = found[0] if found else ""
+        data.watch[sid] = {
+            "subject": names[sid],
+            "temperatures": temperatures[-3:],
+            "date": last[1],
+            "slot": last[2],
+            "member": members.get(last[5], "") if last[5] is not None else "",
+            "at": last[6],
+        }
 
 
 def report_time(config: Config, day: dt.date, report: int) -> dt.datetime:
@@ -399,6 +468,7 @@ def _empty(unit: Unit, config: Config, day: dt.date, report: int, as_of: dt.date
         "absent": [],
         "needs": [],
         "members_missing": [],
+        "watch": [],
     }
 
 
@@ -439,6 +509,7 @@ def summarize(
                 digest[found].append(_entry(row, subject.name, data.people, found == "abnormal"))
         digest["slots"][slot] = {"expected": len(active), "reported": reported, "missing": missing}
     digest["needs"] = [{k: v for k, v in need.items() if k != "_unit"} for need in needs]
+    digest["watch"] = [data.watch[s.id] for s in active if s.id in data.watch]
     digest["members_missing"] = [
         {"member": data.people.get(pid, UNASSIGNED), "missing": items}
         for pid, items in sorted(missed.items(), key=lambda item: (item[0] == 0, item[0]))
@@ -455,7 +526,15 @@ def combine(
         digest["active"] += part["active"]
         for category, count in part["by_category"].items():
             digest["by_category"][category] = digest["by_category"].get(category, 0) + count
-        for key in ("new_today", "released_today", "abnormal", "unreachable", "absent", "needs"):
+        for key in (
+            "new_today",
+            "released_today",
+            "abnormal",
+            "unreachable",
+            "absent",
+            "needs",
+            "watch",
+        ):
             digest[key].extend(part[key])
         for slot, counts in part["slots"].items():
             total = digest["slots"][slot]
@@ -589,6 +668,8 @@ def digest_text(digest: dict, link: str) -> str:
     lines.extend(_abnormal_lines(digest["abnormal"]))
     lines.append(_flag_line("联系不上", digest["unreachable"]))
     lines.append(_flag_line("外出", digest["absent"]))
+    if digest.get("watch"):
+        lines.append(watch_line(digest["watch"]))
     needs = digest["needs"]
     if needs:
         shown = [f"#{n['id']} {n['subject']}（{n['kind']}）{n['text']}".rstrip() for n in needs]
@@ -598,6 +679,16 @@ def digest_text(digest: dict, link: str) -> str:
         lines.append(f"未报网格员（人次）：{names_text(parts, 6)}")
     lines.append(f"查看详情：{link}")
     return "\n".join(lines)
+
+
+def watch_line(entries: Sequence[dict]) -> str:
+    """关注 (体温连续上升): 张三 36.8→37.0→37.2（晚）."""
+    shown = [
+        f"{e['subject']} {'→'.join(f'{t:.1f}' for t in e['temperatures'])}"
+        f"（{SLOT_NAMES[e['slot']]}）"
+        for e in entries
+    ]
+    return f"关注 {len(entries)} 人（体温连续上升，未到发热线）：{names_text(shown, 4)}"
 
 
 def _totals(digest: dict) -> str:
@@ -614,6 +705,7 @@ def _counts(digest: dict) -> dict[str, int]:
         "联系不上": len(digest["unreachable"]),
         "外出": len(digest["absent"]),
         "需求": len(digest["needs"]),
+        "关注": len(digest.get("watch", [])),
     }
 
 
