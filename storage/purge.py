@@ -140,7 +140,19 @@ def _erase(db: sqlite_utils.Database, ids: list[int], today: dt.date) -> None:
             messages,
         )
         db.execute(f"UPDATE outbox SET text = '' WHERE inbox_id IN ({inbox_marks})", messages)
-    db.execute(f"UPDATE needs SET text = '' WHERE subject_id IN ({marks})", ids)
+    # the problem ledger's wording and notes, acknowledgements' notes, and the escalations
+    # that quoted a need (their send keys name it)
+    for (need_id,) in db.execute(f"SELECT id FROM needs WHERE subject_id IN ({marks})", ids):
+        db.execute(
+            "UPDATE outbox SET text = '' WHERE kind = 'escalation' AND send_key LIKE ?",
+            [f"escalation|need:{need_id}/%"],
+        )
+    db.execute(f"UPDATE needs SET text = '', note = '' WHERE subject_id IN ({marks})", ids)
+    db.execute(
+        f"""UPDATE alert_acks SET note = '' WHERE alert_id IN
+            (SELECT id FROM alerts WHERE subject_id IN ({marks}))""",
+        ids,
+    )
     for name in {
         row[0] for row in db.execute(f"SELECT name FROM subjects WHERE id IN ({marks})", ids)
     }:
