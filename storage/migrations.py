@@ -305,6 +305,13 @@ def _problems(db: sqlite_utils.Database) -> None:
         if name not in columns:
             db.execute(f"ALTER TABLE needs ADD COLUMN {name} {kind}")
     db.execute("CREATE INDEX IF NOT EXISTS needs_due ON needs(status, due_at)")
+    # needs from before: owned by their subject's first member; no due time (an upgrade does
+    # not send every old need up at once)
+    db.execute(
+        """UPDATE needs SET owner_id = (SELECT a.person_id FROM assignments a
+               WHERE a.subject_id = needs.subject_id ORDER BY a.position LIMIT 1)
+           WHERE owner_id IS NULL"""
+    )
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [

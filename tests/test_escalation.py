@@ -282,3 +282,32 @@ def test_migrations_rerun_from_version_4_keep_alerts_and_problems(village, say) 
     migrate(village)
     assert village.execute("SELECT count(*) FROM alerts").fetchone()[0] == 1
     assert village.execute("SELECT owner_id IS NOT NULL FROM needs").fetchone()[0] == 1
+
+
+def test_a_rehearsal_ahead_of_the_clock_moves_no_problem(village, say, config) -> None:
+    say(MEMBER, "需求 王五 需要去医院开降压药", at=at(9, 0))
+    run_due(village, config, at(22, 0), clock=at(10, 0))  # `tick --at` ahead of the real time
+    assert village.execute("SELECT level FROM needs WHERE id = 1").fetchone()[0] == "village"
+    run_due(village, config, at(22, 0))
+    assert village.execute("SELECT level FROM needs WHERE id = 1").fetchone()[0] == "town"
+
+
+def test_with_nobody_at_the_town_a_problem_goes_to_the_county(village, say, tick) -> None:
+    village.execute("UPDATE people SET active = 0 WHERE wechat_id = ?", [MONITOR])
+    say(MEMBER, "需求 张三 买菜", at=at(9, 0))
+    tick(at(9, 1, day=3))
+    assert escalations(village) == [("赵县", "【问题台账·逾期上交】#1 张三（生活物资）买菜")]
+    assert village.execute("SELECT level FROM needs WHERE id = 1").fetchone()[0] == "county"
+    tick(at(9, 2, day=4))  # at the top: it stays, told once
+    assert len(escalations(village)) == 1
+
+
+def test_gridwatch_ledger_xlsx_has_the_problem_sheet(village, say, run_cli, tmp_path) -> None:
+    import openpyxl
+
+    say(MEMBER, "需求 张三 买菜", at=at(9, 0))
+    out = tmp_path / "ledger.xlsx"
+    result = run_cli("ledger", "--unit", "HX", "--format", "xlsx", "--out", out)
+    assert result.exit_code == 0 and "1 problems" in result.output
+    sheet = openpyxl.load_workbook(out)["问题台账"]
+    assert [c.value for c in sheet[2]][:4] == [1, "张三", "生活物资", "买菜"]
