@@ -360,56 +360,63 @@ def _load_watch(
     root: str | None,
 ) -> None:
     """The active subjects whose last three readings rise, the last ≥ 37.0 and under the
-    fever line. Candidates first (a reading in that band today or yesterday: few), then only
-    their readings are read."""
+    fever line. One query reads the readings of the last three days of the candidates only
+    (a reading in that band today or yesterday), the time compared in SQL when its offset is
+    as_of's (as load_reports does)."""
     prefix, condition = _scope(root)
     clock = _Clock(as_of)
-    active = {s.id for s in data.subjects if s.active}
-    today, yesterday = data.day.isoformat(), (data.day - dt.timedelta(days=1)).isoformat()
-    candidates = sorted(
-        {
-            sid
-            for (sid,) in db.conn.execute(
-                f"""{prefix}SELECT c.subject_id FROM contacts c JOIN subjects s
-                    ON s.id = c.subject_id
-                    WHERE c.date IN (:day, :yesterday) AND c.current = 1
-                    AND c.temperature >= :low AND c.temperature < :fever{condition}""",
-                {
-                    "day": today,
-                    "yesterday": yesterday,
-                    "low": WATCH_FROM,
-                    "fever": config.fever_threshold,
-                    "root": root,
-                },
-            )
-        }
-        & active
+    later_sql = (
+        "CASE WHEN length(c.reported_at) = :length AND substr(c.reported_at, 20) = :offset"
+        " THEN c.reported_at > :as_of END"
     )
+    rows = db.conn.execute(
+        f"""{prefix}SELECT c.subject_id, c.date, c.slot, c.temperature, c.status, c.member_id,
+                   c.reported_at, {later_sql}
+            FROM contacts c WHERE c.current = 1 AND c.revoked = 0
+            AND c.temperature IS NOT NULL AND c.date >= :since AND c.date <= :day
+            AND c.subject_id IN (
+                SELECT c.subject_id FROM contacts c JOIN subjects s ON s.id = c.subject_id
+                WHERE c.date IN (:day, :yesterday) AND c.current = 1
+                AND c.temperature >= :low AND c.temperature < :fever{condition})""",
+        {
+            "day": data.day.isoformat(),
+            "yesterday": (data.day - dt.timedelta(days=1)).isoformat(),
+            "since": (data.day - dt.timedelta(days=2)).isoformat(),
+            "low": WATCH_FROM,
+            "fever": config.fever_threshold,
+            "root": root,
+            "length": len(clock.text),
+            "offset": clock.text[19:],
+            "as_of": clock.text,
+        },
+    )
+    active = {s.id: s.name for s in data.subjects if s.active}
     readings: dict[int, list[tuple]] = defaultdict(list)
-    for marks, chunk in _chunks(candidates):
-        for row in db.conn.execute(
-            f"""SELECT c.subject_id, c.date, c.slot, c.temperature, c.status, c.member_id,
-                       c.reported_at
-                FROM contacts c WHERE c.current = 1 AND c.revoked = 0
-                AND c.temperature IS NOT NULL AND c.date <= ? AND c.subject_id IN ({marks})""",
-            [today, *chunk],
-        ):
-            if not clock.after(row[6]):
-                readings[row[0]].append(row)
-    names = {s.id: s.name for s in data.subjects}
-    members: dict[int, str] = {}
-    for sid, rows in readings.items():
-        rows.sort(key=lambda r: (r[1], SLOTS.index(r[2])))
-        temperatures = [r[3] for r in rows]
-        last = rows[-1]
-        if last[4] == "abnormal" or not rising(temperatures, config.fever_threshold):
+    for row in rows:
+        if row[0] not in active:
+            continue
+        if as_of is not None and (row[7] if row[7] is not None else clock.after(row[6])):
+            continue  # reported after the digest's time
+        readings[row[0]].append(row)
+    order = {slot: n for n, slot in enumerate(SLOTS)}
+    watched = []
+    for sid, found in readings.items():
+        if len(found) < 3:
+            continue
+        found.sort(key=lambda r: (r[1], order[r[2]]))
+        last = found[-1]
+        if last[4] == "abnormal" or not rising([r[3] for r in found], config.fever_threshold):
             continue  # already listed as abnormal, or no trend
-        if last[5] is not None and last[5] not in members:
-            found = db.conn.execute("SELECT name FROM people WHERE id = ?", [last[5]]).fetchone()
-            members[last[5]] = found[0] if found else ""
+        watched.append((sid, found[-3:]))
+    member_ids = sorted({last[5] for _, rows3 in watched if (last := rows3[-1])[5] is not None})
+    members: dict[int, str] = {}
+    for marks, chunk in _chunks(member_ids):
+        members.update(db.conn.execute(f"SELECT id, name FROM people WHERE id IN ({marks})", chunk))
+    for sid, last3 in sorted(watched):
+        last = last3[-1]
         data.watch[sid] = {
-            "subject": names[sid],
-            "temperatures": temperatures[-3:],
+            "subject": active[sid],
+            "temperatures": [r[3] for r in last3],
             "date": last[1],
             "slot": last[2],
             "member": members.get(last[5], "") if last[5] is not None else "",
