@@ -16,6 +16,7 @@ from the move. That write and its message go together in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import sqlite_utils
 
@@ -23,7 +24,7 @@ from bot.config import Config
 from handlers.dates import time_label
 from schedules.digest import ABOVE_VILLAGE, UnitTree
 from schedules.jobs import Send, person_target
-from storage.alerts import open_alerts, recipient_ids
+from storage.alerts import open_alerts, recipient_names
 from storage.audit import record_change
 from storage.db import fetch_all, transaction
 from storage.needs import LEVEL_CN, LEVELS, due_after, overdue_needs
@@ -50,14 +51,18 @@ def _levels_up(tree: UnitTree, unit: str, people: dict[str, list[dict]], role: s
     return [c for c in above if any(role in roles_of(p) for p in people.get(c, []))]
 
 
-def escalation_text(alert: dict, step: int, minutes: int, unit_name: str) -> str:
+def escalation_text(
+    alert: dict, step: int, minutes: int, unit_name: str, told: Iterable[str]
+) -> str:
     n = alert["id"]
     raised = dt.datetime.fromisoformat(alert["raised_at"])
+    names = "、".join(told)
     return "\n".join(
         [
             f"【督办·{KIND_CN[alert['kind']]}】提醒编号 {n} 已 {minutes} 分钟无人确认"
             f"（{raised:%H:%M} 发出，第{'一二'[step - 1]}次升级至{unit_name}）：",
             alert["summary"] + "。",
+            *([f"已通知{names}，均未回复。"] if names else []),
             f"请督促核实处置，并回复“收到 {n}”或“已处置 {n} 说明”。",
         ]
     )
@@ -77,12 +82,13 @@ def escalate_alerts(db: sqlite_utils.Database, config: Config, send: Send, now: 
     for alert in alerts:
         raised = dt.datetime.fromisoformat(alert["raised_at"])
         levels = _levels_up(tree, alert["unit"], people, "monitor")
-        told = recipient_ids(db, alert["id"])
+        told = recipient_names(db, alert["id"])
+        minutes = int((now - raised).total_seconds() // 60)  # a catch-up says how long really
         for step, unit in enumerate(levels[:2], start=1):
             if raised + step * after > now:
                 break
             monitors = [p for p in people[unit] if "monitor" in roles_of(p)]
-            text = escalation_text(alert, step, step * config.escalate_after, tree.units[unit].name)
+            text = escalation_text(alert, step, minutes, tree.units[unit].name, told.values())
             for person in monitors:
                 if person["id"] in told:
                     continue  # had the alert itself (an absent subject's monitors)

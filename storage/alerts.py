@@ -67,12 +67,18 @@ def get_alert(db: sqlite_utils.Database, number: int) -> dict | None:
 
 
 def recipient_ids(db: sqlite_utils.Database, alert_id: int) -> set[int]:
-    return {
-        row[0]
-        for row in db.conn.execute(
-            "SELECT person_id FROM alert_recipients WHERE alert_id = ?", [alert_id]
-        )
-    }
+    return set(recipient_names(db, alert_id))
+
+
+def recipient_names(db: sqlite_utils.Database, alert_id: int) -> dict[int, str]:
+    """Who got the alert itself: id → name."""
+    return dict(
+        db.conn.execute(
+            """SELECT p.id, p.name FROM alert_recipients r JOIN people p ON p.id = r.person_id
+               WHERE r.alert_id = ? ORDER BY p.id""",
+            [alert_id],
+        ).fetchall()
+    )
 
 
 def escalated_to(db: sqlite_utils.Database, alert_id: int) -> list[dict]:

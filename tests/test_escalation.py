@@ -84,7 +84,14 @@ def test_unacknowledged_alert_reaches_the_town_then_the_county(village, say, tic
     assert escalations(village) == []
     tick(at(8, 50))  # escalate_after (30 min): the town's monitor
     assert [p for p, _ in escalations(village)] == ["刘敏"]
-    assert "提醒编号 1 已 30 分钟无人确认" in escalations(village)[0][1]
+    (text,) = village.execute("SELECT text FROM outbox WHERE kind = 'escalation'").fetchone()
+    assert text.splitlines() == [
+        "【督办·异常】提醒编号 1 已 30 分钟无人确认（08:20 发出，第一次升级至城关镇）：",
+        "异常：张三（河西村第一网格，涉鄂人员）体温37.8℃，发热、咳嗽，"
+        "3月2日早网格员梁红 08:20上报。",
+        "已通知陈志刚、黄永红，均未回复。",
+        "请督促核实处置，并回复“收到 1”或“已处置 1 说明”。",
+    ]
     tick(at(9, 5))
     tick(at(9, 20))  # twice that: the county's
     assert [p for p, _ in escalations(village)] == ["刘敏", "赵县"]
@@ -128,6 +135,7 @@ def test_catch_up_after_downtime_sends_each_escalation_once(village, say, tick) 
     fever(say)
     tick(at(10, 15))  # the server was down from 08:00: both steps are due
     assert [p for p, _ in escalations(village)] == ["刘敏", "赵县"]
+    assert "已 115 分钟无人确认" in escalations(village)[0][1]  # how long it really was
     tick(at(10, 16))
     tick(at(10, 30))
     assert [p for p, _ in escalations(village)] == ["刘敏", "赵县"]
