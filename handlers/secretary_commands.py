@@ -11,6 +11,8 @@ from handlers.dates import day_label, time_label
 from handlers.names import NameIndex
 from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
 from handlers.temperature import cn_integer
+from handlers.trend import rising
+from storage.alerts import alerts_on
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
 from storage.needs import LEVEL_CN, close_need, is_overdue, open_needs
@@ -19,6 +21,7 @@ from storage.units import descendants, get_unit, village_of, villages_under
 
 SLOTS = ("morning", "noon", "evening")
 SECRETARY = {"secretary"}
+ALERT_STATUS_CN = {"open": "未确认", "received": "已收到", "handled": "已处置", "voided": "已更正"}
 
 
 def mask_phone(phone: str | None) -> str:
@@ -93,6 +96,7 @@ def abnormal_today(turn: Turn) -> str:
     subjects = unit_subjects(turn.ctx.db, turn.person["unit"], day)
     names = {s["id"]: s["name"] for s in subjects}
     reported = contacts_on(turn.ctx.db, list(names), day)
+    alerts = alerts_on(turn.ctx.db, list(names), day)
     lines = []
     for (subject_id, slot), row in sorted(
         reported.items(), key=lambda item: (SLOTS.index(item[0][1]), item[0][0])
@@ -101,8 +105,11 @@ def abnormal_today(turn: Turn) -> str:
             continue
         temperature = f" {row['temperature']:.1f}℃" if row["temperature"] is not None else ""
         symptoms = f" {row['symptoms']}" if row["symptoms"] else ""
+        alert = alerts.get((subject_id, slot, row["status"]))
+        number = f"（编号 {alert['id']}，{ALERT_STATUS_CN[alert['status']]}）" if alert else ""
         lines.append(
-            f"{SLOT_CN[slot]} {names[subject_id]} {STATUS_CN[row['status']]}{temperature}{symptoms}"
+            f"{SLOT_CN[slot]} {names[subject_id]} {STATUS_CN[row['status']]}{temperature}"
+            f"{symptoms}{number}"
         )
     if not lines:
         return f"{day_label(day)}暂无异常、联系不上或外出的情况。"
@@ -165,6 +172,12 @@ def lookup(turn: Turn) -> str:
     history = subject_history(turn.ctx.db, subject["id"], since)
     if not history:
         lines.append("近3天没有联系记录。")
+    readings = [row for row in history if row["temperature"] is not None]
+    temperatures = [row["temperature"] for row in readings]
+    if readings and readings[-1]["status"] != "abnormal":
+        if rising(temperatures, turn.ctx.config.fever_threshold):
+            trend = "→".join(f"{t:.1f}" for t in temperatures[-3:])
+            lines.append(f"关注：体温连续上升 {trend}℃，尚未到发热线，请留意。")
     for row in history:
         temperature = f" {row['temperature']:.1f}℃" if row["temperature"] is not None else ""
         symptoms = f" {row['symptoms']}" if row["symptoms"] else ""

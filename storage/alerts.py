@@ -144,3 +144,20 @@ def open_alerts(db: sqlite_utils.Database, since: dt.datetime, until: dt.datetim
            ORDER BY a.id""",
         [_stamp(since), _stamp(until)],
     )
+
+
+def alerts_on(
+    db: sqlite_utils.Database, subject_ids: list[int], day: dt.date
+) -> dict[tuple[int, str, str], dict]:
+    """The latest alert of each (subject, slot, kind) of `day`, with its status."""
+    found: dict[tuple[int, str, str], dict] = {}
+    for start in range(0, len(subject_ids), 900):
+        chunk = subject_ids[start : start + 900]
+        for row in fetch_all(
+            db,
+            f"""SELECT id, subject_id, slot, kind, status FROM alerts
+                WHERE date = ? AND subject_id IN ({",".join("?" * len(chunk))}) ORDER BY id""",
+            [day.isoformat(), *chunk],
+        ):
+            found[(row["subject_id"], row["slot"], row["kind"])] = row
+    return found

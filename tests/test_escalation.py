@@ -319,3 +319,12 @@ def test_gridwatch_ledger_xlsx_has_the_problem_sheet(village, say, run_cli, tmp_
     assert result.exit_code == 0 and "1 problems" in result.output
     sheet = openpyxl.load_workbook(out)["问题台账"]
     assert [c.value for c in sheet[2]][:4] == [1, "张三", "生活物资", "买菜"]
+
+
+def test_yichang_shows_each_alert_number_and_whether_it_was_answered(village, say) -> None:
+    fever(say)
+    say(MEMBER, "王五 不在家", at=at(8, 25))
+    say(SECRETARY, "已处置 1 已送发热门诊", at=at(8, 40))
+    listed = say(SECRETARY, "异常", at=at(8, 45))
+    assert "张三 异常 37.8℃ 发热、咳嗽（编号 1，已处置）" in listed
+    assert "王五 外出（编号 2，未确认）" in listed

@@ -129,3 +129,8 @@ def test_the_view_and_excel_show_the_problem_ledger(
     by_id = {row[0]: row for row in rows[1:]}
     assert by_id[1][8] == "已办结" and by_id[1][12] == "已送菜"
     assert by_id[2][2] == "就医" and by_id[2][6] == "梁红" and by_id[2][8] == "待办"
+
+
+def test_cha_shows_watch_in_chat(climbing: sqlite_utils.Database, say) -> None:
+    assert "关注：体温连续上升 36.7→36.9→37.1℃" in say("chenzhigang", "查 张三", at=at(2, 13))
+    assert "关注" not in say("chenzhigang", "查 李四", at=at(2, 13))
