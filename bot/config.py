@@ -187,7 +187,7 @@ def _channel(data: Mapping[str, Any], env: Mapping[str, str]) -> ChannelSettings
 
 def _problem_due(data: Any) -> dict[str, int]:
     if not isinstance(data, Mapping):
-        raise ConfigError("problem_due_hours: expected a table, e.g. { 就医 = 12 }")
+        raise ConfigError('problem_due_hours: expected a table, e.g. { "就医" = 12 }')
     _check_keys("problem_due_hours", data, set(NEED_KINDS))
     due = dict(DEFAULT_PROBLEM_DUE)
     for kind, hours in data.items():
