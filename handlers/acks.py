@@ -41,14 +41,16 @@ def acknowledge(
     note: str = "",
 ) -> str:
     """Record `person`'s acknowledgement of alert `number` (action 'received' or 'handled');
-    the reply text, a mistake's explanation included (WeCom's button calls this)."""
+    the reply text, a mistake's explanation included (WeCom's button calls this). Run it in
+    the caller's transaction, as the pipeline runs a message's handling; what it tells others
+    is queued in the outbox (kind `escalation`) for the channel to deliver."""
     try:
-        return record(db, person, number, action, at, note)[0]
+        return record_acknowledgement(db, person, number, action, at, note)[0]
     except UserError as error:
         return str(error)
 
 
-def record(
+def record_acknowledgement(
     db: sqlite_utils.Database,
     person: dict,
     number: int,
@@ -129,7 +131,7 @@ def _tell_escalated(
 
 def _answer(turn: Turn, action: str) -> str:
     number, note = parse_args(turn.args, ACTIONS[action])
-    reply, told = record(turn.ctx.db, turn.person, number, action, turn.at, note)
+    reply, told = record_acknowledgement(turn.ctx.db, turn.person, number, action, turn.at, note)
     turn.ctx.alerts_queued += told  # delivered at once, after the reply
     return reply
 
