@@ -189,26 +189,30 @@ def problems(db: sqlite_utils.Database, units: Sequence[str]) -> list[dict]:
 def week_problems(
     db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date, now: dt.datetime
 ) -> dict:
-    """The problem ledger of a unit's tree for the weekly pack (DESIGN §11): opened and
-    closed in [start, end], open and overdue as of `now`; items are the problems opened in the
-    week or still open, oldest first."""
+    """The problem ledger of a unit's tree for the weekly pack (DESIGN §11): `opened` and
+    `closed` in [start, end]; `open` and `overdue` at the week's end (or `now`, for the week
+    still running); `items` are the problems opened or closed in the week or open at its end, oldest
+    first, each as it stands now (owner, level, status, note)."""
     from storage.units import descendants
 
+    week_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(0), tzinfo=now.tzinfo)
+    as_of = min(now, week_end)
     first, last = start.isoformat(), (end + dt.timedelta(days=1)).isoformat()
 
     def within(stamp: str | None) -> bool:
-        return bool(stamp) and first <= stamp[:10] < last  # type: ignore[index]
+        return stamp is not None and first <= stamp[:10] < last
+
+    def before(stamp: str | None) -> bool:
+        return stamp is not None and dt.datetime.fromisoformat(stamp) < as_of
+
+    def open_then(need: dict) -> bool:
+        return before(need["created_at"]) and not before(need["closed_at"])
 
     found = sorted(problems(db, descendants(db, unit)), key=lambda n: n["id"])
-    items = [
-        problem_item(n, now)
-        for n in found
-        if within(n["created_at"]) or within(n["closed_at"]) or n["status"] == "open"
-    ]
     return {
         "opened": sum(1 for n in found if within(n["created_at"])),
         "closed": sum(1 for n in found if n["status"] == "closed" and within(n["closed_at"])),
-        "open": sum(1 for n in found if n["status"] == "open"),
-        "overdue": sum(1 for n in found if is_overdue(n, now)),
-        "items": items,
+        "open": sum(1 for n in found if open_then(n)),
+        "overdue": sum(1 for n in found if open_then(n) and before(n["due_at"])),
+        "items": [problem_item(n, now) for n in found if within(n["created_at"]) or open_then(n)],
     }

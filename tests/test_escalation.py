@@ -328,3 +328,21 @@ def test_yichang_shows_each_alert_number_and_whether_it_was_answered(village, sa
     listed = say(SECRETARY, "异常", at=at(8, 45))
     assert "张三 异常 37.8℃ 发热、咳嗽（编号 1，已处置）" in listed
     assert "王五 外出（编号 2，未确认）" in listed
+
+
+@pytest.mark.parametrize(
+    "start, counts, listed",
+    [
+        (dt.date(2026, 2, 23), {"opened": 1, "closed": 0, "open": 1, "overdue": 0}, [1]),
+        (dt.date(2026, 3, 2), {"opened": 1, "closed": 1, "open": 1, "overdue": 1}, [1, 2]),
+        (dt.date(2026, 3, 9), {"opened": 0, "closed": 0, "open": 1, "overdue": 1}, [2]),
+    ],
+    ids=["W09", "W10", "W11"],
+)
+def test_a_past_week_counts_its_problems_at_its_end(village, say, start, counts, listed):
+    say(MEMBER, "需求 张三 买菜", at=at(9, 0, day=1))  # Sunday of W09, due in W10
+    say(SECRETARY, "办结 1 已送", at=at(11, 0, day=2))  # W10
+    say(MEMBER, "需求 李四 买菜", at=at(9, 0, day=4))  # W10, due 3/5, never closed
+    week = week_problems(village, "HX", start, start + dt.timedelta(days=6), at(9, 0, day=20))
+    assert {k: week[k] for k in counts} == counts
+    assert [item["id"] for item in week["items"]] == listed
