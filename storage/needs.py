@@ -214,5 +214,9 @@ def week_problems(
         "closed": sum(1 for n in found if n["status"] == "closed" and within(n["closed_at"])),
         "open": sum(1 for n in found if open_then(n)),
         "overdue": sum(1 for n in found if open_then(n) and before(n["due_at"])),
-        "items": [problem_item(n, now) for n in found if within(n["created_at"]) or open_then(n)],
+        "items": [
+            problem_item(n, now)
+            for n in found
+            if within(n["created_at"]) or within(n["closed_at"]) or open_then(n)
+        ],
     }
