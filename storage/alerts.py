@@ -161,3 +161,18 @@ def alerts_on(
         ):
             found[(row["subject_id"], row["slot"], row["kind"])] = row
     return found
+
+
+def day_alerts(db: sqlite_utils.Database, units: list[str], day: dt.date) -> list[dict]:
+    """The alerts of `day` about the units' subjects, oldest first, each with its
+    acknowledgements (`acks`: person, action, at, note)."""
+    marks = ",".join("?" * len(units))
+    alerts = fetch_all(
+        db,
+        f"""SELECT a.*, s.name AS subject FROM alerts a JOIN subjects s ON s.id = a.subject_id
+            WHERE a.date = ? AND s.unit IN ({marks}) ORDER BY a.id""",
+        [day.isoformat(), *units],
+    )
+    for alert in alerts:
+        alert["acks"] = acks_of(db, alert["id"])
+    return alerts

@@ -134,3 +134,17 @@ def test_the_view_and_excel_show_the_problem_ledger(
 def test_cha_shows_watch_in_chat(climbing: sqlite_utils.Database, say) -> None:
     assert "关注：体温连续上升 36.7→36.9→37.1℃" in say("chenzhigang", "查 张三", at=at(2, 13))
     assert "关注" not in say("chenzhigang", "查 李四", at=at(2, 13))
+
+
+def test_the_view_lists_the_days_alerts_and_their_acknowledgements(
+    say, loaded_db: sqlite_utils.Database, view
+) -> None:
+    say("lianghong", "张三 37.8 咳嗽", at=at(2, 8))
+    say("lianghong", "王五 不在家", at=at(2, 9))
+    say("huangyonghong", "已处置 1 已送发热门诊", at=at(2, 10))
+    client = view(loaded_db, at(2, 12))
+    token = view_token(link_key(loaded_db, Config()), "HX", dt.date(2026, 3, 2), at(2, 10))
+    page = client.get(f"/view/{token}").get_data(as_text=True)
+    alerts = page[page.index('id="alerts"') : page.index('id="needs"')]
+    assert "2 条，未确认 1 条" in alerts
+    assert "黄永红 10:00 已处置：已送发热门诊" in alerts

@@ -20,8 +20,9 @@ from bot.web.app import get_context
 from bot.web.sim import sim_now
 from bot.web.svg_chart import PHONE, WIDE, points_from_contacts, temperature_chart
 from handlers import dates
-from handlers.secretary_commands import mask_phone
+from handlers.secretary_commands import ALERT_STATUS_CN, mask_phone
 from handlers.trend import rising
+from storage.alerts import day_alerts
 from storage.contacts import contacts_on, subject_history
 from storage.ledger import ledger_rows
 from storage.ledger_files import ledger_xlsx
@@ -112,6 +113,9 @@ def members_of(db: sqlite_utils.Database, subject_ids: list[int]) -> dict[int, l
         ):
             found.setdefault(row["subject_id"], []).append(row["name"])
     return found
+
+
+ALERT_KIND_CN = {"abnormal": "异常", "unreachable": "联系不上", "absent": "外出"}
 
 
 def needs_ledger(db: sqlite_utils.Database, units: list[str], now: dt.datetime) -> list[dict]:
@@ -259,6 +263,9 @@ def day_page(token: str) -> str:
         status_filters=STATUS_FILTERS,
         filters=filters,
         needs=needs,
+        alerts=day_alerts(db, codes, day),
+        alert_kind_cn=ALERT_KIND_CN,
+        alert_status_cn=ALERT_STATUS_CN,
         open_needs=sum(1 for n in needs if n["status"] == "open"),
         overdue_needs=sum(1 for n in needs if n["overdue"]),
         level_cn=LEVEL_CN,
