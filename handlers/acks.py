@@ -21,7 +21,7 @@ from storage.units import ancestors
 
 ACK_ROLES = {"secretary", "monitor", "medic"}
 _NUMBER = r"^\s*[#＃]?\s*[0-9０-９]+"
-_ARGS = re.compile(r"^\s*[#＃]?\s*(\d+)\s*[，,。：:；;、\s]*(.*)$", re.S)
+_ARGS = re.compile(r"^\s*[#＃]?\s*(\d+)\s*号?\s*[，,。：:；;、\s]*(.*)$", re.S)
 
 
 def parse_args(args: str, word: str) -> tuple[int, str]:

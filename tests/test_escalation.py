@@ -178,7 +178,8 @@ def test_acknowledging_after_escalation_tells_the_escalation_recipients_once(
         (SECRETARY, "已处置", "请写上提醒编号，例如：已处置 12"),
         (OTHER, "收到 1", "不是发给您的"),
         (SECRETARY, "收到１", "已确认收到编号 1"),  # full-width digit
-        (SECRETARY, "已处置 #1", "已记录编号 1（张三）已处置"),
+        (SECRETARY, "已处置 #1", "已记录编号 1（张三）已处置。"),
+        (SECRETARY, "已处置1号，已退烧", "已记录编号 1（张三）已处置，说明：已退烧。"),
         (MEMBER, "收到 1", "仅限"),
         (MEMBER, "收到", "好的"),  # a member's plain acknowledgement stays one
         (SECRETARY, "收到", "好的"),
