@@ -116,6 +116,8 @@ def find_command(turn: Turn) -> tuple[Command, str] | None:
     allowed = [(cmd, args) for cmd, args in matches if cmd.roles & turn.roles]
     if not allowed:
         cmd = matches[0][0]
+        if "member" in turn.roles and cmd.args_pattern is not None:
+            return None  # 收到 36.5 from a member with one subject is a report, not 收到 N
         who = "、".join(ROLE_CN[r] for r in sorted(cmd.roles) if r in ROLE_CN)
         if "member" in turn.roles and cmd.takes_args and not _spelled_out(turn.text, cmd):
             return None  # a member's text that merely starts like a command: read it as a report

@@ -180,7 +180,7 @@ def test_acknowledging_after_escalation_tells_the_escalation_recipients_once(
         (SECRETARY, "收到１", "已确认收到编号 1"),  # full-width digit
         (SECRETARY, "已处置 #1", "已记录编号 1（张三）已处置。"),
         (SECRETARY, "已处置1号，已退烧", "已记录编号 1（张三）已处置，说明：已退烧。"),
-        (MEMBER, "收到 1", "仅限"),
+        (MEMBER, "收到 1", "上报请这样写"),  # a member's text is read as a report first
         (MEMBER, "收到", "好的"),  # a member's plain acknowledgement stays one
         (SECRETARY, "收到", "好的"),
     ],
@@ -347,3 +347,13 @@ def test_a_past_week_counts_its_problems_at_its_end(village, say, start, counts,
     week = week_problems(village, "HX", start, start + dt.timedelta(days=6), at(9, 0, day=20))
     assert {k: week[k] for k in counts} == counts
     assert [item["id"] for item in week["items"]] == listed
+
+
+def test_a_member_with_one_subject_may_report_after_shoudao(village, say) -> None:
+    """收到 36.5 from a member with one subject is a report, not an acknowledgement."""
+    village.execute(
+        """DELETE FROM assignments WHERE person_id = (SELECT id FROM people WHERE name = '梁红')
+           AND subject_id != (SELECT id FROM subjects WHERE name = '张三')"""
+    )
+    reply = say(MEMBER, "收到 36.5", at=at(8, 30))
+    assert "张三 36.5℃ 正常" in reply and "仅限" not in reply
