@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# hours a problem (需求) of each kind may stay open at one level before it moves up (§11)
+from storage.needs import DUE_HOURS as DEFAULT_PROBLEM_DUE
+from storage.needs import NEED_KINDS
+
 SLOTS = ("morning", "noon", "evening")
 SLOT_NAMES = {"morning": "早", "noon": "中", "evening": "晚"}
 DEFAULT_CATEGORIES = ("涉鄂人员", "外地返回人员", "疑似症状人员", "暂缓返回人员")
@@ -56,6 +60,8 @@ class Config:
     grace_minutes: int = 60
     link_days: int = 7
     retention_days: int = 30  # personal data kept after a monitoring period ends (DESIGN §6)
+    escalate_after: int = 30  # minutes an alert may go unacknowledged before it goes up (§11)
+    problem_due_hours: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PROBLEM_DUE))
     public_url: str = "http://127.0.0.1:5000"
     secret_key: str = ""  # none: the key kept with the database signs links (bot/links.py)
     slots: Mapping[str, SlotTimes] = field(
@@ -179,6 +185,16 @@ def _channel(data: Mapping[str, Any], env: Mapping[str, str]) -> ChannelSettings
     return settings
 
 
+def _problem_due(data: Any) -> dict[str, int]:
+    if not isinstance(data, Mapping):
+        raise ConfigError('problem_due_hours: expected a table, e.g. { "就医" = 12 }')
+    _check_keys("problem_due_hours", data, set(NEED_KINDS))
+    due = dict(DEFAULT_PROBLEM_DUE)
+    for kind, hours in data.items():
+        due[kind] = _number(f"problem_due_hours.{kind}", hours, int, 1, 24 * 90)
+    return due
+
+
 def _check_secret_key(key: str) -> None:
     """A configured key must be guessable by nobody; "" means none (the database's is used)."""
     if not key:
@@ -205,6 +221,8 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         "grace_minutes",
         "link_days",
         "retention_days",
+        "escalate_after",
+        "problem_due_hours",
         "public_url",
         "secret_key",
         "schedule",
@@ -231,6 +249,10 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         values["link_days"] = _number("link_days", data["link_days"], int, 1, 365)
     if "retention_days" in data:
         values["retention_days"] = _number("retention_days", data["retention_days"], int, 1, 3650)
+    if "escalate_after" in data:
+        values["escalate_after"] = _number("escalate_after", data["escalate_after"], int, 1, 1440)
+    if "problem_due_hours" in data:
+        values["problem_due_hours"] = _problem_due(data["problem_due_hours"])
     if "categories" in data:
         categories = data["categories"]
         if not isinstance(categories, list) or not categories:

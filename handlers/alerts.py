@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from handlers.commands import Turn
 from handlers.dates import day_label
 from handlers.parser import Entry, ParseResult
+from storage.alerts import add_recipients, create_alert, void_alerts
 from storage.contacts import current_contact
 from storage.outbox import queue_message
 from storage.people import medics_for, monitors_for, secretaries_of
@@ -32,6 +33,12 @@ class Unreachable:
     slot: str  # 3月2日早
     twice: bool  # unreachable in the slot before too: monitors are told, a visit is asked for
     recipients: list[dict]
+    number: int = 0  # the alert's number, answered with 收到 N / 已处置 N
+
+
+def how_to_answer(number: int) -> str:
+    """The line every numbered alert ends with (DESIGN §11)."""
+    return f"提醒编号 {number}：请回复“收到 {number}”或“已处置 {number}”（可附说明）。"
 
 
 def queue_unreachable(turn: Turn, alerts: list[Unreachable]) -> None:
@@ -47,15 +54,21 @@ def queue_unreachable(turn: Turn, alerts: list[Unreachable]) -> None:
             text = (
                 f"⚠ 联系不上：{alert.subject}{alert.slot}未联系上，网格员{member} {when}上报。"
                 + ("\n已连续两个时段联系不上，请上门核实。" if alert.twice else "\n请协助联系。")
+                + f"\n{how_to_answer(alert.number)}"
             )
         else:
             lines = [f"⚠ 联系不上：{len(theirs)}人未联系上，网格员{member} {when}上报："]
             lines += [
-                f"· {a.subject}{a.slot}" + ("，已连续两个时段联系不上" if a.twice else "")
+                f"· [{a.number}] {a.subject}{a.slot}"
+                + ("，已连续两个时段联系不上" if a.twice else "")
                 for a in theirs
             ]
             twice = any(a.twice for a in theirs)
             lines.append("请协助联系" + ("；连续两个时段联系不上的请上门核实。" if twice else "。"))
+            example = theirs[0].number
+            lines.append(
+                f"方括号内为提醒编号，请逐条回复“收到 编号”或“已处置 编号”，例如：收到 {example}"
+            )
             text = "\n".join(lines)
         tell(turn, [person], "unreachable_alert", text)
 
@@ -99,10 +112,16 @@ def alerts_for_contact(
         kind = "abnormal_alert"
         temperature = f"体温{entry.temperature:.1f}℃，" if entry.temperature is not None else ""
         symptoms = "、".join(entry.symptoms) or "异常"
+        summary = (
+            f"异常：{subject['name']}（{where}，{subject['category']}）{temperature}{symptoms}，"
+            f"{slot}网格员{member} {when}上报"
+        )
+        number = _number(turn, subject, result, entry.status, summary)
         text = (
             f"⚠ 异常情况：{subject['name']}（{where}，{subject['category']}）"
             f"{temperature}{symptoms}。"
             f"\n{slot}由网格员{member} {when}上报，请尽快核实处置。"
+            f"\n{how_to_answer(number)}"
         )
         recipients = _recipients(secretaries, medics_for(db, subject["unit"]))
     elif entry.status == "unreachable":
@@ -110,7 +129,14 @@ def alerts_for_contact(
         before = current_contact(db, subject["id"], day, slot_before)
         twice = before is not None and before["status"] == "unreachable"
         recipients = _recipients(secretaries, monitors_for(db, subject["unit"]) if twice else [])
-        alert = Unreachable(f"{subject['name']}（{where}）", slot, twice, recipients)
+        summary = (
+            f"联系不上：{subject['name']}（{where}）{slot}未联系上"
+            + ("（连续两个时段）" if twice else "")
+            + f"，网格员{member} {when}上报"
+        )
+        number = _number(turn, subject, result, entry.status, summary)
+        add_recipients(db, number, recipients)
+        alert = Unreachable(f"{subject['name']}（{where}）", slot, twice, recipients, number)
         if unreachable is None:
             queue_unreachable(turn, [alert])
         else:
@@ -118,13 +144,34 @@ def alerts_for_contact(
         return recipients
     else:
         kind = "absent_alert"
+        summary = (
+            f"不在隔离点：{subject['name']}（{where}）{slot}不在家/外出，网格员{member} {when}上报"
+        )
+        number = _number(turn, subject, result, entry.status, summary)
         text = (
             f"⚠ 不在隔离点：{subject['name']}（{where}）{slot}不在家/外出，"
             f"网格员{member} {when}上报，请立即核实去向。"
+            f"\n{how_to_answer(number)}"
         )
         recipients = _recipients(secretaries, monitors_for(db, subject["unit"]))
+    add_recipients(db, number, recipients)
     tell(turn, recipients, kind, text)
     return recipients
+
+
+def _number(turn: Turn, subject: dict, result: ParseResult, status: str, summary: str) -> int:
+    """A new alert event's number (one per event, shared by all its recipients)."""
+    return create_alert(
+        turn.ctx.db,
+        kind=status,
+        subject_id=subject["id"],
+        day=result.date,
+        slot=result.slot,
+        summary=summary,
+        at=turn.at,
+        raised_by=turn.person["id"],
+        inbox_id=turn.inbox_id,
+    )
 
 
 def tell(turn: Turn, people: list[dict], kind: str, text: str) -> None:
@@ -159,6 +206,7 @@ def queue_corrections(
     status `voided` for this subject, date and slot was corrected or undone, so everyone who
     got that alert hears, once, what is on record now (kind `correction`)."""
     db = turn.ctx.db
+    void_alerts(db, subject["id"], day, slot, voided, turn.at)  # never escalates now
     rows = db.execute(
         """SELECT DISTINCT o.person_id FROM outbox o
            WHERE o.kind = ? AND o.person_id IS NOT NULL AND instr(o.text, ? || '（') > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ class Command:
     usage: str
     run: Callable[[Turn], str]
     takes_args: bool
+    # when set, only text whose arguments match is this command (收到 12 is, 收到 alone is
+    # the acknowledgement every member sends, DESIGN §3)
+    args_pattern: re.Pattern[str] | None = None
 
 
 COMMANDS: list[Command] = []
@@ -42,12 +46,17 @@ ROLE_CN = {"member": "网格员", "secretary": "书记", "monitor": "督查员",
 
 
 def command(
-    *words: str, roles: set[str], usage: str, takes_args: bool = False
+    *words: str,
+    roles: set[str],
+    usage: str,
+    takes_args: bool = False,
+    args_pattern: str | None = None,
 ) -> Callable[[Callable[[Turn], str]], Callable[[Turn], str]]:
     """Register a command under its words (the first is its name) for the given roles."""
+    pattern = re.compile(args_pattern) if args_pattern is not None else None
 
     def register(run: Callable[[Turn], str]) -> Callable[[Turn], str]:
-        COMMANDS.append(Command(words, frozenset(roles), usage, run, takes_args))
+        COMMANDS.append(Command(words, frozenset(roles), usage, run, takes_args, pattern))
         return run
 
     return register
@@ -58,6 +67,13 @@ _SEPARATOR = re.compile(r"^[\s:：,，]+")
 
 def _match(text: str, cmd: Command, roles: set[str]) -> str | None:
     """The arguments if `text` invokes `cmd`, else None."""
+    args = _words_match(text, cmd, roles)
+    if args is not None and cmd.args_pattern is not None and not cmd.args_pattern.match(args):
+        return None
+    return args
+
+
+def _words_match(text: str, cmd: Command, roles: set[str]) -> str | None:
     for word in sorted(cmd.words, key=len, reverse=True):
         if text == word:
             return ""
@@ -100,6 +116,8 @@ def find_command(turn: Turn) -> tuple[Command, str] | None:
     allowed = [(cmd, args) for cmd, args in matches if cmd.roles & turn.roles]
     if not allowed:
         cmd = matches[0][0]
+        if "member" in turn.roles and cmd.args_pattern is not None:
+            return None  # 收到 36.5 from a member with one subject is a report, not 收到 N
         who = "、".join(ROLE_CN[r] for r in sorted(cmd.roles) if r in ROLE_CN)
         if "member" in turn.roles and cmd.takes_args and not _spelled_out(turn.text, cmd):
             return None  # a member's text that merely starts like a command: read it as a report
@@ -148,6 +166,8 @@ def _load_commands() -> None:
     global _loaded
     if not _loaded:
         from handlers import member_commands, secretary_commands  # noqa: F401
+
+        importlib.import_module("handlers.acks")  # after those: last in the help text
 
         _loaded = True
 

@@ -6,11 +6,12 @@ import datetime as dt
 
 from handlers.alerts import ALERT_KINDS, queue_corrections
 from handlers.commands import Turn, UserError, command
-from handlers.dates import day_label
+from handlers.dates import day_label, time_label
 from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
 from storage.contacts import contacts_on, current_contact, revoke_message
 from storage.inbox import last_report_message
 from storage.needs import add_need
+from storage.people import get_person
 from storage.subjects import member_subjects
 
 SLOTS = ("morning", "noon", "evening")
@@ -107,5 +108,18 @@ def add_care_need(turn: Turn) -> str:
     text = turn.args[len(subject["name"]) :].strip(" ：:，,")
     if not text:
         raise UserError(f"请写明需要什么，例如：需求 {subject['name']} 买菜")
-    need = add_need(turn.ctx.db, subject["id"], text, turn.person["id"], turn.at)
-    return f"已登记需求 #{need['id']}（{need['kind']}）：{subject['name']} {text}。书记会跟进办理。"
+    need = add_need(
+        turn.ctx.db,
+        subject["id"],
+        text,
+        turn.person["id"],
+        turn.at,
+        due_hours=turn.ctx.config.problem_due_hours,
+    )
+    owner = get_person(turn.ctx.db, need["owner_id"]) if need["owner_id"] else None
+    who = "您" if owner is None or owner["id"] == turn.person["id"] else owner["name"]
+    return (
+        f"已登记需求 #{need['id']}（{need['kind']}）：{subject['name']} {text}。"
+        f"由{who}包干负责，请于{time_label(need['due_at'])}前办结，"
+        f"办结后回复“办结 {need['id']} 说明”；逾期将上交镇里督办。"
+    )

@@ -11,14 +11,17 @@ from handlers.dates import day_label, time_label
 from handlers.names import NameIndex
 from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
 from handlers.temperature import cn_integer
+from handlers.trend import rising
+from storage.alerts import alerts_on
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
-from storage.needs import close_need, open_needs
+from storage.needs import LEVEL_CN, close_need, is_overdue, open_needs
 from storage.subjects import find_subjects_by_name, subject_members, subject_names, unit_subjects
 from storage.units import descendants, get_unit, village_of, villages_under
 
 SLOTS = ("morning", "noon", "evening")
 SECRETARY = {"secretary"}
+ALERT_STATUS_CN = {"open": "未确认", "received": "已收到", "handled": "已处置", "voided": "已更正"}
 
 
 def mask_phone(phone: str | None) -> str:
@@ -93,6 +96,7 @@ def abnormal_today(turn: Turn) -> str:
     subjects = unit_subjects(turn.ctx.db, turn.person["unit"], day)
     names = {s["id"]: s["name"] for s in subjects}
     reported = contacts_on(turn.ctx.db, list(names), day)
+    alerts = alerts_on(turn.ctx.db, list(names), day)
     lines = []
     for (subject_id, slot), row in sorted(
         reported.items(), key=lambda item: (SLOTS.index(item[0][1]), item[0][0])
@@ -101,8 +105,11 @@ def abnormal_today(turn: Turn) -> str:
             continue
         temperature = f" {row['temperature']:.1f}℃" if row["temperature"] is not None else ""
         symptoms = f" {row['symptoms']}" if row["symptoms"] else ""
+        alert = alerts.get((subject_id, slot, row["status"]))
+        number = f"（编号 {alert['id']}，{ALERT_STATUS_CN[alert['status']]}）" if alert else ""
         lines.append(
-            f"{SLOT_CN[slot]} {names[subject_id]} {STATUS_CN[row['status']]}{temperature}{symptoms}"
+            f"{SLOT_CN[slot]} {names[subject_id]} {STATUS_CN[row['status']]}{temperature}"
+            f"{symptoms}{number}"
         )
     if not lines:
         return f"{day_label(day)}暂无异常、联系不上或外出的情况。"
@@ -165,6 +172,12 @@ def lookup(turn: Turn) -> str:
     history = subject_history(turn.ctx.db, subject["id"], since)
     if not history:
         lines.append("近3天没有联系记录。")
+    readings = [row for row in history if row["temperature"] is not None]
+    temperatures = [row["temperature"] for row in readings]
+    if readings and readings[-1]["status"] != "abnormal":
+        if rising(temperatures, turn.ctx.config.fever_threshold):
+            trend = "→".join(f"{t:.1f}" for t in temperatures[-3:])
+            lines.append(f"关注：体温连续上升 {trend}℃，尚未到发热线，请留意。")
     for row in history:
         temperature = f" {row['temperature']:.1f}℃" if row["temperature"] is not None else ""
         symptoms = f" {row['symptoms']}" if row["symptoms"] else ""
@@ -282,7 +295,22 @@ def _tell_members(turn: Turn, subject: dict, text: str) -> str:
     return f"已通知网格员{'、'.join(member['name'] for member in members)}。"
 
 
-@command("需求", "需求清单", roles=SECRETARY, usage="需求 — 未办结的需求", takes_args=True)
+def _problem_line(need: dict, now: dt.datetime) -> str:
+    owner = need["owner"] or "（未定）"
+    level = LEVEL_CN.get(need["level"] or "village", "村")
+    due = ""
+    if need["due_at"]:
+        late = "，已逾期" if is_overdue(need, now) else ""
+        due = f"，{time_label(need['due_at'])}前{late}"
+    return (
+        f"#{need['id']} {need['subject']} [{need['kind']}] {need['text']}"
+        f"（{time_label(need['created_at'])}登记；{level}级 {owner}包干{due}）"
+    )
+
+
+@command(
+    "需求", "需求清单", roles=SECRETARY | {"monitor"}, usage="需求 — 未办结的需求", takes_args=True
+)
 def list_needs(turn: Turn) -> str:
     needs = open_needs(turn.ctx.db, descendants(turn.ctx.db, turn.person["unit"]))
     query = turn.args.strip()
@@ -291,23 +319,41 @@ def list_needs(turn: Turn) -> str:
     if not needs:
         more = f"与“{query[:20]}”有关的" if query else ""
         return f"目前没有{more}未办结的需求。例如发送“需求”查看全部。"
-    lines = [f"未办结需求（{len(needs)}条，办结请发“办结 编号”）："]
-    for need in needs:
-        lines.append(
-            f"#{need['id']} {need['subject']} [{need['kind']}] {need['text']}"
-            f"（{time_label(need['created_at'])}）"
-        )
+    lines = [f"未办结需求（{len(needs)}条，办结请发“办结 编号 说明”）："]
+    lines += [_problem_line(need, turn.at) for need in needs]
     return "\n".join(lines)
 
 
-@command("办结", "完成", roles=SECRETARY, usage="办结 3 — 办结第3号需求", takes_args=True)
 def finish_need(turn: Turn) -> str:
-    number = turn.args.lstrip("#＃ ").strip()
-    if not number.isdigit():
-        raise UserError("请写上需求编号，例如：办结 3（发送“需求”查看编号）")
+    match = re.match(r"^[#＃\s]*(\d+)\s*[，,。：:；;\s]*(.*)$", turn.args, re.S)
+    if match is None:
+        raise UserError("请写上需求编号和办理情况，例如：办结 3 已送菜上门（发送“需求”查看编号）")
+    number, note = match[1], match[2].strip()[:200]
     units = descendants(turn.ctx.db, turn.person["unit"])
     need = next((n for n in open_needs(turn.ctx.db, units) if n["id"] == int(number)), None)
+    if not turn.roles & (SECRETARY | {"monitor"}):  # a member closes only what they own
+        if need is None or need["owner_id"] != turn.person["id"]:
+            raise UserError(f"没有由您包干、未办结的第{number}号需求，请核对编号，例如：办结 3")
     if need is None:
         raise UserError(f"没有未办结的第{number}号需求，发送“需求”查看编号。")
-    close_need(turn.ctx.db, need["id"], turn.person["id"], turn.at)
-    return f"已办结 #{need['id']}：{need['subject']} {need['text']}。"
+    close_need(turn.ctx.db, need["id"], turn.person["id"], turn.at, note)
+    noted = f"，说明：{note}" if note else ""
+    return f"已办结 #{need['id']}：{need['subject']} {need['text']}{noted}。"
+
+
+command(
+    "办结",
+    "完成",
+    roles=SECRETARY | {"monitor"},
+    usage="办结 3 说明 — 办结第3号需求",
+    takes_args=True,
+)(finish_need)
+# the member who owns a problem (包干负责) closes it too; only with its number, so that a
+# member's 完成 or 办结 alone is never taken for a command
+command(
+    "办结",
+    roles={"member"},
+    usage="办结 3 说明 — 办结我包干的第3号需求",
+    takes_args=True,
+    args_pattern=r"^[#＃\s]*\d",
+)(finish_need)

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from bot.config import SLOT_NAMES, SLOTS, Config
 from handlers.dates import day_label
+from handlers.trend import WATCH_FROM, rising
 from storage.units import MAX_DEPTH
 
 ABOVE_VILLAGE = ("county", "town")
@@ -122,6 +123,8 @@ class DayData:
     people: dict[int, str] = field(default_factory=dict)
     needs: list[dict] = field(default_factory=list)
     due: tuple[str, ...] = ()
+    # subjects whose temperature rises under the fever line (关注, DESIGN §11): id → entry
+    watch: dict[int, dict] = field(default_factory=dict)
 
 
 class _Clock:
@@ -346,7 +349,80 @@ def load_day(
             db.conn.execute(f"SELECT id, name FROM people WHERE id IN ({marks})", chunk)
         )
     _load_needs(db, data, as_of, root)
+    _load_watch(db, config, data, as_of, root)
     return data
+
+
+def _load_watch(
+    db: sqlite_utils.Database,
+    config: Config,
+    data: DayData,
+    as_of: dt.datetime | None,
+    root: str | None,
+) -> None:
+    """The active subjects whose last three readings rise, the last ≥ 37.0 and under the
+    fever line. One query reads the readings of the last three days of the candidates only
+    (a reading in that band today or yesterday), the time compared in SQL when its offset is
+    as_of's (as load_reports does)."""
+    prefix, condition = _scope(root)
+    clock = _Clock(as_of)
+    later_sql = (
+        "CASE WHEN length(c.reported_at) = :length AND substr(c.reported_at, 20) = :offset"
+        " THEN c.reported_at > :as_of END"
+    )
+    rows = db.conn.execute(
+        f"""{prefix}SELECT c.subject_id, c.date, c.slot, c.temperature, c.status, c.member_id,
+                   c.reported_at, {later_sql}
+            FROM contacts c WHERE c.current = 1 AND c.revoked = 0
+            AND c.temperature IS NOT NULL AND c.date >= :since AND c.date <= :day
+            AND c.subject_id IN (
+                SELECT c.subject_id FROM contacts c JOIN subjects s ON s.id = c.subject_id
+                WHERE c.date IN (:day, :yesterday) AND c.current = 1
+                AND c.temperature >= :low AND c.temperature < :fever{condition})""",
+        {
+            "day": data.day.isoformat(),
+            "yesterday": (data.day - dt.timedelta(days=1)).isoformat(),
+            "since": (data.day - dt.timedelta(days=2)).isoformat(),
+            "low": WATCH_FROM,
+            "fever": config.fever_threshold,
+            "root": root,
+            "length": len(clock.text),
+            "offset": clock.text[19:],
+            "as_of": clock.text,
+        },
+    )
+    active = {s.id: s.name for s in data.subjects if s.active}
+    readings: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        if row[0] not in active:
+            continue
+        if as_of is not None and (row[7] if row[7] is not None else clock.after(row[6])):
+            continue  # reported after the digest's time
+        readings[row[0]].append(row)
+    order = {slot: n for n, slot in enumerate(SLOTS)}
+    watched = []
+    for sid, found in readings.items():
+        if len(found) < 3:
+            continue
+        found.sort(key=lambda r: (r[1], order[r[2]]))
+        last = found[-1]
+        if last[4] == "abnormal" or not rising([r[3] for r in found], config.fever_threshold):
+            continue  # already listed as abnormal, or no trend
+        watched.append((sid, found[-3:]))
+    member_ids = sorted({last[5] for _, rows3 in watched if (last := rows3[-1])[5] is not None})
+    members: dict[int, str] = {}
+    for marks, chunk in _chunks(member_ids):
+        members.update(db.conn.execute(f"SELECT id, name FROM people WHERE id IN ({marks})", chunk))
+    for sid, last3 in sorted(watched):
+        last = last3[-1]
+        data.watch[sid] = {
+            "subject": active[sid],
+            "temperatures": [r[3] for r in last3],
+            "date": last[1],
+            "slot": last[2],
+            "member": members.get(last[5], "") if last[5] is not None else "",
+            "at": last[6],
+        }
 
 
 def report_time(config: Config, day: dt.date, report: int) -> dt.datetime:
@@ -400,6 +476,7 @@ def _empty(unit: Unit, config: Config, day: dt.date, report: int, as_of: dt.date
         "absent": [],
         "needs": [],
         "members_missing": [],
+        "watch": [],
     }
 
 
@@ -443,6 +520,7 @@ def summarize(
                 digest[found].append(_entry(row, subject.name, data.people, found == "abnormal"))
         digest["slots"][slot] = {"expected": len(counted), "reported": reported, "missing": missing}
     digest["needs"] = [{k: v for k, v in need.items() if k != "_unit"} for need in needs]
+    digest["watch"] = [data.watch[s.id] for s in active if s.id in data.watch]
     digest["members_missing"] = [
         {"member": data.people.get(pid, UNASSIGNED), "missing": items}
         for pid, items in sorted(missed.items(), key=lambda item: (item[0] == 0, item[0]))
@@ -459,7 +537,15 @@ def combine(
         digest["active"] += part["active"]
         for category, count in part["by_category"].items():
             digest["by_category"][category] = digest["by_category"].get(category, 0) + count
-        for key in ("new_today", "released_today", "abnormal", "unreachable", "absent", "needs"):
+        for key in (
+            "new_today",
+            "released_today",
+            "abnormal",
+            "unreachable",
+            "absent",
+            "needs",
+            "watch",
+        ):
             digest[key].extend(part[key])
         for slot, counts in part["slots"].items():
             total = digest["slots"][slot]
@@ -593,6 +679,8 @@ def digest_text(digest: dict, link: str) -> str:
     lines.extend(_abnormal_lines(digest["abnormal"]))
     lines.append(_flag_line("联系不上", digest["unreachable"]))
     lines.append(_flag_line("外出", digest["absent"]))
+    if digest.get("watch"):
+        lines.append(watch_line(digest["watch"]))
     needs = digest["needs"]
     if needs:
         shown = [f"#{n['id']} {n['subject']}（{n['kind']}）{n['text']}".rstrip() for n in needs]
@@ -602,6 +690,16 @@ def digest_text(digest: dict, link: str) -> str:
         lines.append(f"未报网格员（人次）：{names_text(parts, 6)}")
     lines.append(f"查看详情：{link}")
     return "\n".join(lines)
+
+
+def watch_line(entries: Sequence[dict]) -> str:
+    """关注 (体温连续上升): 张三 36.8→37.0→37.2（晚）."""
+    shown = [
+        f"{e['subject']} {'→'.join(f'{t:.1f}' for t in e['temperatures'])}"
+        f"（{SLOT_NAMES[e['slot']]}）"
+        for e in entries
+    ]
+    return f"关注 {len(entries)} 人（体温连续上升，未到发热线）：{names_text(shown, 4)}"
 
 
 def _totals(digest: dict) -> str:
@@ -618,6 +716,7 @@ def _counts(digest: dict) -> dict[str, int]:
         "联系不上": len(digest["unreachable"]),
         "外出": len(digest["absent"]),
         "需求": len(digest["needs"]),
+        "关注": len(digest.get("watch", [])),
     }
 
 

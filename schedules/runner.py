@@ -288,7 +288,32 @@ def run_due(
             run = JobRun(job.name, job.due, "failed", f"{type(error).__name__}: {error}")
         if run is not None:
             runs.append(run)
+    runs += _escalate(db, config, now, clock)
     deliver_all(db, config, now)
+    return runs
+
+
+def _escalate(
+    db: sqlite_utils.Database, config: Config, now: dt.datetime, clock: dt.datetime | None
+) -> list[JobRun]:
+    """Escalation runs at every firing (schedules/escalation.py), not once per due time:
+    it is reported (and recorded nowhere) only when it sent something. Moving problems up
+    changes them: never ahead of the real clock (a rehearsal's `tick --at` only tells)."""
+    from schedules.escalation import escalate_alerts, escalate_problems
+
+    runs = []
+    try:
+        sent = Collected(db, now)
+        escalate_alerts(db, config, sent, now)
+        count = sent.write(db, now, now)
+        moved = escalate_problems(db, config, now) if clock is None or now <= clock else 0
+    except Exception as error:  # the next firing tries again; the day's jobs are unaffected
+        log.exception("escalation at %s failed", _stamp(now))
+        return [JobRun("escalate", now, "failed", f"{type(error).__name__}: {error}")]
+    if count or moved:
+        detail = f"{count} alert escalations queued, {moved} problems moved up"
+        runs.append(JobRun("escalate", now, "ran", detail))
+        log.info("escalate at %s: %s", _stamp(now), detail)
     return runs
 
 

@@ -1,5 +1,6 @@
 """The live scheduler: APScheduler calls `run_due` at each job time, every minute (delivery,
-retries, messages stored but not handled) and once at start.
+retries, messages stored but not handled, escalation of alerts and overdue problems) and
+once at start.
 
 Only one process may run it: the one that takes an exclusive lock on a file next to the
 database (`start_scheduler`; the others get None, or wait for it with `wait`). The lock lives

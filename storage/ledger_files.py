@@ -51,9 +51,54 @@ def ledger_csv(rows: Sequence[dict], unit_names: dict[str, str] | None = None) -
     return out.getvalue()
 
 
-def ledger_xlsx(rows: Sequence[dict], unit_names: dict[str, str] | None = None) -> bytes:
+PROBLEM_HEADERS = [
+    "编号", "监测对象", "类别", "需求", "登记时间", "层级", "包干负责", "办结期限", "状态",
+    "逾期", "办结时间", "办结人", "办结说明",
+]  # fmt: skip
+LEVEL_CN = {"village": "村", "town": "镇", "county": "县"}
+
+
+def _moment(stamp: str | None) -> str | None:
+    return stamp.replace("T", " ")[:16] if stamp else None
+
+
+def problems_table(items: Sequence[dict]) -> list[list[object]]:
+    """The problem ledger (问题台账) as a person reads it: items of storage.needs.problem_item."""
+    table: list[list[object]] = [list(PROBLEM_HEADERS)]
+    for item in items:
+        table.append(
+            [
+                item["id"],
+                item["subject"],
+                item["kind"],
+                item["text"] or None,
+                _moment(item["opened_at"]),
+                LEVEL_CN.get(item["level"], item["level"]),
+                item["owner"] or None,
+                _moment(item["due_at"]) if item["status"] == "open" else None,
+                "待办" if item["status"] == "open" else "已办结",
+                "是" if item["overdue"] else None,
+                _moment(item["closed_at"]),
+                item["closed_by"] or None,
+                item["note"] or None,
+            ]
+        )
+    return table
+
+
+def _fit(sheet: object) -> None:
+    for column in sheet.columns:  # type: ignore[attr-defined]
+        width = max(sum(2 if ord(ch) > 0x2E7F else 1 for ch in str(c.value or "")) for c in column)
+        sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 6), 40)  # type: ignore[attr-defined]
+
+
+def ledger_xlsx(
+    rows: Sequence[dict],
+    unit_names: dict[str, str] | None = None,
+    problems: Sequence[dict] | None = None,
+) -> bytes:
     """Chinese headers, frozen header row, widths that fit the content; every string is text,
-    never a formula."""
+    never a formula. With `problems` (storage.needs.problem_item), a second sheet 问题台账."""
     import openpyxl
     from openpyxl.styles import Font, PatternFill
 
@@ -75,9 +120,21 @@ def ledger_xlsx(rows: Sequence[dict], unit_names: dict[str, str] | None = None) 
         cell.number_format = "0.0"
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = sheet.dimensions
-    for column in sheet.columns:
-        width = max(sum(2 if ord(ch) > 0x2E7F else 1 for ch in str(c.value or "")) for c in column)
-        sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 6), 40)
+    _fit(sheet)
+    if problems is not None:
+        ledger = book.create_sheet("问题台账")
+        header, *lines = problems_table(problems)
+        ledger.append(header)
+        for cell in ledger[1]:
+            cell.font = Font(bold=True)
+        for item, values in zip(problems, lines, strict=True):
+            append_row(ledger, values)
+            if item["overdue"]:
+                for cell in ledger[ledger.max_row]:
+                    cell.fill = red
+        ledger.freeze_panes = "A2"
+        ledger.auto_filter.ref = ledger.dimensions
+        _fit(ledger)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

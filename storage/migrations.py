@@ -255,6 +255,65 @@ def _file_days(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE subjects ADD COLUMN file_days INTEGER")
 
 
+# 11: alerts carry a number and are acknowledged (收到 N / 已处置 N) or escalate (DESIGN §11):
+# one row per alert event, who got it, and every acknowledgement
+SCHEMA_11 = [
+    """CREATE TABLE IF NOT EXISTS alerts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('abnormal', 'unreachable', 'absent')),
+        subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        date TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        raised_at TEXT NOT NULL,
+        raised_by INTEGER REFERENCES people(id),
+        inbox_id INTEGER REFERENCES inbox(id),
+        status TEXT NOT NULL DEFAULT 'open'
+            CHECK (status IN ('open', 'received', 'handled', 'voided')),
+        voided_at TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, raised_at)",
+    "CREATE INDEX IF NOT EXISTS alerts_subject ON alerts(subject_id, date, slot)",
+    """CREATE TABLE IF NOT EXISTS alert_recipients (
+        alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        PRIMARY KEY (alert_id, person_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS alert_acks (
+        id INTEGER PRIMARY KEY,
+        alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+        person_id INTEGER NOT NULL REFERENCES people(id),
+        action TEXT NOT NULL CHECK (action IN ('received', 'handled')),
+        at TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX IF NOT EXISTS alert_acks_alert ON alert_acks(alert_id)",
+]
+
+
+# 12: a need is a problem of the ledger (问题台账): an owner (包干负责), a level (village, town,
+# county), a due time by kind, and the note it was closed with
+def _problems(db: sqlite_utils.Database) -> None:
+    columns = db["needs"].columns_dict
+    for name, kind in (
+        ("owner_id", "INTEGER REFERENCES people(id)"),
+        ("level", "TEXT NOT NULL DEFAULT 'village'"),
+        ("due_at", "TEXT"),
+        ("moved_at", "TEXT"),
+        ("note", "TEXT NOT NULL DEFAULT ''"),
+    ):
+        if name not in columns:
+            db.execute(f"ALTER TABLE needs ADD COLUMN {name} {kind}")
+    db.execute("CREATE INDEX IF NOT EXISTS needs_due ON needs(status, due_at)")
+    # needs from before: owned by their subject's first member; no due time (an upgrade does
+    # not send every old need up at once)
+    db.execute(
+        """UPDATE needs SET owner_id = (SELECT a.person_id FROM assignments a
+               WHERE a.subject_id = needs.subject_id ORDER BY a.position LIMIT 1)
+           WHERE owner_id IS NULL"""
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
@@ -266,4 +325,6 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _purged_on,
     _apply(SCHEMA_9),
     _file_days,
+    _apply(SCHEMA_11),
+    _problems,
 ]

@@ -21,6 +21,7 @@ from storage.units import ancestors, descendants, village_of
 
 BATCH = 200
 PERSONAL = ("phone", "address")  # the subject's fields that go; its name stays in the records
+NEED_WORDS = ("text", "note")  # a need's wording and closing note, in its audit trail
 
 # the last day of a subject's period: its end date, or the day before an early release
 _ENDED = "min(s.end_date, coalesce(date(s.released_on, '-1 day'), s.end_date))"
@@ -140,7 +141,35 @@ def _erase(db: sqlite_utils.Database, ids: list[int], today: dt.date) -> None:
             messages,
         )
         db.execute(f"UPDATE outbox SET text = '' WHERE inbox_id IN ({inbox_marks})", messages)
-    db.execute(f"UPDATE needs SET text = '' WHERE subject_id IN ({marks})", ids)
+    # the problem ledger's wording and notes (in its audit trail too), acknowledgements'
+    # notes, and the escalations that quoted a need (their send keys name it)
+    need_ids = [
+        row[0] for row in db.execute(f"SELECT id FROM needs WHERE subject_id IN ({marks})", ids)
+    ]
+    for need_id in need_ids:
+        db.execute(
+            "UPDATE outbox SET text = '' WHERE kind = 'escalation' AND send_key LIKE ?",
+            [f"escalation|need:{need_id}/%"],
+        )
+        for row in fetch_all(
+            db,
+            "SELECT id, before, after FROM audit WHERE entity = 'needs' AND entity_id = ?",
+            [str(need_id)],
+        ):
+            db.execute(
+                "UPDATE audit SET before = ?, after = ? WHERE id = ?",
+                [
+                    _without_personal(row["before"], NEED_WORDS),
+                    _without_personal(row["after"], NEED_WORDS),
+                    row["id"],
+                ],
+            )
+    db.execute(f"UPDATE needs SET text = '', note = '' WHERE subject_id IN ({marks})", ids)
+    db.execute(
+        f"""UPDATE alert_acks SET note = '' WHERE alert_id IN
+            (SELECT id FROM alerts WHERE subject_id IN ({marks}))""",
+        ids,
+    )
     for name in {
         row[0] for row in db.execute(f"SELECT name FROM subjects WHERE id IN ({marks})", ids)
     }:
@@ -176,13 +205,13 @@ def _scrub_digests(db: sqlite_utils.Database, name: str) -> None:
         )
 
 
-def _without_personal(recorded: str | None) -> str | None:
+def _without_personal(recorded: str | None, keys: tuple[str, ...] = PERSONAL) -> str | None:
     if not recorded:
         return recorded
     values = json.loads(recorded)
     if not isinstance(values, dict):
         return recorded
-    for key in PERSONAL:
+    for key in keys:
         if key in values:
             values[key] = None
     return json.dumps(values, ensure_ascii=False)

@@ -22,16 +22,24 @@ HELP = [
     # sender, what help offers, what it must not offer (anywhere in the text)
     (
         MEMBER,
-        ["上报请这样写", "名单", "撤销", "需求 张三 买菜"],
-        ["汇总", "解除", "未报", "查 张三"],
+        ["上报请这样写", "名单", "撤销", "需求 张三 买菜", "办结 3 说明"],
+        ["汇总", "解除", "未报", "查 张三", "收到 12", "已处置"],
     ),
     (
         SECRETARY,
-        ["汇总", "异常", "未报", "查 张三", "解除 张三", "延长 张三 7天", "办结"],
+        ["汇总", "异常", "未报", "查 张三", "解除 张三", "延长 张三 7天", "办结", "收到 12"],
         ["名单", "撤销", "上报请这样写"],
     ),
-    (MONITOR, ["未报", "查 张三"], ["汇总", "异常", "解除", "延长", "办结", "名单", "撤销"]),
-    (MEDIC, ["异常", "查 张三"], ["汇总", "未报", "解除", "延长", "办结", "名单", "撤销"]),
+    (
+        MONITOR,
+        ["未报", "查 张三", "收到 12", "已处置 12", "需求", "办结"],
+        ["汇总", "异常", "解除", "延长", "名单", "撤销"],
+    ),
+    (
+        MEDIC,
+        ["异常", "查 张三", "收到 12", "已处置 12"],
+        ["汇总", "未报", "解除", "延长", "办结", "名单", "撤销"],
+    ),
 ]
 
 
@@ -66,7 +74,8 @@ def test_every_command_help_names_is_one_the_person_may_use(say, sender: str) ->
         (MEMBER, "汇总", "仅限书记"),
         (MEMBER, "未报", "仅限"),
         (MONITOR, "解除 张三", "仅限书记"),
-        (MONITOR, "办结 1", "仅限书记"),
+        (MONITOR, "延长 张三 7天", "仅限书记"),
+        (MEDIC, "办结 1", "仅限"),
         (SECRETARY, "名单", "仅限网格员"),
         (SECRETARY, "撤销", "仅限网格员"),
         (MEDIC, "延长 张三 7天", "仅限书记"),
@@ -74,7 +83,8 @@ def test_every_command_help_names_is_one_the_person_may_use(say, sender: str) ->
         (MEMBER, "解除 张三", "仅限书记"),
         (MEMBER, "延长 张三 7天", "仅限书记"),
         (MEMBER, "查 张三", "仅限"),
-        (MEMBER, "办结 1", "仅限书记"),
+        (MEMBER, "完成", "仅限"),  # a member closes only by number what they own (办结 1)
+        (MEDIC, "收到", "好的"),  # 收到 alone is an acknowledgement, for everyone
     ],
 )
 def test_commands_are_refused_outside_their_roles(

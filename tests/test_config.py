@@ -212,6 +212,11 @@ WORK = 'kind = "work"\ntoken = "t"\ncorp_id = "ww"\n'
 BAD = [
     # id, toml text, env, text the error must contain (the key, and the variable if any)
     ("unknown-top-level-key", "fever = 37.5", {}, "fever: unknown setting"),
+    ("escalate-after-zero", "escalate_after = 0", {}, "escalate_after"),
+    ("escalate-after-text", 'escalate_after = "半小时"', {}, "escalate_after"),
+    ("problem-due-bad-kind", 'problem_due_hours = { "买菜" = 2 }', {}, "problem_due_hours.买菜"),
+    ("problem-due-not-a-table", "problem_due_hours = 24", {}, "problem_due_hours"),
+    ("problem-due-zero", 'problem_due_hours = { "就医" = 0 }', {}, "problem_due_hours.就医"),
     ("unknown-schedule-key", "[schedule]\nlunch = {}", {}, "schedule.lunch: unknown setting"),
     (
         "unknown-slot-key",
@@ -270,6 +275,14 @@ def test_a_bad_setting_is_refused_naming_its_key(
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, toml), env=env)
     assert named in str(caught.value)
+
+
+def test_escalation_and_problem_settings(tmp_path: Path) -> None:
+    assert (Config().escalate_after, Config().problem_due_hours["就医"]) == (30, 12)
+    text = 'escalate_after = 15\nproblem_due_hours = { "就医" = 4 }'
+    config = load_config(write(tmp_path, text), env={})
+    assert config.escalate_after == 15
+    assert config.problem_due_hours == {"生活物资": 24, "就医": 4, "心理疏导": 24, "其他": 48}
 
 
 def test_no_secret_key_is_built_in(tmp_path: Path) -> None:

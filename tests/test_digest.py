@@ -34,6 +34,7 @@ KEYS = [
     "absent",
     "needs",
     "members_missing",
+    "watch",  # added by DESIGN §11 (关注); the keys of §7 before it are unchanged
 ]
 
 

@@ -156,3 +156,23 @@ def test_a_purged_period_cannot_be_extended_in_chat(loaded_db: sqlite_utils.Data
     assert "个人信息已按规定清除，不能再延长" in reply
     days = loaded_db.execute("SELECT days FROM subjects WHERE name = '何平'").fetchone()[0]
     assert days == 14  # unchanged
+
+
+def test_the_problem_ledger_and_acknowledgements_lose_their_wording(
+    loaded_db: sqlite_utils.Database, run_cli: RunCli
+) -> None:
+    played(run_cli)
+    for at, sender, text in [
+        ("2026-03-02T12:50", "lianghong", "张三 37.8 咳嗽"),
+        ("2026-03-02T12:55", "chenzhigang", "已处置 1 已送县医院发热门诊"),
+        ("2026-03-02T13:00", "chenzhigang", "办结 1 已送菜到张三家门口"),
+    ]:
+        assert run_cli("say", "--from", sender, "--at", at, text).exit_code == 0
+    run_cli("tick", "--at", "2026-03-04T09:00")  # nothing moves: the need is closed
+    purge(loaded_db, AFTER, 30)
+    assert loaded_db.execute("SELECT text, note FROM needs").fetchone() == ("", "")
+    assert loaded_db.execute("SELECT note FROM alert_acks").fetchone() == ("",)
+    trail = loaded_db.execute("SELECT before, after FROM audit WHERE entity = 'needs'").fetchall()
+    assert trail and not any(
+        "买菜" in (v or "") or "门口" in (v or "") for row in trail for v in row
+    )

@@ -120,6 +120,10 @@ def test_a_scripted_week_leaves_exactly_the_expected_outbox(
     unreachable = [p for p, _ in texts(db, "unreachable_alert", DAYS[1])]
     assert sorted(unreachable) == ["刘敏", "陈志刚", "陈志刚"]
     assert sorted(p for p, _ in texts(db, "correction", DAYS[1])) == ["刘敏", "陈志刚"]
+    # nobody acknowledged the morning's unreachable alert: the town's monitor is told, once
+    # (the county has no monitor); the fever, corrected within the half hour, never goes up
+    assert [p for p, _ in texts(db, "escalation", DAYS[1])] == ["刘敏"]
+    assert texts(db, "escalation", DAYS[0]) == []
     # 解除 李四 and 延长 罗娟 are told to their member
     assert [p for p, t in texts(db, "release", DAYS[2]) if "李四" in t] == ["梁红"]
     assert [p for p, t in texts(db, "release", DAYS[3]) if "罗娟" in t] == ["梁红"]

@@ -96,10 +96,12 @@ def roster_export(ctx: Context, file: Path) -> None:
 def ledger(
     ctx: Context, unit: str | None, date_text: str | None, fmt: str, out: Path | None
 ) -> None:
-    """The ledger: one row per current report (date, slot, unit, subject, ...)."""
+    """The ledger: one row per current report (date, slot, unit, subject, ...); xlsx adds the
+    problem ledger (问题台账) as a second sheet."""
     from storage.ledger import ledger_rows
     from storage.ledger_files import ledger_csv, ledger_xlsx
-    from storage.units import get_unit
+    from storage.needs import problem_item, problems
+    from storage.units import descendants, get_unit
 
     if unit is not None and get_unit(ctx.db, unit) is None:
         raise click.BadParameter(f"unknown unit {unit!r}", param_hint="--unit")
@@ -115,8 +117,11 @@ def ledger(
     if fmt == "xlsx":
         if out is None:
             raise click.BadParameter("xlsx needs --out FILE.xlsx", param_hint="--out")
-        _write(out, ledger_xlsx(rows, names))
-        click.echo(f"written {out} ({len(rows)} rows)")
+        now = clock_now(ctx.config.tz)
+        codes = descendants(ctx.db, unit) if unit is not None else list(names)
+        items = [problem_item(need, now) for need in problems(ctx.db, codes)]
+        _write(out, ledger_xlsx(rows, names, items))
+        click.echo(f"written {out} ({len(rows)} rows, {len(items)} problems)")
         return
     if fmt == "csv":
         text = ledger_csv(rows, names)

@@ -50,6 +50,7 @@ JOB_CN = {
     "deadline": "截止检查",
     "digest": "汇总",
     "release": "到期解除",
+    "escalate": "督办升级",
 }
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 

@@ -20,10 +20,13 @@ from bot.web.app import get_context
 from bot.web.sim import sim_now
 from bot.web.svg_chart import PHONE, WIDE, points_from_contacts, temperature_chart
 from handlers import dates
-from handlers.secretary_commands import mask_phone
+from handlers.secretary_commands import ALERT_STATUS_CN, mask_phone
+from handlers.trend import rising
+from storage.alerts import day_alerts
 from storage.contacts import contacts_on, subject_history
 from storage.ledger import ledger_rows
 from storage.ledger_files import ledger_xlsx
+from storage.needs import LEVEL_CN, is_overdue, problem_item, problems
 from storage.subjects import unit_subjects
 from storage.units import descendants, get_unit
 
@@ -112,21 +115,13 @@ def members_of(db: sqlite_utils.Database, subject_ids: list[int]) -> dict[int, l
     return found
 
 
-def needs_ledger(db: sqlite_utils.Database, units: list[str]) -> list[dict]:
-    """Every care need of the units' subjects: open ones first, newest first."""
-    marks = ",".join("?" * len(units))
-    return list(
-        db.query(
-            f"""SELECT n.*, s.name AS subject, s.unit, s.category,
-                       p.name AS creator, q.name AS closer
-                FROM needs n JOIN subjects s ON s.id = n.subject_id
-                LEFT JOIN people p ON p.id = n.created_by
-                LEFT JOIN people q ON q.id = n.closed_by
-                WHERE s.unit IN ({marks})
-                ORDER BY n.status = 'closed', n.id DESC""",
-            units,
-        )
-    )
+ALERT_KIND_CN = {"abnormal": "异常", "unreachable": "联系不上", "absent": "外出"}
+
+
+def needs_ledger(db: sqlite_utils.Database, units: list[str], now: dt.datetime) -> list[dict]:
+    """Every problem (need) of the units' subjects: open ones first, newest first, with its
+    owner, level, due time and whether it is overdue as of `now`."""
+    return [need | {"overdue": is_overdue(need, now)} for need in problems(db, units)]
 
 
 def cell(contact: dict | None, deadline: dt.datetime, now: dt.datetime) -> dict:
@@ -249,7 +244,7 @@ def day_page(token: str) -> str:
         codes = descendants(db, filters["grid"])
     needs = [
         n
-        for n in needs_ledger(db, codes)
+        for n in needs_ledger(db, codes, now)
         if not filters["category"] or n["category"] == filters["category"]
     ]
     today = now.date() == day
@@ -268,7 +263,12 @@ def day_page(token: str) -> str:
         status_filters=STATUS_FILTERS,
         filters=filters,
         needs=needs,
+        alerts=day_alerts(db, codes, day),
+        alert_kind_cn=ALERT_KIND_CN,
+        alert_status_cn=ALERT_STATUS_CN,
         open_needs=sum(1 for n in needs if n["status"] == "open"),
+        overdue_needs=sum(1 for n in needs if n["overdue"]),
+        level_cn=LEVEL_CN,
         slots=SLOTS,
         slot_cn=SLOT_CN,
         cell_cn=CELL_CN,
@@ -311,16 +311,29 @@ def subject(token: str, subject_id: str) -> str:
         period=f"{dates.day_label(start)} — {dates.day_label(end)}（{found['days']}天）",
         chart=chart,
         history=list(reversed(history)),
-        needs=[n for n in needs_ledger(db, [found["unit"]]) if n["subject_id"] == found["id"]],
+        needs=[n for n in needs_ledger(db, [found["unit"]], now) if n["subject_id"] == found["id"]],
+        level_cn=LEVEL_CN,
+        watch=_watch(history, config.fever_threshold),
         slot_cn=SLOT_CN,
         cell_cn=CELL_CN,
         back=back,
     )
 
 
+def _watch(history: list[dict], fever_threshold: float) -> str:
+    """关注: the rising readings (36.8→37.0→37.2) when the trend holds, else ""."""
+    readings = [c for c in history if c["temperature"] is not None]
+    temperatures = [c["temperature"] for c in readings]
+    if not readings or readings[-1]["status"] == "abnormal":
+        return ""
+    if not rising(temperatures, fever_threshold):
+        return ""
+    return "→".join(f"{t:.1f}℃" for t in temperatures[-3:])
+
+
 @bp.get("/<token>/ledger.xlsx")
 def ledger(token: str) -> Response:
-    db, config, unit, day, _now = _open(token)
+    db, config, unit, day, now = _open(token)
     filters = _filters(db, config, unit, token)
     rows = ledger_rows(
         db,
@@ -331,7 +344,13 @@ def ledger(token: str) -> Response:
     )
     if filters["category"]:
         rows = [row for row in rows if row["category"] == filters["category"]]
-    data = ledger_xlsx(rows, unit_names(db))
+    codes = descendants(db, filters["grid"] or unit["code"])
+    items = [
+        problem_item(need, now)
+        for need in problems(db, codes)
+        if not filters["category"] or need["category"] == filters["category"]
+    ]
+    data = ledger_xlsx(rows, unit_names(db), items)
     response = send_file(
         io.BytesIO(data),
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -1,0 +1,159 @@
+"""Acknowledging a numbered alert (DESIGN §11): 收到 N / 已处置 N in chat, or WeCom's button.
+
+`acknowledge` is what both call; a user's mistake (an unknown number, someone else's alert,
+one already handled) is answered in plain Chinese with an example.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+import sqlite_utils
+
+from handlers.commands import Turn, UserError, command
+from handlers.dates import time_label
+from storage.alerts import ACTIONS, acks_of, escalated_to, get_alert, recipient_ids, record_ack
+from storage.outbox import queue_message
+from storage.people import roles_of
+from storage.units import ancestors
+
+ACK_ROLES = {"secretary", "monitor", "medic"}
+_NUMBER = r"^\s*[#＃]?\s*[0-9０-９]+"
+_ARGS = re.compile(r"^\s*[#＃]?\s*(\d+)\s*号?\s*[，,。：:；;、\s]*(.*)$", re.S)
+
+
+def parse_args(args: str, word: str) -> tuple[int, str]:
+    """`12 已送医院` → (12, "已送医院")."""
+    match = _ARGS.match(unicodedata.normalize("NFKC", args))
+    if match is None:
+        raise UserError(f"请写上提醒编号，例如：{word} 12（编号见提醒消息末尾）")
+    return int(match[1]), match[2].strip()[:200]
+
+
+def acknowledge(
+    db: sqlite_utils.Database,
+    person: dict,
+    number: int,
+    action: str,
+    at: dt.datetime,
+    note: str = "",
+) -> str:
+    """Record `person`'s acknowledgement of alert `number` (action 'received' or 'handled');
+    the reply text, a mistake's explanation included (WeCom's button calls this). Run it in
+    the caller's transaction, as the pipeline runs a message's handling; what it tells others
+    is queued in the outbox (kind `escalation`) for the channel to deliver."""
+    try:
+        return record_acknowledgement(db, person, number, action, at, note)[0]
+    except UserError as error:
+        return str(error)
+
+
+def record_acknowledgement(
+    db: sqlite_utils.Database,
+    person: dict,
+    number: int,
+    action: str,
+    at: dt.datetime,
+    note: str = "",
+) -> tuple[str, int]:
+    """The reply and how many others were told; UserError for what the user can fix."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    word = ACTIONS[action]
+    alert = get_alert(db, number)
+    if alert is None:
+        raise UserError(f"没有编号为 {number} 的提醒，请核对提醒消息末尾的编号，例如：{word} 12")
+    if not _may_answer(db, person, alert):
+        raise UserError(
+            f"编号 {number} 的提醒不是发给您的，也不在您的管辖范围内，请核对编号，例如：{word} 12"
+        )
+    acks = acks_of(db, number)
+    handled = next((a for a in acks if a["action"] == "handled"), None)
+    if handled is not None:
+        raise UserError(
+            f"编号 {number}（{alert['subject']}）已由{handled['person']}于"
+            f"{time_label(handled['at'])}处置，无需再回复。"
+        )
+    if alert["status"] == "voided":
+        raise UserError(
+            f"编号 {number}（{alert['subject']}）的情况已由网格员更正，提醒已作废，无需处置。"
+        )
+    mine = [a for a in acks if a["person_id"] == person["id"]]
+    if action == "received" and mine:
+        return (
+            f"您已于{time_label(mine[0]['at'])}确认收到编号 {number}（{alert['subject']}）。"
+            f"处置后请回复“已处置 {number}”并附说明。",
+            0,
+        )
+    record_ack(db, number, person["id"], action, at, note)
+    told = 0 if acks else _tell_escalated(db, alert, person, action, at, note)
+    if action == "received":
+        names = "、".join(dict.fromkeys(a["person"] for a in acks))
+        others = f"；{names}也已收到" if acks else ""
+        return (
+            f"已确认收到编号 {number}：{alert['summary']}{others}。"
+            f"处置后请回复“已处置 {number} 说明”，例如：已处置 {number} 已电话核实",
+            told,
+        )
+    noted = f"，说明：{note}" if note else ""
+    return f"已记录编号 {number}（{alert['subject']}）已处置{noted}。辛苦了！", told
+
+
+def _may_answer(db: sqlite_utils.Database, person: dict, alert: dict) -> bool:
+    """Someone who got the alert (or its escalation), or above the subject's unit, with a
+    role that receives alerts."""
+    if not roles_of(person) & ACK_ROLES:
+        return False
+    if person["id"] in recipient_ids(db, alert["id"]):
+        return True
+    if person["unit"] in ancestors(db, alert["unit"]):
+        return True
+    return any(p["id"] == person["id"] for p in escalated_to(db, alert["id"]))
+
+
+def _tell_escalated(
+    db: sqlite_utils.Database, alert: dict, person: dict, action: str, at: dt.datetime, note: str
+) -> int:
+    """Those an escalation reached hear, once, that the alert is answered (the first
+    acknowledgement); the alert's own recipients are not messaged again: kept quiet."""
+    people = [p for p in escalated_to(db, alert["id"]) if p["id"] != person["id"]]
+    what = "确认收到" if action == "received" else "处置" + (f"（{note}）" if note else "")
+    text = (
+        f"【已回复】提醒编号 {alert['id']}（{alert['subject']}）已由{person['name']}于 "
+        f"{at:%H:%M} {what}，无需再督办。"
+    )
+    for other in people:
+        queue_message(db, at=at, person=other, kind="escalation", text=text)
+    return len(people)
+
+
+def _answer(turn: Turn, action: str) -> str:
+    number, note = parse_args(turn.args, ACTIONS[action])
+    reply, told = record_acknowledgement(turn.ctx.db, turn.person, number, action, turn.at, note)
+    turn.ctx.alerts_queued += told  # delivered at once, after the reply
+    return reply
+
+
+@command(
+    "收到",
+    roles=ACK_ROLES,
+    usage="收到 12 — 确认收到第12号提醒",
+    takes_args=True,
+    args_pattern=_NUMBER,
+)
+def received(turn: Turn) -> str:
+    return _answer(turn, "received")
+
+
+@command(
+    "已处置",
+    "处置",
+    "已处理",
+    roles=ACK_ROLES,
+    usage="已处置 12 说明 — 第12号提醒已处置",
+    takes_args=True,
+)
+def handled(turn: Turn) -> str:
+    return _answer(turn, "handled")
