@@ -255,6 +255,13 @@ def _file_days(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE subjects ADD COLUMN file_days INTEGER")
 
 
+# 11: what a message is, in a few words (title, summary) and the page that shows all of it
+# (JSON, bot/channels/cards.py), so a channel can send it as a template or a card
+def _outbox_card(db: sqlite_utils.Database) -> None:
+    if "card" not in db["outbox"].columns_dict:
+        db.execute("ALTER TABLE outbox ADD COLUMN card TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
@@ -266,4 +273,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _purged_on,
     _apply(SCHEMA_9),
     _file_days,
+    _outbox_card,
 ]
