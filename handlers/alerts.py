@@ -123,16 +123,28 @@ def alerts_for_contact(
             f"网格员{member} {when}上报，请立即核实去向。"
         )
         recipients = _recipients(secretaries, monitors_for(db, subject["unit"]))
-    tell(turn, recipients, kind, text)
+    # in a few words, and the village's view of the day that shows it (a WeCom textcard)
+    title = "异常预警" if kind == "abnormal_alert" else "外出预警"
+    found = f"{entry.temperature:.1f}℃ " if entry.temperature is not None else ""
+    what = f"{found}{'、'.join(entry.symptoms)}" if kind == "abnormal_alert" else "不在家/外出"
+    card = {"title": title, "summary": f"{subject['name']} {what}".strip(), "page": "view"}
+    card |= {"unit": village, "day": result.date.isoformat()}
+    tell(turn, recipients, kind, text, card=card)
     return recipients
 
 
-def tell(turn: Turn, people: list[dict], kind: str, text: str) -> None:
+def tell(turn: Turn, people: list[dict], kind: str, text: str, card: dict | None = None) -> None:
     """Queue what a message makes others hear (alerts, corrections, releases), with the
     message's inbox id: delivered at once after the reply."""
     for person in people:
         queue_message(
-            turn.ctx.db, at=turn.at, person=person, kind=kind, text=text, inbox_id=turn.inbox_id
+            turn.ctx.db,
+            at=turn.at,
+            person=person,
+            kind=kind,
+            text=text,
+            inbox_id=turn.inbox_id,
+            card=card,
         )
     turn.ctx.alerts_queued += len(people)
 
