@@ -124,12 +124,13 @@ def compose(name: str, choice: str, temperature: str, symptoms: list[str]) -> st
 
 
 def _same_origin(config: Config) -> bool:
-    """A browser names the page a POST came from: ours (as asked, or the public address)."""
+    """A browser names the site a POST came from; another site's is refused. No name, or
+    "null" (what a browser says under our no-referrer policy), proves nothing either way:
+    the token in the form is what a cross-site page cannot have."""
     origin = request.headers.get("Origin")
-    if origin is None:  # an older browser, or not a browser
+    if origin is None or origin == "null":
         return True
-    ours = {request.host, urlsplit(config.public_url).netloc}
-    return origin != "null" and urlsplit(origin).netloc in ours
+    return urlsplit(origin).netloc in {request.host, urlsplit(config.public_url).netloc}
 
 
 @bp.errorhandler(ViewError)
