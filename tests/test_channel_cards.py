@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 import threading
 import urllib.request
@@ -122,7 +123,7 @@ def test_every_field_fits_whatever_the_job_said(
         "card": None,
     }
     if title or summary:
-        row["card"] = f'{{"title": {title!r}, "summary": {summary!r}}}'.replace("'", '"')
+        row["card"] = json.dumps({"title": title, "summary": summary}, ensure_ascii=False)
     card = card_for(None, Config(), row, at(8))  # type: ignore[arg-type]
     check_fields([card.title, card.time, card.summary])
     body = template_body(row, Template("T"), card)
