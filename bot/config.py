@@ -38,6 +38,34 @@ class SlotTimes:
 
 
 @dataclass(frozen=True)
+class Template:
+    """An Official Account template (DESIGN §5): its id and the keys of its three fields."""
+
+    id: str
+    title: str = "thing1"
+    time: str = "time2"
+    summary: str = "thing3"
+
+
+TEMPLATE_FIELDS = ("title", "time", "summary")
+# the outbox kinds a template can be configured for (storage/outbox.py KINDS less reply)
+TEMPLATE_KINDS = (
+    "prompt",
+    "reminder",
+    "missed_alert",
+    "abnormal_alert",
+    "unreachable_alert",
+    "absent_alert",
+    "digest",
+    "release",
+    "correction",
+    "escalation",
+    "review",
+)
+_FIELD_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True)
 class ChannelSettings:
     kind: str = "console"
     token: str = ""
@@ -47,8 +75,13 @@ class ChannelSettings:
     agent_id: str = ""
     secret: str = ""
     api_base: str = ""
-    # mp: template ids per outbound kind (prompt, reminder, digest, ...) for scheduled sends
-    templates: Mapping[str, str] = field(default_factory=dict)
+    # mp: the template per outbound kind (prompt, reminder, digest, ...) for scheduled sends
+    templates: Mapping[str, Template | str] = field(default_factory=dict)
+
+    def template(self, kind: str) -> Template | None:
+        """The template configured for an outbox kind (a bare id: the default field keys)."""
+        found = self.templates.get(kind)
+        return Template(found) if isinstance(found, str) else found
 
 
 @dataclass(frozen=True)
@@ -63,6 +96,7 @@ class Config:
     escalate_after: int = 30  # minutes an alert may go unacknowledged before it goes up (§11)
     problem_due_hours: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PROBLEM_DUE))
     public_url: str = "http://127.0.0.1:5000"
+    public_url_set: bool = False  # given (config, GRIDWATCH_PUBLIC_URL): prompts carry links
     secret_key: str = ""  # none: the key kept with the database signs links (bot/links.py)
     slots: Mapping[str, SlotTimes] = field(
         default_factory=lambda: {
@@ -152,6 +186,51 @@ def _slots(data: Mapping[str, Any], defaults: Mapping[str, SlotTimes]) -> dict[s
     return slots
 
 
+def _template(kind: str, value: Any) -> Template:
+    key = f"channel.templates.{kind}"
+    if isinstance(value, str):
+        if not value.strip():
+            raise ConfigError(f"{key}: the template id is empty")
+        return Template(value.strip())
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f'{key}: expected a template id ("TPL_ID") or a table '
+            '{ id = "TPL_ID", title = "thing1", time = "time2", summary = "thing3" }'
+        )
+    _check_keys(key, value, {"id", *TEMPLATE_FIELDS})
+    if not isinstance(value.get("id"), str) or not value["id"].strip():
+        raise ConfigError(f"{key}.id: the template id is missing")
+    names = {}
+    for part in TEMPLATE_FIELDS:
+        if part in value:
+            name = value[part]
+            if not isinstance(name, str) or not _FIELD_KEY.match(name):
+                raise ConfigError(
+                    f"{key}.{part}: expected a field key of the template such as thing1,"
+                    f" got {name!r}"
+                )
+            names[part] = name
+    template = Template(value["id"].strip(), **names)
+    keys = [getattr(template, part) for part in TEMPLATE_FIELDS]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"{key}: title, time and summary need three different fields")
+    return template
+
+
+def _templates(data: Any) -> dict[str, Template]:
+    if not isinstance(data, Mapping):
+        raise ConfigError("channel.templates: expected a table of kind = template id")
+    found = {}
+    for kind, value in data.items():
+        if kind not in TEMPLATE_KINDS:
+            raise ConfigError(
+                f"channel.templates.{kind}: not a kind of scheduled message; one of"
+                f" {', '.join(TEMPLATE_KINDS)}"
+            )
+        found[str(kind)] = _template(str(kind), value)
+    return found
+
+
 def _channel(data: Mapping[str, Any], env: Mapping[str, str]) -> ChannelSettings:
     names = {f.name for f in dataclasses.fields(ChannelSettings)}
     _check_keys("channel", data, names)
@@ -159,12 +238,7 @@ def _channel(data: Mapping[str, Any], env: Mapping[str, str]) -> ChannelSettings
     for name in names - {"templates"}:
         if name in data:
             values[name] = _string(f"channel.{name}", data[name])
-    templates = data.get("templates", {})
-    if not isinstance(templates, Mapping):
-        raise ConfigError("channel.templates: expected a table of kind = template id")
-    values["templates"] = {
-        str(k): _string(f"channel.templates.{k}", v) for k, v in templates.items()
-    }
+    values["templates"] = _templates(data.get("templates", {}))
     for var, (section, name) in ENV_KEYS.items():
         if section == "channel" and env.get(var):
             values[name] = env[var]
@@ -265,6 +339,7 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
             values[key] = _string(key, data[key])
     if env.get("GRIDWATCH_PUBLIC_URL"):
         values["public_url"] = env["GRIDWATCH_PUBLIC_URL"]
+    values["public_url_set"] = "public_url" in values
     if env.get("GRIDWATCH_SECRET_KEY"):
         values["secret_key"] = env["GRIDWATCH_SECRET_KEY"]
     _check_secret_key(values.get("secret_key", ""))

@@ -1,4 +1,6 @@
-"""Signed, expiring links to the secretary's view of one unit on one date.
+"""Signed, expiring links: the secretary's view of one unit on one date, and the member's
+page of one member on one date (DESIGN §8). Either may name the outbox message that carried
+it, so the page can show that message whole.
 
 Links are signed with the deployment's own key (DESIGN §7): GRIDWATCH_SECRET_KEY or
 `secret_key` in the config file, else the key generated once and kept with the database.
@@ -18,6 +20,7 @@ from bot.config import Config
 from storage.secret_key import stored_secret_key
 
 SALT = "gridwatch-secretary-view"
+MEMBER_SALT = "gridwatch-member-page"  # a view token never opens a member's page, nor back
 CLOCK_SKEW = 60  # seconds a link's issue time may be ahead of the reader's clock (another process)
 
 
@@ -62,40 +65,102 @@ def forget_stored_key(path: str | os.PathLike[str]) -> None:
         _stored.pop(os.path.abspath(path), None)
 
 
-def _serializer(key: str) -> URLSafeTimedSerializer:
+def _serializer(key: str, salt: str = SALT) -> URLSafeTimedSerializer:
     if not key:
         raise NoKey("refusing to sign or read a link with an empty key")
-    return URLSafeTimedSerializer(key, salt=SALT)
+    return URLSafeTimedSerializer(key, salt=salt)
 
 
-def view_token(key: str, unit: str, day: dt.date, issued: dt.datetime) -> str:
-    """A token for (unit, day); it carries its issue time so expiry needs no clock here."""
-    return _serializer(key).dumps({"u": unit, "d": day.isoformat(), "i": int(issued.timestamp())})
+def view_token(
+    key: str, unit: str, day: dt.date, issued: dt.datetime, message: int | None = None
+) -> str:
+    """A token for (unit, day); it carries its issue time so expiry needs no clock here, and
+    the outbox id of the message that carried it, when one did."""
+    data: dict[str, object] = {"u": unit, "d": day.isoformat(), "i": int(issued.timestamp())}
+    if message:
+        data["m"] = message
+    return _serializer(key).dumps(data)
 
 
 def view_link(
-    db: sqlite_utils.Database, config: Config, unit: str, day: dt.date, issued: dt.datetime
+    db: sqlite_utils.Database,
+    config: Config,
+    unit: str,
+    day: dt.date,
+    issued: dt.datetime,
+    message: int | None = None,
 ) -> str:
     """The absolute link to (unit, day), signed with the deployment's key."""
-    return f"{config.public_url}/view/{view_token(link_key(db, config), unit, day, issued)}"
+    token = view_token(link_key(db, config), unit, day, issued, message)
+    return f"{config.public_url}/view/{token}"
+
+
+def _read(
+    key: str, salt: str, token: str, now: dt.datetime, link_days: int, scope: str, where: str
+) -> tuple[object, dt.date, int | None]:
+    """(scope value, day, message id) of a token, checked against `now` and `link_days`;
+    `where` names the message to open the link from again, for the person to read."""
+    try:
+        data = _serializer(key, salt).loads(token)
+    except SignatureExpired:  # pragma: no cover - no max_age is passed; expiry is ours
+        raise LinkError(f"链接已过期，请在最新的{where}中重新打开") from None
+    except BadSignature:
+        raise LinkError(f"链接无效（可能被改动或不完整），请从{where}中重新打开") from None
+    try:
+        scoped, day, issued = data[scope], dt.date.fromisoformat(data["d"]), int(data["i"])
+        message = int(data["m"]) if data.get("m") is not None else None
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+        raise LinkError(f"链接无效，请从{where}中重新打开") from None
+    age = now.timestamp() - issued
+    if age < -CLOCK_SKEW:
+        raise LinkError(f"链接无效（签发时间晚于当前时间），请从{where}中重新打开")
+    if age > link_days * 86400:
+        raise LinkError(f"链接已过期（有效期 {link_days} 天），请在最新的{where}中重新打开")
+    return scoped, day, message
+
+
+def read_view(
+    key: str, token: str, now: dt.datetime, link_days: int
+) -> tuple[str, dt.date, int | None]:
+    """The (unit, day) a view token grants, and the id of the message that carried it."""
+    unit, day, message = _read(key, SALT, token, now, link_days, "u", "汇总消息")
+    return str(unit), day, message
 
 
 def read_view_token(key: str, token: str, now: dt.datetime, link_days: int) -> tuple[str, dt.date]:
     """The (unit, day) a token grants, checked against `now` and `link_days`."""
-    serializer = _serializer(key)
-    try:
-        data = serializer.loads(token)
-    except SignatureExpired:  # pragma: no cover - no max_age is passed; expiry is ours
-        raise LinkError("链接已过期，请在最新的汇总消息中重新打开") from None
-    except BadSignature:
-        raise LinkError("链接无效（可能被改动或不完整），请从汇总消息中重新打开") from None
-    try:
-        unit, day, issued = str(data["u"]), dt.date.fromisoformat(data["d"]), int(data["i"])
-    except (KeyError, TypeError, ValueError, OverflowError):
-        raise LinkError("链接无效，请从汇总消息中重新打开") from None
-    age = now.timestamp() - issued
-    if age < -CLOCK_SKEW:
-        raise LinkError("链接无效（签发时间晚于当前时间），请从汇总消息中重新打开")
-    if age > link_days * 86400:
-        raise LinkError(f"链接已过期（有效期 {link_days} 天），请在最新的汇总消息中重新打开")
+    unit, day, _message = read_view(key, token, now, link_days)
     return unit, day
+
+
+def member_token(
+    key: str, person_id: int, day: dt.date, issued: dt.datetime, message: int | None = None
+) -> str:
+    """A token for one member's page on one day, naming the message that carried it."""
+    data: dict[str, object] = {"p": person_id, "d": day.isoformat(), "i": int(issued.timestamp())}
+    if message:
+        data["m"] = message
+    return _serializer(key, MEMBER_SALT).dumps(data)
+
+
+def member_link(
+    db: sqlite_utils.Database,
+    config: Config,
+    person_id: int,
+    day: dt.date,
+    issued: dt.datetime,
+    message: int | None = None,
+) -> str:
+    """The absolute link to a member's page of `day`, signed with the deployment's key."""
+    token = member_token(link_key(db, config), person_id, day, issued, message)
+    return f"{config.public_url}/me/{token}"
+
+
+def read_member_token(
+    key: str, token: str, now: dt.datetime, link_days: int
+) -> tuple[int, dt.date, int | None]:
+    """(person id, day, message id) a member token grants, checked against `now`."""
+    person, day, message = _read(key, MEMBER_SALT, token, now, link_days, "p", "提醒消息")
+    if isinstance(person, bool) or not isinstance(person, int):
+        raise LinkError("链接无效，请从提醒消息中重新打开")
+    return person, day, message

@@ -155,7 +155,13 @@ def alerts_for_contact(
         )
         recipients = _recipients(secretaries, monitors_for(db, subject["unit"]))
     add_recipients(db, number, recipients)
-    tell(turn, recipients, kind, text)
+    # in a few words, and the village's view of the day that shows it (a WeCom textcard)
+    title = "异常预警" if kind == "abnormal_alert" else "外出预警"
+    found = f"{entry.temperature:.1f}℃ " if entry.temperature is not None else ""
+    what = f"{found}{'、'.join(entry.symptoms)}" if kind == "abnormal_alert" else "不在家/外出"
+    card = {"title": title, "summary": f"{subject['name']} {what}".strip(), "page": "view"}
+    card |= {"unit": village, "day": result.date.isoformat(), "alert": number}
+    tell(turn, recipients, kind, text, card=card)
     return recipients
 
 
@@ -174,12 +180,18 @@ def _number(turn: Turn, subject: dict, result: ParseResult, status: str, summary
     )
 
 
-def tell(turn: Turn, people: list[dict], kind: str, text: str) -> None:
+def tell(turn: Turn, people: list[dict], kind: str, text: str, card: dict | None = None) -> None:
     """Queue what a message makes others hear (alerts, corrections, releases), with the
     message's inbox id: delivered at once after the reply."""
     for person in people:
         queue_message(
-            turn.ctx.db, at=turn.at, person=person, kind=kind, text=text, inbox_id=turn.inbox_id
+            turn.ctx.db,
+            at=turn.at,
+            person=person,
+            kind=kind,
+            text=text,
+            inbox_id=turn.inbox_id,
+            card=card,
         )
     turn.ctx.alerts_queued += len(people)
 

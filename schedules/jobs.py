@@ -34,9 +34,11 @@ from storage.outbox import send_key
 from storage.people import roles_of
 from storage.subjects import ACTIVE_ON
 
-# queues one message under its key; False when the key was sent before
-Send = Callable[[dict, str, str, str], bool]
+# queues one message under its key (with its card, bot/channels/cards.py, as `card=`);
+# False when the key was sent before
+Send = Callable[..., bool]
 SLOT_TITLES = {"morning": "早间", "noon": "午间", "evening": "晚间"}
+REPORT_TITLES = {1: "上午", 2: "晚间"}
 ACTOR = "schedule"
 
 
@@ -53,8 +55,21 @@ def _send_once(
     target: str,
     day: dt.date,
     slot: str,
+    card: dict | None = None,
 ) -> int:
-    return int(send(person, kind, text, send_key(kind=kind, target=target, day=day, slot=slot)))
+    key = send_key(kind=kind, target=target, day=day, slot=slot)
+    if card is None:
+        return int(bool(send(person, kind, text, key)))
+    return int(bool(send(person, kind, text, key, card=card)))
+
+
+def card(title: str, summary: str, page: str, day: dt.date, unit: str | None = None) -> dict:
+    """What a message is in a few words, and the page that shows all of it: `member` (the
+    recipient's page of `day`) or `view` (the secretary view of `unit` on `day`)."""
+    found = {"title": title, "summary": summary, "page": page, "day": day.isoformat()}
+    if unit:
+        found["unit"] = unit
+    return found
 
 
 def _active_people(db: sqlite_utils.Database) -> dict[int, dict]:
@@ -111,6 +126,7 @@ def prompt(
             target=person_target(people[person_id]),
             day=day,
             slot=slot,
+            card=card(f"{SLOT_TITLES[slot]}联系提醒", f"{len(subjects)}人待联系", "member", day),
         )
     return sent
 
@@ -154,6 +170,12 @@ def reminder(
                 target=person_target(people[person_id]),
                 day=day,
                 slot=slot,
+                card=card(
+                    f"{SLOT_TITLES[slot]}催报",
+                    f"{len(left)}人未报 {config.slots[slot].deadline:%H:%M}截止",
+                    "member",
+                    day,
+                ),
             )
     return sent
 
@@ -220,6 +242,9 @@ def deadline(
             target=person_target(monitor),
             day=day,
             slot=slot,
+            card=card(
+                f"{SLOT_TITLES[slot]}未报预警", f"{len(mine)}人未报", "view", day, monitor["unit"]
+            ),
         )
     return sent
 
@@ -263,6 +288,8 @@ def digest(
         if keep is not None:
             keep(code, day, report, found)
         text = digest_text(found, view_link(db, config, code, day, now))
+        title = f"{found['unit_name']}{REPORT_TITLES.get(report, '')}汇总"
+        about = card(title, digest_summary(found), "view", day, code)
         for person in recipients[code]:
             sent += _send_once(
                 send,
@@ -272,8 +299,21 @@ def digest(
                 target=f"{code}/{person_target(person)}",
                 day=day,
                 slot=f"report{report}",
+                card=about,
             )
     return sent
+
+
+def digest_summary(found: dict) -> str:
+    """异常1人 未报2人: the digest's counts in a template field (人次, as the digest counts)."""
+    missing = sum(len(counts["missing"]) for counts in found["slots"].values())
+    parts = [f"异常{len(found['abnormal'])}人"]
+    if found["unreachable"]:
+        parts.append(f"联系不上{len(found['unreachable'])}人")
+    parts.append(f"未报{missing}人")
+    if not found["active"]:
+        return f"今日解除{len(found['released_today'])}人"
+    return " ".join(parts)
 
 
 def release_text(by_day: dict[dt.date, list[str]]) -> str:

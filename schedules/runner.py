@@ -33,6 +33,7 @@ import sqlite_utils
 
 from bot.channels import channel_for, deliver_pending
 from bot.config import SLOTS, Config
+from bot.links import member_link
 from schedules import jobs
 from storage.db import transaction
 from storage.digests import keep_digest
@@ -119,13 +120,16 @@ class Outgoing(NamedTuple):
     kind: str
     text: str
     key: str
+    card: dict | None = None
 
 
 class Collected:
     """A job's `send`: what it sends is kept, to be written by `write` in short batches."""
 
-    def __init__(self, db: sqlite_utils.Database, now: dt.datetime) -> None:
-        self.db, self.now = db, now
+    def __init__(
+        self, db: sqlite_utils.Database, now: dt.datetime, config: Config | None = None
+    ) -> None:
+        self.db, self.now, self.config = db, now, config
         self.messages: list[Outgoing] = []
         self.keys: set[str] = set()
         self.digests: list[tuple[str, dt.date, int, dict]] = []
@@ -134,11 +138,13 @@ class Collected:
         """A digest as sent, kept with the messages (the first one kept stays)."""
         self.digests.append((unit, day, report, digest))
 
-    def __call__(self, person: dict, kind: str, text: str, key: str) -> bool:
+    def __call__(
+        self, person: dict, kind: str, text: str, key: str, card: dict | None = None
+    ) -> bool:
         if key in self.keys or claimed(self.db, key, self.now):
             return False
         self.keys.add(key)
-        self.messages.append(Outgoing(person, kind, text, key))
+        self.messages.append(Outgoing(person, kind, text, key, card))
         return True
 
     def write(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
@@ -151,8 +157,31 @@ class Collected:
         for start in range(0, len(self.messages), WRITE_BATCH):
             with transaction(db):
                 for message in self.messages[start : start + WRITE_BATCH]:
-                    queued += queue_send(db, at=at, now=now, **message._asdict())
+                    outbox_id = queue_send(db, at=at, now=now, **message._asdict())
+                    if outbox_id:
+                        queued += 1
+                        self._link_page(db, outbox_id, message, at)
         return queued
+
+    def _link_page(
+        self, db: sqlite_utils.Database, outbox_id: int, message: Outgoing, at: dt.datetime
+    ) -> None:
+        """A message to a member ends with the link to their page of the day, naming this
+        message (DESIGN §8), when the deployment has a public address."""
+        card = message.card or {}
+        if not (self.config and self.config.public_url_set and card.get("page") == "member"):
+            return
+        link = member_link(
+            db,
+            self.config,
+            message.person["id"],
+            dt.date.fromisoformat(card["day"]),
+            at,
+            outbox_id,
+        )
+        db.execute(
+            "UPDATE outbox SET text = text || ? WHERE id = ?", [f"\n逐人填报：{link}", outbox_id]
+        )
 
 
 def _record(db: sqlite_utils.Database, run: JobRun, now: dt.datetime) -> None:
@@ -228,7 +257,7 @@ def run_job(
         with transaction(db) as conn:
             if _recorded(conn, job, now):
                 return None
-            sent = Collected(db, now)
+            sent = Collected(db, now, config)
             job.run(db, config, sent, job.due)
             detail = f"{sent.write(db, job.due, now)} queued"
             _record(db, JobRun(job.name, job.due, "ran", detail), now)
@@ -239,7 +268,7 @@ def run_job(
             detail += f", personal data of {purged} subjects erased"
         run = JobRun(job.name, job.due, "ran", detail)
     else:
-        sent = Collected(db, now)
+        sent = Collected(db, now, config)
         job.run(db, config, sent, job.due)  # reads only
         count = sent.write(db, job.due, now)
         run = JobRun(job.name, job.due, "ran", f"{count} queued")

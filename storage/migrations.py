@@ -314,6 +314,13 @@ def _problems(db: sqlite_utils.Database) -> None:
     )
 
 
+# 13: what a message is, in a few words (title, summary) and the page that shows all of it
+# (JSON, bot/channels/cards.py), so a channel can send it as a template or a card
+def _outbox_card(db: sqlite_utils.Database) -> None:
+    if "card" not in db["outbox"].columns_dict:
+        db.execute("ALTER TABLE outbox ADD COLUMN card TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _apply(SCHEMA_1),
     _apply(SCHEMA_2),
@@ -327,4 +334,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _file_days,
     _apply(SCHEMA_11),
     _problems,
+    _outbox_card,
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import sqlite_utils
 
@@ -35,7 +36,10 @@ def queue_message(
     status: str = "queued",
     send_key: str | None = None,
     inbox_id: int | None = None,
+    card: dict | None = None,
 ) -> int:
+    """Queue one outbound message; `card` says what it is in a few words and which page
+    shows all of it (bot/channels/cards.py), for channels that send templates or cards."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
     return insert_row(
@@ -54,6 +58,7 @@ def queue_message(
             "attempts": 0,
             "send_key": send_key,
             "inbox_id": inbox_id,
+            "card": json.dumps(card, ensure_ascii=False, sort_keys=True) if card else None,
             "next_attempt_at": at.isoformat(timespec="seconds") if status == "queued" else None,
         },
     )
@@ -81,12 +86,13 @@ def queue_send(
     text: str,
     key: str,
     now: dt.datetime,
-) -> bool:
-    """Claim a scheduled send's key and queue its message; False (nothing queued) when the
-    key was claimed as of `now` (see `claimed`). Call it inside a transaction: claim and
-    message go together."""
+    card: dict | None = None,
+) -> int:
+    """Claim a scheduled send's key and queue its message: its outbox id, or 0 (nothing
+    queued) when the key was claimed as of `now` (see `claimed`). Call it inside a
+    transaction: claim and message go together."""
     if claimed(db, key, now):
-        return False
+        return 0
     kind_part, rest = key.split("|", 1)
     target, day, slot = rest.rsplit("|", 2)
     db.conn.execute(
@@ -94,8 +100,16 @@ def queue_send(
         " VALUES (?, ?, ?, ?, ?, ?)",
         [key, kind_part, target, day, slot, now.isoformat(timespec="seconds")],
     )
-    queue_message(db, at=at, person=person, kind=kind, text=text, send_key=key)
-    return True
+    return queue_message(db, at=at, person=person, kind=kind, text=text, send_key=key, card=card)
+
+
+def card_of(row: dict) -> dict:
+    """The row's card (see queue_message), {} when it has none."""
+    try:
+        found = json.loads(row.get("card") or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def outbox_rows(db: sqlite_utils.Database, since: dt.datetime | None = None) -> list[dict]:

@@ -279,3 +279,76 @@ def test_chart_labels_are_readable(
     assert small == [], small
     box = chart.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+
+
+# a tap per subject, in turn: (button, temperature, symptoms, the cell's status after)
+TAPS = [
+    ("normal", "36.6", [], "normal"),
+    ("symptoms", "37.8", ["咳嗽"], "abnormal"),
+    ("unreachable", "", [], "unreachable"),
+    ("absent", "", [], "absent"),
+]
+
+
+def test_member_reports_every_subject_from_the_page(
+    server: str, browser: object, tmp_path: Path
+) -> None:
+    """The link in 梁红's morning prompt opens her page at phone width; she reports each of
+    her subjects by tapping, and each tap is a chat report: inbox, contacts, reply."""
+    import re
+    import sqlite3
+
+    demo = sqlite3.connect(tmp_path / "demo.db")
+    prompt = demo.execute(
+        "SELECT text FROM outbox WHERE kind = 'prompt' AND recipient = 'lianghong'"
+        " ORDER BY id DESC LIMIT 1"
+    ).fetchone()[0]
+    link = re.search(r"逐人填报：(\S+)", prompt)[1]  # type: ignore[index]
+    assert link.startswith(f"{server}/me/")
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.set_viewport_size(PHONE)
+    page.goto(link)
+    assert "消息全文" in page.inner_text("body")
+    assert prompt.splitlines()[0] in page.inner_text("#message")
+    names = page.locator("section.subject").evaluate_all("els => els.map(e => e.dataset.subject)")
+    assert len(names) >= 3
+    before = demo.execute("SELECT max(id) FROM inbox").fetchone()[0] or 0
+    shots = shots_dir()
+    for n, name in enumerate(names):
+        choice, temperature, symptoms, status = TAPS[n % len(TAPS)]
+        section = page.locator(f'section.subject[data-subject="{name}"]')
+        if temperature:
+            section.locator('input[name="temperature"]').fill(temperature)
+        if symptoms:
+            section.locator(".symptoms summary").click()
+            for symptom in symptoms:
+                section.locator(f'input[value="{symptom}"]').check()
+        with page.expect_navigation():
+            section.locator(f"button.choice-{choice}").click()
+        assert name in page.inner_text("#reply")
+        cell = page.locator(f'section.subject[data-subject="{name}"] .slot[data-slot="morning"]')
+        assert cell.get_attribute("data-status") == status
+        if n == 1 and shots:
+            page.screenshot(path=str(shots / "member.png"), full_page=True)
+    # phone-sized: nothing wider than the screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    rows = demo.execute(
+        "SELECT channel, sender, text, reply, outcome FROM inbox WHERE id > ? ORDER BY id",
+        [before],
+    ).fetchall()
+    assert [r[:2] for r in rows] == [("web", "lianghong")] * len(names)
+    assert [r[2].split()[0] for r in rows] == names
+    assert all(r[3].startswith("已记录") and r[4] == "ok" for r in rows), rows
+    for n, name in enumerate(names):
+        recorded = demo.execute(
+            "SELECT c.status FROM contacts c JOIN subjects s ON s.id = c.subject_id"
+            " WHERE s.name = ? AND c.slot = 'morning' AND c.current = 1"
+            " ORDER BY c.id DESC LIMIT 1",
+            [name],
+        ).fetchone()[0]
+        assert recorded == TAPS[n % len(TAPS)][3]
+    replies = demo.execute(
+        "SELECT status FROM outbox WHERE kind = 'reply' AND inbox_id > ?", [before]
+    ).fetchall()
+    assert replies == [("sent",)] * len(names)
+    demo.close()

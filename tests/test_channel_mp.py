@@ -54,7 +54,12 @@ def test_template_where_configured(
         {
             "touser": "oOPENID",
             "template_id": "TPL-DIGEST",
-            "data": {"content": {"value": "河西村 3月2日 第1次汇总"}},
+            # a row without a card (not from a job): its kind and first line, no link
+            "data": {
+                "thing1": {"value": "监测汇总"},
+                "time2": {"value": "3月2日 12:00"},
+                "thing3": {"value": "河西村 3月2日 第1次汇总"},
+            },
         }
     ]
     assert statuses(db) == [("oOPENID", "digest", "sent")]

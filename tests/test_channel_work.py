@@ -60,7 +60,7 @@ def test_same_text_is_batched_up_to_1000_recipients(
     assert deliver_pending(db, channel, LATER) == BATCH + 6
     calls = fake.sent(SEND)
     assert [len(c["touser"].split("|")) for c in calls] == [BATCH, 5, 1]
-    assert calls[0]["agentid"] == 1000002 and calls[0]["enable_duplicate_check"] == 1
+    assert calls[0]["agentid"] == 1000002 and "enable_duplicate_check" not in calls[0]
     assert calls[0]["msgtype"] == "text" and calls[0]["text"] == {"content": "请联系您的监测对象"}
     statuses = {row[1] for row in outbox(db)}
     assert statuses == {"sent"}

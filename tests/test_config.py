@@ -13,6 +13,7 @@ from bot.config import (
     Config,
     ConfigError,
     SlotTimes,
+    Template,
     load_config,
 )
 
@@ -121,7 +122,7 @@ def test_every_file_value_is_read(tmp_path: Path) -> None:
         agent_id="1000002",
         secret="file-secret",
         api_base="http://127.0.0.1:9999",
-        templates={"prompt": "TPL-PROMPT"},
+        templates={"prompt": Template("TPL-PROMPT")},
     )
 
 
@@ -251,6 +252,17 @@ BAD = [
     ("channel-unknown-key", '[channel]\nappid = "wx1"', {}, "channel.appid: unknown setting"),
     ("channel-value-not-text", "[channel]\ntoken = [1, 2]", {}, "channel.token"),
     ("templates-not-a-table", '[channel]\ntemplates = "T1"', {}, "channel.templates"),
+    ("template-unknown-kind", '[channel.templates]\npromt = "T1"', {}, "channel.templates.promt"),
+    ("template-empty-id", '[channel.templates]\nprompt = ""', {}, "channel.templates.prompt"),
+    ("template-a-number", "[channel.templates]\nprompt = 12", {}, "channel.templates.prompt"),
+    ("template-table-without-id", '[channel.templates]\nprompt = { title = "thing1" }', {},
+     "channel.templates.prompt.id"),
+    ("template-unknown-field", '[channel.templates]\nprompt = { id = "T", first = "first" }', {},
+     "channel.templates.prompt.first: unknown setting"),
+    ("template-field-not-a-key", '[channel.templates]\nprompt = { id = "T", title = "标题" }', {},
+     "channel.templates.prompt.title"),
+    ("template-field-twice", '[channel.templates]\nprompt = { id = "T", time = "thing1" }', {},
+     "three different fields"),
     ("aes-key-wrong-length", f'[channel]\naes_key = "{"a" * 42}"', {}, "channel.aes_key"),
     ("aes-key-from-env", "", {"WECHAT_AES_KEY": "short"}, "WECHAT_AES_KEY"),
     ("work-without-token", '[channel]\nkind = "work"\ncorp_id = "ww"', {}, "channel.token"),
@@ -317,3 +329,22 @@ def test_explicit_missing_file_is_an_error_not_the_defaults(tmp_path: Path) -> N
 
 def test_default_categories_constant_matches_design() -> None:
     assert DEFAULT_CATEGORIES == Config().categories
+
+
+def test_templates_a_bare_id_or_a_table_naming_the_fields(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[channel.templates]\n"
+        'prompt = { id = "TPL_PROMPT", title = "thing4", time = "time5", summary = "thing6" }\n'
+        'digest = "TPL_DIGEST"\n',
+    )
+    channel = load_config(path, env={}).channel
+    assert channel.template("prompt") == Template("TPL_PROMPT", "thing4", "time5", "thing6")
+    assert channel.template("digest") == Template("TPL_DIGEST", "thing1", "time2", "thing3")
+    assert channel.template("reminder") is None
+
+
+def test_public_url_given_or_not(tmp_path: Path) -> None:
+    assert not load_config(write(tmp_path, ""), env={}).public_url_set
+    given = load_config(write(tmp_path, ""), env={"GRIDWATCH_PUBLIC_URL": "https://gw.example.cn/"})
+    assert given.public_url_set and given.public_url == "https://gw.example.cn"

@@ -28,13 +28,22 @@ class Sink:
     def __init__(self, db: sqlite_utils.Database, when: dt.datetime) -> None:
         self.db, self.when, self.sent = db, when, []
 
-    def __call__(self, person: dict, kind: str, text: str, key: str) -> bool:
+    def __call__(
+        self, person: dict, kind: str, text: str, key: str, card: dict | None = None
+    ) -> bool:
         queued = queue_send(
-            self.db, at=self.when, person=person, kind=kind, text=text, key=key, now=self.when
+            self.db,
+            at=self.when,
+            person=person,
+            kind=kind,
+            text=text,
+            key=key,
+            now=self.when,
+            card=card,
         )
         if queued:
             self.sent.append((person["name"], kind, text, key))
-        return queued
+        return bool(queued)
 
     def to(self, name: str) -> str:
         texts = [text for person, _, text, _ in self.sent if person == name]

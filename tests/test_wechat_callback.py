@@ -571,7 +571,9 @@ def test_a_fever_is_answered_at_once_and_its_alert_goes_out_through_the_api(
     app.extensions["gridwatch_wechat"].drain()
     [sent] = fake.sent("/cgi-bin/message/send")
     assert {"chenzhigang", "huangyonghong"} <= set(sent["touser"].split("|"))
-    assert "张三" in sent["text"]["content"] and "38.6" in sent["text"]["content"]
+    # a textcard: the alert in a few words, and the village's view of the day
+    assert sent["msgtype"] == "textcard" and sent["textcard"]["title"] == "异常预警"
+    assert "张三 38.6℃" in sent["textcard"]["description"] and "/view/" in sent["textcard"]["url"]
     statuses = set(loaded_db.execute("SELECT kind, status FROM outbox").fetchall())
     assert statuses == {("reply", "sent"), ("abnormal_alert", "sent")}
 

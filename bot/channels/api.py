@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,31 @@ RATE_LIMITED = 45009
 MAX_RETRIES = 3
 BACKOFF = 1.0  # seconds before the first retry; doubled each time
 REFRESH_MARGIN = 300  # refresh the token this many seconds before it expires
+# answers that mean a deployment step is missing (README "Deployment"): the log names it
+SETUP_STEPS = {
+    ("work", 60020): (
+        "WeCom refuses calls from this server's IP (60020 not allow to access from your ip):"
+        " add the server's public egress IP under 应用管理 → this app → 企业可信IP"
+    ),
+    ("work", 48001): (
+        "WeCom says the API is not authorized for this app (48001 api unauthorized): check that"
+        " WECHAT_SECRET is this app's Secret (WECHAT_AGENT_ID) and that the members are in the"
+        " app's 可见范围"
+    ),
+    ("mp", 48001): (
+        "the Official Account may not use this API (48001 api unauthorized): template messages"
+        " need a verified service account (认证服务号) and templates added under 广告与服务 →"
+        " 模板消息; customer-service messages need 认证"
+    ),
+    ("mp", 40164): (
+        "the Official Account refuses this server's IP (40164 invalid ip, not in whitelist):"
+        " add the server's public egress IP under 设置与开发 → 基本配置 → IP白名单"
+    ),
+}
+SETUP_LOG_EVERY = 600.0  # seconds between two log lines about the same missing step
+
+log = logging.getLogger("gridwatch.channel")
+_setup_logged: dict[tuple[str, int], float] = {}
 
 
 class ApiError(Exception):
@@ -105,7 +131,20 @@ class ApiClient:
                 self.sleep(BACKOFF * 2**retries)
                 retries += 1
                 continue
+            self._log_setup_step(errcode, path)
             return ApiResult(errcode, errmsg, data, attempts, tuple(failures))
+
+    def _log_setup_step(self, errcode: int, path: str) -> None:
+        """An answer that means a deployment step is missing: one error line naming the step
+        (at most one per step every SETUP_LOG_EVERY seconds: a round may hit it 1,000 times)."""
+        step = SETUP_STEPS.get((self.kind, errcode))
+        if step is None:
+            return
+        now = self.clock()
+        if now - _setup_logged.get((self.kind, errcode), -SETUP_LOG_EVERY) < SETUP_LOG_EVERY:
+            return
+        _setup_logged[(self.kind, errcode)] = now
+        log.error("%s channel, %s: %s (README: Deployment)", self.kind, path, step)
 
     def token(self, db: sqlite_utils.Database) -> str:
         """The cached access token, refreshed before it expires by one process at a time."""

@@ -1,5 +1,8 @@
 """The `mp` channel: template messages where configured, customer-service messages otherwise.
 
+A template shows three short fields (title, time, summary: bot/channels/cards.py) and opens
+the signed page with the whole message; WeChat shows nothing else of it since 2023-05-04.
+
 Customer-service messages may only be sent within 48 hours of the user's last message, and
 at most 5 of them; `mp_windows` tracks both. What cannot be sent is marked 'undeliverable'.
 """
@@ -11,9 +14,10 @@ import datetime as dt
 import sqlite_utils
 
 from bot.channels.api import ApiClient, ApiResult
+from bot.channels.cards import card_for, template_body
 from bot.channels.outcomes import record, record_result
 from bot.channels.split import split_text
-from bot.config import Config
+from bot.config import Config, Template
 from storage.db import transaction
 
 WINDOW = dt.timedelta(hours=48)
@@ -54,11 +58,12 @@ class MpChannel:
     def deliver(self, db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> None:
         for row in rows:
             chunks = split_text(row["text"])
-            template = self.config.channel.templates.get(row["kind"])
+            template = self.config.channel.template(row["kind"])
             if not row["recipient"]:
                 record(db, [row], now, status="undeliverable", note="no openid (not bound)")
             elif template:
-                self._send(db, row, chunks, now, template)
+                body = template_body(row, template, card_for(db, self.config, row, now))
+                self._send(db, row, [body], now, template)
             elif window_room(db, row["recipient"], now) < len(chunks):
                 note = (
                     f"no template for {row['kind']} and outside the customer-service window"
@@ -72,16 +77,18 @@ class MpChannel:
         self,
         db: sqlite_utils.Database,
         row: dict,
-        chunks: list[str],
+        chunks: list[str] | list[dict],
         now: dt.datetime,
-        template: str | None,
+        template: Template | None,
     ) -> None:
+        """Send the row's parts: text chunks as customer-service messages, or one template."""
         attempts, failures = 0, []
         result = ApiResult(0, "ok")
         for chunk in chunks:
-            path, body = (
-                self._template(row, template, chunk) if template else self._custom(row, chunk)
-            )
+            if isinstance(chunk, dict):
+                path, body = "/cgi-bin/message/template/send", chunk
+            else:
+                path, body = self._custom(row, chunk)
             result = self.api.post(db, path, body)
             attempts += result.attempts
             failures += result.failures
@@ -102,9 +109,3 @@ class MpChannel:
     def _custom(self, row: dict, chunk: str) -> tuple[str, dict]:
         body = {"touser": row["recipient"], "msgtype": "text", "text": {"content": chunk}}
         return "/cgi-bin/message/custom/send", body
-
-    def _template(self, row: dict, template: str, chunk: str) -> tuple[str, dict]:
-        # the template shows the text in its {{content.DATA}} field (README)
-        data = {"content": {"value": chunk}}
-        body = {"touser": row["recipient"], "template_id": template, "data": data}
-        return "/cgi-bin/message/template/send", body

@@ -1,23 +1,60 @@
-"""The `work` channel: WeCom app messages (message/send), batched, split, rate-kept."""
+"""The `work` channel: WeCom app messages (message/send): text, split and batched, or a
+textcard where a digest or an alert has its page; WeCom's rate limits kept."""
 
 from __future__ import annotations
 
 import datetime as dt
 import zlib
-from collections import Counter
+from dataclasses import dataclass
 
 import sqlite_utils
 
 from bot.channels.api import ApiClient, ApiResult
+from bot.channels.cards import card_for, textcard
 from bot.channels.outcomes import record, record_result
 from bot.channels.split import split_text
 from bot.config import Config
 from storage.db import fetch_all
+from storage.outbox import card_of
 
 BATCH = 1000  # recipients per message/send call (touser joined with |)
 PER_MEMBER_PER_MINUTE = 30  # WeCom drops the excess silently, so it is never sent
+PER_MEMBER_PER_HOUR = 1000  # the same; what exceeds waits in the outbox (queued)
+MINUTE, HOUR = dt.timedelta(minutes=1), dt.timedelta(hours=1)
+DUPLICATE_CHECK_SECONDS = 1800  # WeCom allows up to 4 hours
 SPREAD_FROM = 20  # a delivery round this large due on a :00/:30 minute is moved off the mark
 UNDELIVERABLE = frozenset({81013})  # every UserID invalid or outside the app's visible range
+
+
+# kinds that go as a textcard (title, a short description, the link, 详情) when their page
+# is known; everything else, and these without a page, go as text
+CARD_KINDS = frozenset(
+    {"digest", "missed_alert", "abnormal_alert", "unreachable_alert", "absent_alert", "escalation"}
+)
+
+
+def as_card(row: dict) -> bool:
+    """Whether the row goes as a textcard: a card kind whose card names its page."""
+    card = card_of(row)
+    if row["kind"] not in CARD_KINDS or not isinstance(card.get("day"), str):
+        return False
+    if card.get("page") == "view":
+        return isinstance(card.get("unit"), str)
+    return card.get("page") == "member" and bool(row.get("person_id"))
+
+
+def parts_of(row: dict) -> int:
+    """How many WeCom messages the row is (what the rate limits count)."""
+    return 1 if as_card(row) else len(split_text(row["text"]))
+
+
+@dataclass(frozen=True)
+class Form:
+    """What a group of rows goes as: a message type and the content of each call (one per
+    part). A new message type is a new branch in `WorkChannel.form`."""
+
+    msgtype: str
+    parts: list[dict]
 
 
 class WorkChannel:
@@ -30,48 +67,64 @@ class WorkChannel:
         self.api = api or ApiClient(config.channel)
         self.spread = spread
 
+    def form(self, db: sqlite_utils.Database, row: dict, now: dt.datetime) -> Form:
+        """How the row goes: a textcard where its page is known, else text in parts."""
+        if as_card(row):
+            return Form("textcard", [textcard(card_for(db, self.config, row, now))])
+        return Form("text", [{"content": chunk} for chunk in split_text(row["text"])])
+
     def deliver(self, db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> None:
-        left = _sends_left(db, now)
-        groups: dict[str, list[dict]] = {}
+        allowance = Allowance.load(db, now)
+        groups: dict[tuple[bool, str, bool], list[dict]] = {}
         for row in rows:
             if not row["recipient"]:
                 record(db, [row], now, status="undeliverable", note="no WeCom UserID")
             else:
-                groups.setdefault(row["text"], []).append(row)
-        for text, group in groups.items():
+                # one call carries one content: rows of the same text and form go together;
+                # only scheduled sends ask WeCom to drop a repeat (enable_duplicate_check)
+                key = (as_card(row), row["text"], bool(row.get("send_key")))
+                groups.setdefault(key, []).append(row)
+        for (_card, text, scheduled), group in groups.items():
             if self.spread and len(rows) >= SPREAD_FROM and now.minute % 30 == 0:
                 later = _off_the_mark(now, text)
                 record(db, group, now, status="queued", next_attempt_at=later)
                 continue
-            chunks = split_text(text)
-            if len(chunks) > PER_MEMBER_PER_MINUTE:  # could never fit a minute's allowance
+            # a card's link names one row; the rows of a group share its text
+            form = self.form(db, group[0], now)
+            need = len(form.parts)
+            if need > PER_MEMBER_PER_MINUTE:  # could never fit a minute's allowance
                 note = (
-                    f"too long: {len(chunks)} parts, more than WeCom's"
+                    f"too long: {need} parts, more than WeCom's"
                     f" {PER_MEMBER_PER_MINUTE} messages a minute to one person"
                 )
                 record(db, group, now, status="failed", note=note)
                 continue
-            ready, held = [], []
+            ready: list[dict] = []
+            held: dict[dt.datetime, list[dict]] = {}
             for row in group:
-                if left.get(row["recipient"], PER_MEMBER_PER_MINUTE) >= len(chunks):
-                    left[row["recipient"]] = left.get(row["recipient"], PER_MEMBER_PER_MINUTE)
-                    left[row["recipient"]] -= len(chunks)
+                wait = allowance.take(row["recipient"], need)
+                if wait is None:
                     ready.append(row)
                 else:
-                    held.append(row)
-            if held:
-                next_minute = now.replace(second=0) + dt.timedelta(minutes=1)
-                record(db, held, now, status="queued", next_attempt_at=next_minute)
+                    held.setdefault(wait, []).append(row)
+            for later, waiting in held.items():
+                record(db, waiting, now, status="queued", next_attempt_at=later)
             for batch in _batches(ready):
-                self._send(db, batch, chunks, now)
+                self._send(db, batch, form, scheduled, now)
 
     def _send(
-        self, db: sqlite_utils.Database, rows: list[dict], chunks: list[str], now: dt.datetime
+        self,
+        db: sqlite_utils.Database,
+        rows: list[dict],
+        form: Form,
+        scheduled: bool,
+        now: dt.datetime,
     ) -> None:
         attempts, failures, invalid = 0, [], set()
         result = ApiResult(0, "ok")
-        for chunk in chunks:
-            result = self.api.post(db, "/cgi-bin/message/send", self._payload(rows, chunk))
+        for part in form.parts:
+            payload = self._payload(rows, form.msgtype, part, scheduled)
+            result = self.api.post(db, "/cgi-bin/message/send", payload)
             attempts += result.attempts
             failures += result.failures
             if not result.ok:
@@ -86,29 +139,60 @@ class WorkChannel:
         if good:
             record_result(db, good, now, result, attempts, failures, UNDELIVERABLE)
 
-    def _payload(self, rows: list[dict], chunk: str) -> dict:
+    def _payload(self, rows: list[dict], msgtype: str, part: dict, scheduled: bool) -> dict:
         agent = self.config.channel.agent_id
-        return {
+        payload = {
             "touser": "|".join(row["recipient"] for row in rows),
-            "msgtype": "text",
+            "msgtype": msgtype,
             "agentid": int(agent) if agent.isdigit() else agent,
-            "text": {"content": chunk},
+            msgtype: part,
             "safe": 0,
-            # a retry of a send WeCom did receive (lost answer) is not shown twice
-            "enable_duplicate_check": 1,
-            "duplicate_check_interval": 1800,
         }
+        if scheduled:
+            # a scheduled send tried again (a lost answer, a second process) is not shown
+            # twice; an answer to someone's message is never held back as a repeat
+            payload["enable_duplicate_check"] = 1
+            payload["duplicate_check_interval"] = DUPLICATE_CHECK_SECONDS
+        return payload
 
 
-def _sends_left(db: sqlite_utils.Database, now: dt.datetime) -> dict[str, int]:
-    """Messages each member may still get in the minute before `now` (passive replies are free)."""
-    since = (now - dt.timedelta(minutes=1)).isoformat(timespec="seconds")
-    used: Counter[str] = Counter()
-    for row in fetch_all(
-        db, "SELECT recipient, text FROM outbox WHERE status = 'sent' AND sent_at > ?", [since]
-    ):
-        used[row["recipient"]] += len(split_text(row["text"]))
-    return {recipient: PER_MEMBER_PER_MINUTE - count for recipient, count in used.items()}
+class Allowance:
+    """What each member may still get: WeCom's 30 a minute and 1,000 an hour, counted from
+    the messages sent (passive replies are free) and those this round hands out."""
+
+    def __init__(self, now: dt.datetime, sent: dict[str, list[dt.datetime]]) -> None:
+        self.now = now
+        self.sent = sent  # recipient → the time of each message part sent in the last hour
+
+    @classmethod
+    def load(cls, db: sqlite_utils.Database, now: dt.datetime) -> Allowance:
+        since = (now - HOUR).isoformat(timespec="seconds")
+        sent: dict[str, list[dt.datetime]] = {}
+        for row in fetch_all(
+            db,
+            "SELECT recipient, kind, text, card, person_id, sent_at FROM outbox"
+            " WHERE status = 'sent' AND julianday(sent_at) > julianday(?)",
+            [since],
+        ):
+            at = dt.datetime.fromisoformat(row["sent_at"])
+            sent.setdefault(row["recipient"], []).extend([at] * parts_of(row))
+        return cls(now, sent)
+
+    def take(self, recipient: str, need: int) -> dt.datetime | None:
+        """Count `need` messages to `recipient` now (None), or say when they may go."""
+        times = sorted(self.sent.get(recipient, []))
+        minute = [t for t in times if t > self.now - MINUTE]
+        waits = []
+        if len(minute) + need > PER_MEMBER_PER_MINUTE:
+            waits.append(self.now.replace(second=0, microsecond=0) + MINUTE)
+        if len(times) + need > PER_MEMBER_PER_HOUR:
+            # room once enough of the hour's oldest messages are an hour old
+            oldest = times[len(times) + need - PER_MEMBER_PER_HOUR - 1]
+            waits.append(max(oldest + HOUR + dt.timedelta(seconds=1), self.now + MINUTE))
+        if waits:
+            return max(waits)
+        self.sent.setdefault(recipient, []).extend([self.now] * need)
+        return None
 
 
 def _batches(rows: list[dict]) -> list[list[dict]]:

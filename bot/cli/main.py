@@ -318,7 +318,7 @@ def demo(
         raise click.ClickException(f"config: {error}") from None
     public_url = os.environ.get("GRIDWATCH_PUBLIC_URL") or f"http://{host}:{port}"
     config = dataclasses.replace(
-        config, channel=ChannelSettings(), public_url=public_url.rstrip("/")
+        config, channel=ChannelSettings(), public_url=public_url.rstrip("/"), public_url_set=True
     )
     at = at_option(at_text, config.tz)
     try:

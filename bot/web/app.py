@@ -32,9 +32,10 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
-    from bot.web import home, sim, views
+    from bot.web import home, member, sim, views
 
     app.register_blueprint(home.bp)
+    app.register_blueprint(member.bp)
     app.register_blueprint(sim.bp)
     app.register_blueprint(views.bp)
     from bot.wechat.callback import CallbackRoute

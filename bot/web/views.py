@@ -15,7 +15,7 @@ from flask import Blueprint, Response, render_template, request, send_file, url_
 from markupsafe import Markup
 
 from bot.config import SLOTS, Config
-from bot.links import LinkError, NoKey, link_key, read_view_token
+from bot.links import LinkError, NoKey, link_key, read_view
 from bot.web.app import get_context
 from bot.web.sim import sim_now
 from bot.web.svg_chart import PHONE, WIDE, points_from_contacts, temperature_chart
@@ -27,6 +27,7 @@ from storage.contacts import contacts_on, subject_history
 from storage.ledger import ledger_rows
 from storage.ledger_files import ledger_xlsx
 from storage.needs import LEVEL_CN, is_overdue, problem_item, problems
+from storage.outbox import card_of
 from storage.subjects import unit_subjects
 from storage.units import descendants, get_unit
 
@@ -73,10 +74,20 @@ def day_label(day: dt.date) -> str:
 
 def _open(token: str) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.datetime]:
     """The database, settings, unit, date and current time a token grants, or a ViewError."""
+    db, config, unit, day, now, _message = _open_with_message(token)
+    return db, config, unit, day, now
+
+
+def _open_with_message(
+    token: str,
+) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.datetime, int | None]:
+    """`_open`, and the outbox id of the message that carried the link (when one did)."""
     ctx = get_context()
     now = sim_now(ctx.db, ctx.config)
     try:
-        code, day = read_view_token(link_key(ctx.db, ctx.config), token, now, ctx.config.link_days)
+        code, day, message = read_view(
+            link_key(ctx.db, ctx.config), token, now, ctx.config.link_days
+        )
     except LinkError as error:
         raise ViewError(403, "链接无法打开", str(error)) from None
     except NoKey:
@@ -84,7 +95,18 @@ def _open(token: str) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.
     unit = get_unit(ctx.db, code)
     if unit is None:
         raise ViewError(404, "找不到该单位", "链接中的单位已不在名单中，请联系管理员。")
-    return ctx.db, ctx.config, unit, day, now
+    return ctx.db, ctx.config, unit, day, now, message
+
+
+def message_text(db: sqlite_utils.Database, message: int | None, unit: str) -> str | None:
+    """The whole text of the message (a digest, an alert) that carried the link, when it
+    was about this unit: what a template or a card could only sum up."""
+    if not message:
+        return None
+    row = next(db.query("SELECT text, card FROM outbox WHERE id = ?", [message]), None)
+    if row is None or card_of(row).get("unit") != unit:
+        return None
+    return row["text"]
 
 
 def unit_names(db: sqlite_utils.Database) -> dict[str, str]:
@@ -235,7 +257,7 @@ def private(response: Response) -> Response:
 
 @bp.get("/<token>")
 def day_page(token: str) -> str:
-    db, config, unit, day, now = _open(token)
+    db, config, unit, day, now, message = _open_with_message(token)
     filters = _filters(db, config, unit, token)
     rows = day_rows(db, config, unit["code"], day, now)
     shown = [row for row in rows if _keep(row, filters)]
@@ -273,6 +295,7 @@ def day_page(token: str) -> str:
         slot_cn=SLOT_CN,
         cell_cn=CELL_CN,
         several_villages=unit["level"] in ("county", "town"),
+        message=message_text(db, message, unit["code"]),
     )
 
 
