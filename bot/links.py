@@ -80,6 +80,13 @@ def view_link(
     return f"{config.public_url}/view/{view_token(link_key(db, config), unit, day, issued)}"
 
 
+def review_link(
+    db: sqlite_utils.Database, config: Config, unit: str, monday: dt.date, issued: dt.datetime
+) -> str:
+    """The absolute link to a unit's weekly pack (每周会商): the token of (unit, its Monday)."""
+    return f"{config.public_url}/review/{view_token(link_key(db, config), unit, monday, issued)}"
+
+
 def read_view_token(key: str, token: str, now: dt.datetime, link_days: int) -> tuple[str, dt.date]:
     """The (unit, day) a token grants, checked against `now` and `link_days`."""
     serializer = _serializer(key)

@@ -50,6 +50,8 @@ JOB_CN = {
     "deadline": "截止检查",
     "digest": "汇总",
     "release": "到期解除",
+    "flags": "督查提示",
+    "review": "每周会商",
 }
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 
