@@ -298,3 +298,54 @@ def test_the_workbook_has_one_sheet_per_part(week_db: Path, tmp_path: Path) -> N
     assert "梁红" in members and "韩冰" in members
     flags = list(book["请核实"].iter_rows(min_row=2, values_only=True))
     assert {row[1] for row in flags} == {"梁红", "韩冰"}
+
+
+def review_link(week_db: Path, person: str = "陈志刚") -> str:
+    db = sqlite_utils.Database(week_db)
+    text = db.execute(
+        "SELECT text FROM outbox WHERE kind = 'review' AND person = ?"
+        " AND send_key LIKE '%|2026-03-02|week'",
+        [person],
+    ).fetchone()[0]
+    db.close()
+    return text.rsplit("查看详情：", 1)[1].strip()
+
+
+@pytest.fixture
+def page_client(week_db: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The app on a copy of the week, its clock at Monday 10:00 (the link's day)."""
+    import shutil
+
+    from bot.web.sim import set_sim_now
+    from tests.fake_wechat import make_app
+
+    copy = tmp_path / "week.db"
+    shutil.copy(week_db, copy)
+    db = sqlite_utils.Database(copy)
+    set_sim_now(db, Config(), at(NEXT_MONDAY, "10:00"))
+    db.close()
+    app = make_app(copy, Config())
+    yield app.test_client()
+    app.extensions["gridwatch_pool"].close_all()
+
+
+def test_the_page_behind_the_link_shows_the_pack_and_the_charts(
+    week_db: Path,
+    page_client,  # type: ignore[no-untyped-def]
+) -> None:
+    link = review_link(week_db)
+    path = link.split("127.0.0.1:5000", 1)[1]
+    response = page_client.get(path)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    assert "河西村 · 每周会商" in html and "2026-W10" in html
+    for name in ["梁红", "韩冰", *HONEST_NAMES]:
+        assert f"<figcaption>{name}</figcaption>" in html
+    assert html.count('class="chart share chart-wide"') == 6
+    assert "上报文字多次完全相同" in html and "张三 36.5，李四 36.6" in html
+    workbook = page_client.get(path + "/xlsx")
+    assert workbook.status_code == 200 and workbook.data[:2] == b"PK"
+    assert "filename*=UTF-8''" in workbook.headers["Content-Disposition"]
+    tampered = page_client.get(path[:-3] + "abc")
+    assert tampered.status_code == 403 and "链接" in tampered.get_data(as_text=True)
