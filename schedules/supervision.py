@@ -236,6 +236,8 @@ def load_activity(
         if pid not in found.members:
             continue
         day = dt.date.fromisoformat(parts[2])
+        if not start <= day <= end:
+            continue
         # delivered later than planned (a catch-up): the member saw it then
         moment = max(_moment(at, tz), _moment(sent_at, tz) if sent_at else _moment(at, tz))
         if moment <= now:
@@ -311,21 +313,14 @@ def copy_paste(activity: Activity, settings: Supervision) -> list[Flag]:
             continue
         repeated.sort(key=lambda found: (-len(found[0]), _order(found[0][0])))
         reached = min(keys[settings.copy_paste_slots - 1][0] for keys, _ in repeated)
-        lines = []
-        for keys, shown in repeated[:3]:
-            shown = shown.replace("\n", " ")
-            shown = shown if len(shown) <= 40 else shown[:40] + "…"
-            lines.append(f"“{shown}”在{_when(keys)}一字不差")
-        more = f"等{len(repeated)}段文字" if len(repeated) > 3 else ""
-        flags.append(
-            Flag(
-                "copy_paste",
-                member_id,
-                name,
-                reached,
-                "；".join(lines) + f"{more}（体温也完全相同），请核实",
-            )
-        )
+        keys, shown = repeated[0]
+        shown = shown.replace("\n", " ")
+        shown = shown if len(shown) <= 30 else shown[:30] + "…"
+        detail = f"“{shown}”在{_when(keys, 4)}一字不差（体温也完全相同）"
+        if len(repeated) > 1:
+            more = sum(len(keys) for keys, _ in repeated[1:])
+            detail += f"，另有{len(repeated) - 1}段文字共{more}次同样重复"
+        flags.append(Flag("copy_paste", member_id, name, reached, detail + "，请核实"))
     return flags
 
 

@@ -37,9 +37,12 @@ def _history(db: Any, config: Any, unit: str, monday: dt.date, now: dt.datetime)
     shares: dict[str, list[float | None]] = {}
     for index, start in enumerate(weeks):
         activity = load_activity(db, config, unit, start, start + dt.timedelta(days=6), now)
+        # a week in which a member got no prompt (before the bot ran) has no share to show
+        prompted = {activity.members[pid] for pid, _, _ in activity.prompts}
         for record in member_records(activity, all_flags(activity, config.supervision)):
             row = shares.setdefault(record["member"], [None] * len(weeks))
-            row[index] = on_time_share(record)
+            if record["member"] in prompted:
+                row[index] = on_time_share(record)
     names = [week_name(start) for start in weeks]
     # weeks before anyone had anything due are left out
     first = min(
