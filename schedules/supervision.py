@@ -192,56 +192,73 @@ def load_activity(
             day: [sid for sid in assigned.get(pid, []) if _active(subjects[sid], day.isoformat())]
             for day in found.days()
         }
-    for marks_ids in _chunks(sorted(subjects)):
-        marks = ",".join("?" * len(marks_ids))
+    # current reports through the partial index on (subject_id, date, slot); the reports they
+    # replaced (for the first time a subject was reported) through the members' messages
+    rows: dict[int, tuple] = {}
+    columns = "id, subject_id, date, slot, member_id, temperature, reported_at, inbox_id, current"
+    for chunk in _chunks(sorted(subjects)):
+        marks = ",".join("?" * len(chunk))
         for row in db.conn.execute(
-            f"""SELECT id, subject_id, date, slot, member_id, temperature, reported_at, inbox_id,
-                       current FROM contacts
-                WHERE revoked = 0 AND date BETWEEN ? AND ? AND subject_id IN ({marks})
-                ORDER BY id""",
-            [start.isoformat(), end.isoformat(), *marks_ids],
+            f"SELECT {columns} FROM contacts WHERE current = 1 AND subject_id IN ({marks})"
+            " AND date BETWEEN ? AND ?",
+            [*chunk, start.isoformat(), end.isoformat()],
         ):
-            at = _moment(row[6], tz)
-            if at > now:
-                continue
-            found.reports.append(
-                Report(
-                    row[0],
-                    row[1],
-                    dt.date.fromisoformat(row[2]),
-                    row[3],
-                    row[4],
-                    row[5],
-                    at,
-                    row[7],
-                    bool(row[8]),
-                )
+            rows[row[0]] = row
+    for chunk in _chunks(sorted(found.members)):
+        marks = ",".join("?" * len(chunk))
+        for row in db.conn.execute(
+            f"SELECT {columns} FROM contacts WHERE inbox_id IN"
+            f" (SELECT id FROM inbox WHERE person_id IN ({marks}))"
+            " AND current = 0 AND revoked = 0 AND date BETWEEN ? AND ?",
+            [*chunk, start.isoformat(), end.isoformat()],
+        ):
+            if row[1] in subjects:
+                rows[row[0]] = row
+    for row_id in sorted(rows):
+        row = rows[row_id]
+        at = _moment(row[6], tz)
+        if at > now:
+            continue
+        found.reports.append(
+            Report(
+                row[0],
+                row[1],
+                dt.date.fromisoformat(row[2]),
+                row[3],
+                row[4],
+                row[5],
+                at,
+                row[7],
+                bool(row[8]),
             )
+        )
     inbox_ids = sorted({r.inbox_id for r in found.reports if r.inbox_id is not None})
     for chunk in _chunks(inbox_ids):
         marks = ",".join("?" * len(chunk))
         found.texts.update(
             db.conn.execute(f"SELECT id, text FROM inbox WHERE id IN ({marks})", chunk)
         )
-    # prompts: keyed prompt|person:ID|DATE|SLOT (storage.outbox.send_key)
-    for key, at, sent_at in db.conn.execute(
-        "SELECT send_key, at, sent_at FROM outbox WHERE kind = 'prompt' AND send_key IS NOT NULL"
-        " AND at >= ? AND at < ?",
-        [start.isoformat(), (end + dt.timedelta(days=2)).isoformat()],
-    ):
-        parts = key.split("|")
-        if len(parts) != 4 or not parts[1].startswith("person:"):
-            continue
-        pid = int(parts[1].split(":", 1)[1])
-        if pid not in found.members:
-            continue
-        day = dt.date.fromisoformat(parts[2])
-        if not start <= day <= end:
-            continue
-        # delivered later than planned (a catch-up): the member saw it then
-        moment = max(_moment(at, tz), _moment(sent_at, tz) if sent_at else _moment(at, tz))
-        if moment <= now:
-            found.prompts[(pid, day, parts[3])] = moment
+    # prompts, keyed prompt|person:ID|DATE|SLOT (storage.outbox.send_key), through the
+    # outbox's index on person_id (the outbox has no index on its time)
+    for chunk in _chunks(sorted(found.members)):
+        marks = ",".join("?" * len(chunk))
+        for key, at, sent_at in db.conn.execute(
+            f"SELECT send_key, at, sent_at FROM outbox WHERE person_id IN ({marks})"
+            " AND kind = 'prompt' AND send_key IS NOT NULL",
+            chunk,
+        ):
+            parts = key.split("|")
+            if len(parts) != 4 or not parts[1].startswith("person:"):
+                continue
+            pid, day = int(parts[1].split(":", 1)[1]), dt.date.fromisoformat(parts[2])
+            if pid not in found.members or not start <= day <= end:
+                continue
+            # delivered later than planned (a catch-up): the member saw it then
+            moment = _moment(at, tz)
+            if sent_at:
+                moment = max(moment, _moment(sent_at, tz))
+            if moment <= now:
+                found.prompts[(pid, day, parts[3])] = moment
     return found
 
 

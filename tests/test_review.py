@@ -349,3 +349,84 @@ def test_the_page_behind_the_link_shows_the_pack_and_the_charts(
     assert "filename*=UTF-8''" in workbook.headers["Content-Disposition"]
     tampered = page_client.get(path[:-3] + "abc")
     assert tampered.status_code == 403 and "链接" in tampered.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("created", "closed", "counts"),
+    [
+        # opened in the week, closed in it
+        ("2026-03-03T09:00", "2026-03-04T09:00", (1, 1, 0, 0)),
+        # opened in the week, still open at its end, 5 days old: overdue
+        ("2026-03-03T09:00", None, (1, 0, 1, 1)),
+        # opened on the last day: open, not overdue yet
+        ("2026-03-08T09:00", None, (1, 0, 1, 0)),
+        # opened before, closed in the week
+        ("2026-02-20T09:00", "2026-03-02T12:00", (0, 1, 0, 0)),
+        # opened before, closed after the week: open (and overdue) at its end
+        ("2026-02-20T09:00", "2026-03-10T12:00", (0, 0, 1, 1)),
+        # opened and closed before: not part of the week
+        ("2026-02-20T09:00", "2026-02-21T09:00", None),
+        # opened after the week: not part of it
+        ("2026-03-09T08:00", None, None),
+    ],
+)
+def test_week_problems_from_the_needs(
+    loaded_db: sqlite_utils.Database, created: str, closed: str | None, counts: tuple | None
+) -> None:
+    from schedules.review import week_problems
+
+    subject = loaded_db.execute("SELECT id FROM subjects WHERE name = '张三'").fetchone()[0]
+    loaded_db["needs"].insert(
+        {
+            "subject_id": subject,
+            "kind": "生活物资",
+            "text": "=买菜",
+            "status": "closed" if closed else "open",
+            "created_at": f"{created}:00+08:00",
+            "closed_at": f"{closed}:00+08:00" if closed else None,
+        }
+    )
+    found = week_problems(loaded_db, "HX", DAYS[0], DAYS[-1], at(NEXT_MONDAY, "12:00"), due_days=3)
+    keys = ("opened", "closed", "open", "overdue")
+    if counts is None:
+        assert [found[k] for k in keys] == [0, 0, 0, 0] and found["items"] == []
+        return
+    assert tuple(found[k] for k in keys) == counts
+    [item] = found["items"]
+    assert item["subject"] == "张三" and item["status"] == ("open" if counts[2] else "closed")
+
+
+def test_the_review_command_refuses_bad_input(run_cli, loaded_db: sqlite_utils.Database) -> None:  # type: ignore[no-untyped-def]
+    bad_week = run_cli("review", "--unit", "HX", "--week", "2026-10")
+    assert bad_week.exit_code == 2 and "2026-W10" in bad_week.output
+    no_week = run_cli("review", "--unit", "HX", "--week", "2026-W60")
+    assert no_week.exit_code == 2 and "no such week" in no_week.output
+    unknown = run_cli("review", "--unit", "XX", "--week", "2026-W10")
+    assert unknown.exit_code == 2 and "unknown unit" in unknown.output
+    no_out = run_cli("review", "--unit", "HX", "--week", "2026-W10", "--format", "xlsx")
+    assert no_out.exit_code == 2 and "--out" in no_out.output
+
+
+def test_the_workbook_keeps_user_text_as_text(
+    run_cli,
+    loaded_db: sqlite_utils.Database,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    subject = loaded_db.execute("SELECT id FROM subjects WHERE name = '张三'").fetchone()[0]
+    loaded_db["needs"].insert(
+        {
+            "subject_id": subject,
+            "kind": "其他",
+            "text": '=HYPERLINK("http://x","点此")',
+            "status": "open",
+            "created_at": "2026-03-03T09:00:00+08:00",
+        }
+    )
+    out = tmp_path / "pack.xlsx"
+    args = ("review", "--unit", "HX", "--week", "2026-W10", "--at", "2026-03-09T09:00")
+    assert run_cli(*args, "--format", "xlsx", "--out", out).exit_code == 0
+    cell = openpyxl.load_workbook(out)["问题"]["D2"]
+    assert cell.value == '=HYPERLINK("http://x","点此")' and cell.data_type == "s"
+    text = run_cli(*args).output
+    assert text.startswith("【河西村 每周会商】2026-W10（3月2日—3月8日）")
+    assert "问题 新增 1，办结 0，未办结 1（超期 1）" in text
