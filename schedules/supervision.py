@@ -461,18 +461,26 @@ def cover_heavy(activity: Activity, settings: Supervision) -> list[Flag]:
         }
         by_self = 0
         others: Counter[int] = Counter()
-        last: dt.date | None = None
-        for report in activity.reports:
-            if not report.current or (report.subject_id, (report.day, report.slot)) not in mine:
-                continue
+        reached: dt.date | None = None  # the first day the counts so far crossed the line
+        mine_reports = [
+            r for r in activity.reports if r.current and (r.subject_id, (r.day, r.slot)) in mine
+        ]
+        for report in sorted(mine_reports, key=lambda r: _order((r.day, r.slot))):
             if report.member_id == member_id:
                 by_self += 1
             elif report.member_id is not None:
                 others[report.member_id] += 1
-                last = max(last or report.day, report.day)
+            covered = sum(others.values())
+            if (
+                covered >= settings.cover_min_slots
+                and covered / (by_self + covered) > settings.cover_share
+            ):
+                reached = reached or report.day
+            else:
+                reached = None
         covered = sum(others.values())
         total = by_self + covered
-        if total and covered >= settings.cover_min_slots and covered / total > settings.cover_share:
+        if reached is not None:
             who = "、".join(
                 f"{activity.members.get(pid, '他人')}{count}次"
                 for pid, count in others.most_common()
@@ -482,7 +490,7 @@ def cover_heavy(activity: Activity, settings: Supervision) -> list[Flag]:
                     "cover_heavy",
                     member_id,
                     name,
-                    last or activity.end,
+                    reached,
                     f"所负责对象已报{total}次中{covered}次由他人上报（{who}），请核实",
                 )
             )
