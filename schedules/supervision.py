@@ -70,6 +70,31 @@ class Activity:
     texts: dict[int, str] = field(default_factory=dict)  # inbox id → text
     prompts: dict[tuple[int, dt.date, str], dt.datetime] = field(default_factory=dict)
 
+    # reports by member and current reports by subject, built on first use (see `_index`)
+    _by_member: dict[int | None, list[Report]] = field(default_factory=dict, repr=False)
+    _by_subject: dict[int, list[Report]] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=-1, repr=False)
+
+    def _index(self) -> None:
+        if self._indexed == len(self.reports):
+            return
+        self._by_member, self._by_subject = defaultdict(list), defaultdict(list)
+        for report in self.reports:
+            self._by_member[report.member_id].append(report)
+            if report.current:
+                self._by_subject[report.subject_id].append(report)
+        self._indexed = len(self.reports)
+
+    def reports_by(self, member_id: int) -> list[Report]:
+        """The member's own reports (current or replaced)."""
+        self._index()
+        return self._by_member.get(member_id, [])
+
+    def current_of(self, subject_id: int) -> list[Report]:
+        """The subject's current reports in the range."""
+        self._index()
+        return self._by_subject.get(subject_id, [])
+
     def days(self) -> list[dt.date]:
         return [self.start + dt.timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
@@ -292,7 +317,7 @@ def _when(keys: Iterable[SlotKey], limit: int = 6) -> str:
 
 
 def _own(activity: Activity, member_id: int) -> list[Report]:
-    return [r for r in activity.reports if r.member_id == member_id]
+    return activity.reports_by(member_id)
 
 
 def copy_paste(activity: Activity, settings: Supervision) -> list[Flag]:
@@ -463,7 +488,10 @@ def cover_heavy(activity: Activity, settings: Supervision) -> list[Flag]:
         others: Counter[int] = Counter()
         reached: dt.date | None = None  # the first day the counts so far crossed the line
         mine_reports = [
-            r for r in activity.reports if r.current and (r.subject_id, (r.day, r.slot)) in mine
+            r
+            for sid in {sid for sid, _ in mine}
+            for r in activity.current_of(sid)
+            if (r.subject_id, (r.day, r.slot)) in mine
         ]
         for report in sorted(mine_reports, key=lambda r: _order((r.day, r.slot))):
             if report.member_id == member_id:
