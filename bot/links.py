@@ -18,6 +18,7 @@ from bot.config import Config
 from storage.secret_key import stored_secret_key
 
 SALT = "gridwatch-secretary-view"
+REVIEW_SALT = "gridwatch-weekly-review"  # a week's pack: its link opens no day's view
 CLOCK_SKEW = 60  # seconds a link's issue time may be ahead of the reader's clock (another process)
 
 
@@ -62,15 +63,16 @@ def forget_stored_key(path: str | os.PathLike[str]) -> None:
         _stored.pop(os.path.abspath(path), None)
 
 
-def _serializer(key: str) -> URLSafeTimedSerializer:
+def _serializer(key: str, salt: str = SALT) -> URLSafeTimedSerializer:
     if not key:
         raise NoKey("refusing to sign or read a link with an empty key")
-    return URLSafeTimedSerializer(key, salt=SALT)
+    return URLSafeTimedSerializer(key, salt=salt)
 
 
-def view_token(key: str, unit: str, day: dt.date, issued: dt.datetime) -> str:
+def view_token(key: str, unit: str, day: dt.date, issued: dt.datetime, salt: str = SALT) -> str:
     """A token for (unit, day); it carries its issue time so expiry needs no clock here."""
-    return _serializer(key).dumps({"u": unit, "d": day.isoformat(), "i": int(issued.timestamp())})
+    data = {"u": unit, "d": day.isoformat(), "i": int(issued.timestamp())}
+    return _serializer(key, salt).dumps(data)
 
 
 def view_link(
@@ -83,13 +85,17 @@ def view_link(
 def review_link(
     db: sqlite_utils.Database, config: Config, unit: str, monday: dt.date, issued: dt.datetime
 ) -> str:
-    """The absolute link to a unit's weekly pack (每周会商): the token of (unit, its Monday)."""
-    return f"{config.public_url}/review/{view_token(link_key(db, config), unit, monday, issued)}"
+    """The absolute link to a unit's weekly pack (每周会商): (unit, its Monday), signed apart
+    from the day views' links."""
+    token = view_token(link_key(db, config), unit, monday, issued, REVIEW_SALT)
+    return f"{config.public_url}/review/{token}"
 
 
-def read_view_token(key: str, token: str, now: dt.datetime, link_days: int) -> tuple[str, dt.date]:
+def read_view_token(
+    key: str, token: str, now: dt.datetime, link_days: int, salt: str = SALT
+) -> tuple[str, dt.date]:
     """The (unit, day) a token grants, checked against `now` and `link_days`."""
-    serializer = _serializer(key)
+    serializer = _serializer(key, salt)
     try:
         data = serializer.loads(token)
     except SignatureExpired:  # pragma: no cover - no max_age is passed; expiry is ours

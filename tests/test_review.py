@@ -349,6 +349,16 @@ def test_the_page_behind_the_link_shows_the_pack_and_the_charts(
     assert "filename*=UTF-8''" in workbook.headers["Content-Disposition"]
     tampered = page_client.get(path[:-3] + "abc")
     assert tampered.status_code == 403 and "链接" in tampered.get_data(as_text=True)
+    # the pack's link opens no day's view, nor a day's link the pack
+    assert page_client.get(path.replace("/review/", "/view/")).status_code == 403
+    db = sqlite_utils.Database(week_db)
+    digest = db.execute(
+        "SELECT text FROM outbox WHERE kind = 'digest' AND person = '陈志刚' ORDER BY id DESC"
+    ).fetchone()[0]
+    db.close()
+    day_path = digest.rsplit("查看详情：", 1)[1].strip().split("127.0.0.1:5000", 1)[1]
+    assert page_client.get(day_path).status_code == 200
+    assert page_client.get(day_path.replace("/view/", "/review/")).status_code == 403
 
 
 @pytest.mark.parametrize(

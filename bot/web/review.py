@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, render_template, send_file
 
+from bot.links import REVIEW_SALT
 from bot.web.svg_chart import SHARE_PHONE, share_chart
 from bot.web.views import ViewError, _open, private, view_error
 from handlers.dates import day_label
@@ -25,7 +26,7 @@ HISTORY_WEEKS = 6
 
 
 def _pack(token: str) -> tuple[dict, Any]:
-    db, config, unit, monday, now = _open(token)
+    db, config, unit, monday, now = _open(token, REVIEW_SALT)
     if monday.weekday() != 0:
         raise ViewError(404, "链接无法打开", "这不是周报的链接，请从每周会商消息中重新打开。")
     return build_review(db, config, unit["code"], monday, now), (db, config, unit, monday, now)

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, render_template, request, send_file, url_
 from markupsafe import Markup
 
 from bot.config import SLOTS, Config
-from bot.links import LinkError, NoKey, link_key, read_view_token
+from bot.links import SALT, LinkError, NoKey, link_key, read_view_token
 from bot.web.app import get_context
 from bot.web.sim import sim_now
 from bot.web.svg_chart import PHONE, WIDE, points_from_contacts, temperature_chart
@@ -68,12 +68,15 @@ def day_label(day: dt.date) -> str:
     return f"{dates.day_label(day)}（周{WEEK[day.weekday()]}）"
 
 
-def _open(token: str) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.datetime]:
+def _open(
+    token: str, salt: str = SALT
+) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.datetime]:
     """The database, settings, unit, date and current time a token grants, or a ViewError."""
     ctx = get_context()
     now = sim_now(ctx.db, ctx.config)
     try:
-        code, day = read_view_token(link_key(ctx.db, ctx.config), token, now, ctx.config.link_days)
+        key = link_key(ctx.db, ctx.config)
+        code, day = read_view_token(key, token, now, ctx.config.link_days, salt)
     except LinkError as error:
         raise ViewError(403, "链接无法打开", str(error)) from None
     except NoKey:
