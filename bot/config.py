@@ -85,6 +85,26 @@ class ChannelSettings:
 
 
 @dataclass(frozen=True)
+class Supervision:
+    """Thresholds of the 请核实 flags and the weekly pack (DESIGN §11), `[supervision]`."""
+
+    copy_paste_slots: int = 3  # the same report text on this many slots
+    copy_paste_readings: int = 2  # ...carrying at least this many temperatures
+    copy_paste_repeats: int = 9  # ...and readings × (slots − 1) at least this (chance repeats)
+    flat_slots: int = 3  # all subjects at one temperature this many slots running
+    flat_repeats: int = 6  # ...with this many equal readings beyond each slot's first
+    burst_seconds: int = 90  # the whole list reported within this long after the prompt
+    burst_days: int = 3  # ...on this many days
+    before_prompt_minutes: int = 30  # a report at least this long before its slot's prompt
+    before_prompt_slots: int = 2  # ...on this many slots
+    cover_share: float = 0.5  # more than this share of a member's subject-slots by others
+    cover_min_slots: int = 6  # ...counted over at least this many reported subject-slots
+    flags_at: time = time(20, 45)  # the daily flag note to monitors
+    review_weekday: int = 1  # the weekly pack: Monday (1) …
+    review_at: time = time(9, 0)  # … at 09:00
+
+
+@dataclass(frozen=True)
 class Config:
     timezone: str = "Asia/Shanghai"
     fever_threshold: float = 37.3
@@ -108,6 +128,7 @@ class Config:
     reports: tuple[time, time] = (time(10, 30), time(20, 30))
     release: time = time(0, 5)
     channel: ChannelSettings = field(default_factory=ChannelSettings)
+    supervision: Supervision = field(default_factory=Supervision)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -269,6 +290,26 @@ def _problem_due(data: Any) -> dict[str, int]:
     return due
 
 
+def _supervision(data: Any) -> Supervision:
+    if not isinstance(data, Mapping):
+        raise ConfigError("supervision: expected a table")
+    defaults = Supervision()
+    _check_keys("supervision", data, {f.name for f in dataclasses.fields(Supervision)})
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"supervision.{key}"
+        default = getattr(defaults, key)
+        if isinstance(default, time):
+            values[key] = _time(where, value)
+        elif isinstance(default, float):
+            values[key] = _number(where, value, float, 0.0, 1.0)
+        elif key == "review_weekday":
+            values[key] = _number(where, value, int, 1, 7)
+        else:
+            values[key] = _number(where, value, int, 1, 100_000)
+    return Supervision(**values)
+
+
 def _check_secret_key(key: str) -> None:
     """A configured key must be guessable by nobody; "" means none (the database's is used)."""
     if not key:
@@ -301,6 +342,7 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
         "secret_key",
         "schedule",
         "channel",
+        "supervision",
     }
     _check_keys("", data, top)
     defaults = Config()
@@ -359,6 +401,7 @@ def build_config(data: Mapping[str, Any], env: Mapping[str, str]) -> Config:
     if not isinstance(channel, Mapping):
         raise ConfigError("channel: expected a table")
     values["channel"] = _channel(channel, env)
+    values["supervision"] = _supervision(data.get("supervision", {}))
     return Config(**values)
 
 

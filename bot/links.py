@@ -21,6 +21,7 @@ from storage.secret_key import stored_secret_key
 
 SALT = "gridwatch-secretary-view"
 MEMBER_SALT = "gridwatch-member-page"  # a view token never opens a member's page, nor back
+REVIEW_SALT = "gridwatch-weekly-review"  # a week's pack: its link opens no day's view
 CLOCK_SKEW = 60  # seconds a link's issue time may be ahead of the reader's clock (another process)
 
 
@@ -72,14 +73,20 @@ def _serializer(key: str, salt: str = SALT) -> URLSafeTimedSerializer:
 
 
 def view_token(
-    key: str, unit: str, day: dt.date, issued: dt.datetime, message: int | None = None
+    key: str,
+    unit: str,
+    day: dt.date,
+    issued: dt.datetime,
+    message: int | None = None,
+    salt: str = SALT,
 ) -> str:
     """A token for (unit, day); it carries its issue time so expiry needs no clock here, and
-    the outbox id of the message that carried it, when one did."""
+    the outbox id of the message that carried it, when one did. `salt` keeps kinds of page
+    apart (a week's pack link opens no day's view)."""
     data: dict[str, object] = {"u": unit, "d": day.isoformat(), "i": int(issued.timestamp())}
     if message:
         data["m"] = message
-    return _serializer(key).dumps(data)
+    return _serializer(key, salt).dumps(data)
 
 
 def view_link(
@@ -120,16 +127,27 @@ def _read(
 
 
 def read_view(
-    key: str, token: str, now: dt.datetime, link_days: int
+    key: str, token: str, now: dt.datetime, link_days: int, salt: str = SALT
 ) -> tuple[str, dt.date, int | None]:
     """The (unit, day) a view token grants, and the id of the message that carried it."""
-    unit, day, message = _read(key, SALT, token, now, link_days, "u", "汇总消息")
+    unit, day, message = _read(key, salt, token, now, link_days, "u", "汇总消息")
     return str(unit), day, message
 
 
-def read_view_token(key: str, token: str, now: dt.datetime, link_days: int) -> tuple[str, dt.date]:
+def review_link(
+    db: sqlite_utils.Database, config: Config, unit: str, monday: dt.date, issued: dt.datetime
+) -> str:
+    """The absolute link to a unit's weekly pack (每周会商): (unit, its Monday), signed apart
+    from the day views' links."""
+    token = view_token(link_key(db, config), unit, monday, issued, salt=REVIEW_SALT)
+    return f"{config.public_url}/review/{token}"
+
+
+def read_view_token(
+    key: str, token: str, now: dt.datetime, link_days: int, salt: str = SALT
+) -> tuple[str, dt.date]:
     """The (unit, day) a token grants, checked against `now` and `link_days`."""
-    unit, day, _message = read_view(key, token, now, link_days)
+    unit, day, _message = read_view(key, token, now, link_days, salt)
     return unit, day
 
 

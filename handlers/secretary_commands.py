@@ -357,3 +357,32 @@ command(
     takes_args=True,
     args_pattern=r"^[#＃\s]*\d",
 )(finish_need)
+
+
+@command(
+    "周报",
+    "每周会商",
+    "会商",
+    roles=SECRETARY | {"monitor", "medic"},
+    usage="周报 — 上周的会商材料（周报 本周：本周至今）",
+    takes_args=True,
+)
+def weekly_pack(turn: Turn) -> str:
+    from bot.links import review_link
+    from schedules.review import build_review, monday_of, review_text
+
+    ctx, unit = turn.ctx, turn.person["unit"]
+    village = village_of(ctx.db, unit)
+    level = (get_unit(ctx.db, unit) or {}).get("level")
+    # a secretary or medic of a grid reads their village; above villages, their own unit
+    scope = village if village and level == "grid" else unit
+    this_week = monday_of(monitoring_day(turn.at))
+    args = turn.args.strip()
+    if args in ("本周", "这周", "本星期"):
+        start = this_week
+    elif args in ("", "上周", "上星期"):
+        start = this_week - dt.timedelta(days=7)
+    else:
+        raise UserError("请发送“周报”查看上周，或“周报 本周”查看本周至今。")
+    pack = build_review(ctx.db, ctx.config, scope, start, turn.at)
+    return review_text(pack, review_link(ctx.db, ctx.config, scope, start, turn.at))

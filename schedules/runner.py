@@ -34,7 +34,7 @@ import sqlite_utils
 from bot.channels import channel_for, deliver_pending
 from bot.config import SLOTS, Config
 from bot.links import member_link
-from schedules import jobs
+from schedules import jobs, review
 from storage.db import transaction
 from storage.digests import keep_digest
 from storage.outbox import claimed, queue_send
@@ -74,6 +74,10 @@ def day_jobs(config: Config, day: dt.date) -> list[DueJob]:
         ]
     for number, at in enumerate(config.reports, start=1):
         planned.append((f"digest:{number}", at, functools.partial(jobs.digest, report=number)))
+    # 督查 (DESIGN §11): the day's new flags to monitors; the weekly pack on its weekday
+    planned.append(("flags", config.supervision.flags_at, review.daily_flags))
+    if day.isoweekday() == config.supervision.review_weekday:
+        planned.append(("review", config.supervision.review_at, review.weekly_review))
     due = [
         DueJob(name, dt.datetime.combine(day, at, tzinfo=config.tz), run)
         for name, at, run in planned

@@ -352,3 +352,74 @@ def test_member_reports_every_subject_from_the_page(
     ).fetchall()
     assert replies == [("sent",)] * len(names)
     demo.close()
+
+
+def test_weekly_pack_page_on_a_phone(browser: object, tmp_path: Path) -> None:
+    """The Monday pack's link on a phone: members, flags and one readable chart per member,
+    nothing wider than the screen."""
+    import sqlite_utils
+
+    from bot.config import Config
+    from bot.web.sim import set_sim_now
+    from storage.db import open_db
+    from storage.roster import import_roster
+    from tests.conftest import DEMO_ROSTER, NOW
+    from tests.test_review import NEXT_MONDAY, at, play_week
+
+    path = tmp_path / "week.db"
+    db = open_db(path)
+    import_roster(db, DEMO_ROSTER, now=NOW, categories=Config().categories, period=14)
+    play_week(db)
+    set_sim_now(db, Config(), at(NEXT_MONDAY, "10:00"))
+    db.close()
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w", encoding="utf-8")  # noqa: SIM115
+    process = subprocess.Popen(
+        [*gridwatch_command(), "serve", "--db", str(path), "--port", str(port), "--no-scheduler"],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "GRIDWATCH_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        reader = sqlite_utils.Database(path)
+        text = reader.execute(
+            "SELECT text FROM outbox WHERE kind = 'review' AND person = '陈志刚'"
+            " AND send_key LIKE '%|2026-03-02|week'"
+        ).fetchone()[0]
+        reader.close()
+        link = base + text.rsplit("查看详情：", 1)[1].strip().split("127.0.0.1:5000", 1)[1]
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.set_viewport_size(PHONE)
+        page.goto(link)
+        assert "每周会商" in page.inner_text("h1")
+        assert "梁红" in page.inner_text("#members") and "韩冰" in page.inner_text("#flags")
+        charts = page.locator("#charts svg.chart-phone")
+        assert charts.count() == 6
+        charts.first.wait_for(state="visible")
+        assert not page.locator("#charts svg.chart-wide").first.is_visible()
+        labels = charts.first.evaluate(LABEL_SIZES)
+        assert "100%" in [label["text"] for label in labels]
+        small = [label for label in labels if label["px"] < 11]
+        assert small == [], small
+        for index in range(charts.count()):
+            box = charts.nth(index).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"]
+        if shots := shots_dir():
+            page.screenshot(path=str(shots / "review.png"), full_page=True)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            process.kill()
+        log.close()

@@ -25,6 +25,7 @@ DAY = dt.date(2026, 3, 2)
 DAY_NAMES = [
     "release",
     "prompt:morning",
+    "review",  # 3/2 is a Monday: the weekly pack (DESIGN §11)
     "reminder:morning",
     "deadline:morning",
     "digest:1",
@@ -35,6 +36,7 @@ DAY_NAMES = [
     "reminder:evening",
     "deadline:evening",
     "digest:2",
+    "flags",
 ]
 
 
@@ -53,8 +55,8 @@ def test_day_jobs_in_order() -> None:
     found = due_jobs(Config(), at(0), at(23, 59))
     assert [job.name for job in found] == DAY_NAMES
     assert [job.due.strftime("%H:%M") for job in found] == [
-        "00:05", "08:00", "09:30", "10:00", "10:30", "12:00", "13:30", "14:00",
-        "18:00", "19:30", "20:00", "20:30",
+        "00:05", "08:00", "09:00", "09:30", "10:00", "10:30", "12:00", "13:30", "14:00",
+        "18:00", "19:30", "20:00", "20:30", "20:45",
     ]  # fmt: skip
     assert all(isinstance(job, DueJob) and callable(job.run) for job in found)
 
@@ -63,6 +65,7 @@ def test_due_jobs_window_is_inclusive_and_spans_days() -> None:
     found = due_jobs(Config(), at(20, 30), at(8, 0, DAY + dt.timedelta(days=1)))
     assert [(job.name, job.due.day) for job in found] == [
         ("digest:2", 2),
+        ("flags", 2),
         ("release", 3),
         ("prompt:morning", 3),
     ]
@@ -78,6 +81,7 @@ def test_fresh_database_considers_only_today(loaded_db: sqlite_utils.Database) -
     assert [(r.job, r.outcome) for r in done] == [
         ("release", "ran"),
         ("prompt:morning", "skipped"),
+        ("review", "skipped"),
         ("reminder:morning", "skipped"),
         ("deadline:morning", "ran"),
         ("digest:1", "ran"),
@@ -101,7 +105,7 @@ def test_second_run_adds_nothing(
 def test_grace_boundary(loaded_db: sqlite_utils.Database, minutes: int, outcome: str) -> None:
     run_due(loaded_db, Config(), at(7))
     done = run_due(loaded_db, Config(), at(8) + dt.timedelta(minutes=minutes))
-    assert [(r.job, r.outcome) for r in done] == [("prompt:morning", outcome)]
+    assert [(r.job, r.outcome) for r in done if r.job != "review"] == [("prompt:morning", outcome)]
 
 
 def test_grace_comes_from_config(loaded_db: sqlite_utils.Database) -> None:
@@ -118,7 +122,8 @@ def test_release_always_catches_up(loaded_db: sqlite_utils.Database) -> None:
     assert ran == [("release", 9), ("prompt:noon", 9)]  # the last release covers them all
     covered = [r.due.day for r in done if r.detail.startswith("covered by the release")]
     assert covered == list(range(3, 9))
-    assert len([r for r in done if r.outcome == "skipped"]) == 6 * 11 + 4 + 6
+    # and the flag notes of 3/2 … 3/8 (20:45), and 3/9's weekly pack (a Monday, 09:00)
+    assert len([r for r in done if r.outcome == "skipped"]) == 6 * 11 + 4 + 6 + 7 + 1
     released = dict(
         loaded_db.execute("SELECT name, released_on FROM subjects WHERE status = 'released'")
     )
@@ -192,7 +197,8 @@ def test_cli_tick(loaded_db: sqlite_utils.Database, run_cli: Callable[..., objec
     ]
     result = run_cli("tick", "--at", "2026-03-02T09:40")
     assert result.output.splitlines() == [
-        "ran     2026-03-02T09:30+08:00 reminder:morning: 6 queued"
+        "ran     2026-03-02T09:00+08:00 review: 2 queued",  # a Monday: last week's pack
+        "ran     2026-03-02T09:30+08:00 reminder:morning: 6 queued",
     ]
     assert run_cli("tick", "--at", "2026-03-02T09:40").output == "nothing due\n"
     bad = run_cli("tick", "--at", "nine")
@@ -371,6 +377,7 @@ def test_a_clock_that_jumped_ahead_cannot_silence_the_real_day(
     assert ("prompt:noon", "skipped") in [(r.job, r.outcome) for r in ahead]
     done = run_due(loaded_db, Config(), at(12, 0))  # the clock is back
     assert [(r.job, r.outcome) for r in done] == [
+        ("review", "skipped"),
         ("reminder:morning", "skipped"),  # 150 min late by the real clock
         ("deadline:morning", "skipped"),
         ("digest:1", "skipped"),

@@ -114,7 +114,7 @@ def test_next_event_runs_the_morning_prompt(client: FlaskClient) -> None:
     answer = client.post("/sim/api/clock", json={"to": "next"}).json
     assert [r["job"] for r in answer["ran"]] == ["prompt:morning"]
     assert answer["now"] == "2026-03-02T08:00:00+08:00"
-    assert answer["next"]["job"] == "reminder:morning"
+    assert answer["next"]["job"] == "review"  # 3/2 is a Monday: the weekly pack at 09:00
     prompts = [m for m in chat(client, LIANGHONG) if m["kind"] == "prompt"]
     assert len(prompts) == 1 and "张三" in prompts[0]["text"]
     assert prompts[0]["at"] == "2026-03-02T08:00:00+08:00"
@@ -128,6 +128,7 @@ def test_a_chosen_time_runs_every_job_on_its_own_time(
     assert jobs == [
         ("release", "ran"),  # 00:05, caught up on the first run of the day
         ("prompt:morning", "ran"),
+        ("review", "ran"),
         ("reminder:morning", "ran"),
         ("deadline:morning", "ran"),
         ("digest:1", "ran"),

@@ -425,8 +425,9 @@ def _parse_batch(lines: Any, fever_threshold: float, tz: Any) -> None:
     out.flush()
 
 
-from bot.cli.routine import digest, purge, tick  # noqa: E402
+from bot.cli.routine import digest, purge, review, tick  # noqa: E402
 
 cli.add_command(tick)
 cli.add_command(digest)
 cli.add_command(purge)
+cli.add_command(review)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import click
 
@@ -91,3 +92,53 @@ def purge(ctx: Context, dry_run: bool, at_text: str | None) -> None:
     click.echo(done.summary(dry_run))
     if dry_run and done.names:
         click.echo("subjects: " + "、".join(done.names))
+
+
+@click.command()
+@click.option("--unit", metavar="CODE", required=True, help="A village, or a unit above it.")
+@click.option("--week", "week_text", metavar="YYYY-Www", help="The ISO week (default: last week).")
+@click.option("--json", "as_json", is_flag=True, help="Print the pack JSON.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "xlsx"]), help="xlsx needs --out."
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Write the workbook to FILE.")
+@click.option("--at", "at_text", metavar="TIME", help="As of TIME (default: now).")
+@common_options
+def review(
+    ctx: Context,
+    unit: str,
+    week_text: str | None,
+    as_json: bool,
+    fmt: str | None,
+    out: Path | None,
+    at_text: str | None,
+) -> None:
+    """The weekly pack (每周会商, DESIGN §11): subjects, each member's record, problems and the
+    请核实 flags of a unit's week."""
+    from bot.links import review_link
+    from schedules.digest import UnknownUnit
+    from schedules.review import BadWeek, build_review, monday_of, review_text, week_start
+    from storage.review_files import review_xlsx
+
+    now = time_option(at_text, ctx)
+    try:
+        start = week_start(week_text) if week_text else monday_of(now.date()) - dt.timedelta(7)
+    except BadWeek as error:
+        raise click.BadParameter(str(error), param_hint="--week") from None
+    try:
+        pack = build_review(ctx.db, ctx.config, unit, start, now)
+    except UnknownUnit:
+        raise click.BadParameter(f"unknown unit {unit!r}", param_hint="--unit") from None
+    fmt = fmt or ("json" if as_json else "text")
+    if fmt == "xlsx":
+        if out is None:
+            raise click.BadParameter("xlsx needs --out FILE.xlsx", param_hint="--out")
+        try:
+            out.write_bytes(review_xlsx(pack))
+        except OSError as error:
+            raise click.ClickException(f"cannot write {out}: {error.strerror or error}") from None
+        click.echo(f"written {out}")
+    elif fmt == "json":
+        print_json(pack)
+    else:
+        click.echo(review_text(pack, review_link(ctx.db, ctx.config, unit, start, now)))

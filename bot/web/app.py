@@ -32,12 +32,13 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["gridwatch_pool"] = ConnectionPool(str(app.config["DB_PATH"]))
     # blueprints: each area registers itself here
-    from bot.web import home, member, sim, views
+    from bot.web import home, member, review, sim, views
 
     app.register_blueprint(home.bp)
     app.register_blueprint(member.bp)
     app.register_blueprint(sim.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(review.bp)
     from bot.wechat.callback import CallbackRoute
     from bot.wechat.callback import bp as wechat_bp
 

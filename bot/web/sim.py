@@ -51,6 +51,8 @@ JOB_CN = {
     "digest": "汇总",
     "release": "到期解除",
     "escalate": "督办升级",
+    "flags": "督查提示",
+    "review": "每周会商",
 }
 SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
 

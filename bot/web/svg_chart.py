@@ -222,3 +222,69 @@ def temperature_chart(
                 )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+# a small drawing per member: the weeks across, 0–100 % up (the weekly pack, DESIGN §11)
+SHARE_WIDE = Size("wide", width=360, plot_height=90, left=40, right=10, top=10, font=11)
+SHARE_PHONE = Size("phone", width=300, plot_height=90, left=40, right=8, top=10, font=13)
+
+
+def share_chart(
+    weeks: Sequence[str], shares: Sequence[float | None], *, label: str, size: Size = SHARE_WIDE
+) -> Markup:
+    """An SVG line of one member's on-time share per week (None: nothing was due that week)."""
+    font = size.font
+    svg_w, pad_l, pad_r, pad_t = size.width, size.left, size.right, size.top
+    plot_w, plot_h = svg_w - pad_l - pad_r, size.plot_height
+    count = max(len(weeks), 1)
+    step = plot_w / count
+    weeks_y = pad_t + plot_h + font + 5
+    svg_h = weeks_y + 6
+
+    def x(index: int) -> float:
+        return pad_l + (index + 0.5) * step
+
+    def y(share: float) -> float:
+        return pad_t + (1 - min(max(share, 0.0), 1.0)) * plot_h
+
+    parts = [
+        f'<svg class="chart share chart-{size.name}" viewBox="0 0 {svg_w} {svg_h}" role="img" '
+        f'xmlns="http://www.w3.org/2000/svg" aria-label="{escape(label)} 按时上报率">',
+        f"<title>{escape(label)} 每周按时上报率</title>",
+    ]
+    for value in (0, 0.5, 1):
+        parts.append(
+            f'<line x1="{pad_l}" x2="{svg_w - pad_r}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+            'stroke="#e3e6e8" stroke-width="1"/>'
+            f'<text x="{pad_l - 5}" y="{y(value) + font * 0.35:.1f}" text-anchor="end" '
+            f'font-size="{font}" fill="#666">{round(value * 100)}%</text>'
+        )
+    label_w = _text_width("W10", font) + 4
+    every = next((n for n in (1, 2, 4) if n * step >= label_w), 8)
+    for index, week in enumerate(weeks):
+        if index % every == 0 or index == len(weeks) - 1:
+            parts.append(
+                f'<text x="{x(index):.1f}" y="{weeks_y}" text-anchor="middle" '
+                f'font-size="{font}" fill="#555">{escape(week[-3:])}</text>'
+            )
+    known = [(i, s) for i, s in enumerate(shares) if s is not None]
+    if len(known) > 1:
+        path = " ".join(f"{x(i):.1f},{y(s):.1f}" for i, s in known)
+        parts.append(
+            f'<polyline points="{path}" fill="none" stroke="#607d8b" stroke-width="1.6" '
+            'stroke-linejoin="round"/>'
+        )
+    for index, share in known:
+        colour = COLOURS["normal"] if share >= 0.9 else "#ef6c00" if share >= 0.6 else "#d32f2f"
+        parts.append(
+            f'<g class="pt"><title>{escape(weeks[index])} 按时 {share:.0%}</title>'
+            f'<circle cx="{x(index):.1f}" cy="{y(share):.1f}" r="3.8" fill="{colour}" '
+            'stroke="#fff" stroke-width="1.2"/></g>'
+        )
+    if not known:
+        parts.append(
+            f'<text x="{pad_l + plot_w / 2:.1f}" y="{pad_t + plot_h / 2:.1f}" '
+            f'text-anchor="middle" font-size="{font + 1}" fill="#888">暂无应报记录</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, render_template, request, send_file, url_
 from markupsafe import Markup
 
 from bot.config import SLOTS, Config
-from bot.links import LinkError, NoKey, link_key, read_view
+from bot.links import SALT, LinkError, NoKey, link_key, read_view
 from bot.web.app import get_context
 from bot.web.sim import sim_now
 from bot.web.svg_chart import PHONE, WIDE, points_from_contacts, temperature_chart
@@ -72,21 +72,23 @@ def day_label(day: dt.date) -> str:
     return f"{dates.day_label(day)}（周{WEEK[day.weekday()]}）"
 
 
-def _open(token: str) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.datetime]:
+def _open(
+    token: str, salt: str = SALT
+) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.datetime]:
     """The database, settings, unit, date and current time a token grants, or a ViewError."""
-    db, config, unit, day, now, _message = _open_with_message(token)
+    db, config, unit, day, now, _message = _open_with_message(token, salt)
     return db, config, unit, day, now
 
 
 def _open_with_message(
-    token: str,
+    token: str, salt: str = SALT
 ) -> tuple[sqlite_utils.Database, Config, dict, dt.date, dt.datetime, int | None]:
     """`_open`, and the outbox id of the message that carried the link (when one did)."""
     ctx = get_context()
     now = sim_now(ctx.db, ctx.config)
     try:
         code, day, message = read_view(
-            link_key(ctx.db, ctx.config), token, now, ctx.config.link_days
+            link_key(ctx.db, ctx.config), token, now, ctx.config.link_days, salt
         )
     except LinkError as error:
         raise ViewError(403, "链接无法打开", str(error)) from None

@@ -1,0 +1,261 @@
+"""The weekly pack (每周会商, DESIGN §11): a unit's week — subjects, each member's record (考核),
+problems and the 请核实 flags — as JSON, text and the Monday send; and the daily flag note
+to monitors (督查)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Callable
+
+import sqlite_utils
+
+from bot.config import Config
+from bot.links import review_link
+from handlers.dates import day_label
+from schedules.digest import ABOVE_VILLAGE, UnitTree, UnknownUnit, names_text
+from schedules.supervision import (
+    FLAG_CN,
+    Activity,
+    Flag,
+    all_flags,
+    load_activity,
+    member_records,
+)
+from storage.needs import week_problems
+from storage.outbox import send_key
+from storage.people import roles_of
+from storage.units import MAX_DEPTH
+
+Send = Callable[[dict, str, str, str], bool]
+_WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$")
+
+
+class BadWeek(ValueError):
+    "Not an ISO week like 2026-W10."
+
+
+def week_start(text: str) -> dt.date:
+    """The Monday of an ISO week written 2026-W10."""
+    match = _WEEK.match(text.strip().upper())
+    if not match:
+        raise BadWeek(f"expected a week like 2026-W10, got {text!r}")
+    try:
+        return dt.date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError:
+        raise BadWeek(f"no such week: {text!r}") from None
+
+
+def week_name(start: dt.date) -> str:
+    year, week, _ = start.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def monday_of(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def _tree(root: str) -> str:
+    return (
+        "WITH RECURSIVE tree(code, depth) AS (SELECT :root, 0 UNION ALL"
+        " SELECT u.code, t.depth + 1 FROM units u JOIN tree t ON u.parent = t.code"
+        f" WHERE t.depth < {MAX_DEPTH}) "
+    )
+
+
+def _last_day(subject: dict) -> str:
+    """The last day a subject was (or will be) monitored."""
+    if subject["status"] == "active" or not subject["released_on"]:
+        return subject["end_date"]
+    before = dt.date.fromisoformat(subject["released_on"]) - dt.timedelta(days=1)
+    return min(subject["end_date"], before.isoformat())
+
+
+def week_subjects(db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date) -> dict:
+    """Subjects monitored on a day of the week, begun in it, released in it (their last day
+    was the day before one of its days) and with an abnormal report in it."""
+    rows = [
+        dict(zip(("id", "start_date", "end_date", "status", "released_on"), row, strict=True))
+        for row in db.conn.execute(
+            f"""{_tree(unit)}SELECT s.id, s.start_date, s.end_date, s.status, s.released_on
+                FROM subjects s WHERE s.unit IN (SELECT code FROM tree)
+                AND s.start_date <= :end AND s.end_date >= :before""",
+            {
+                "root": unit,
+                "end": end.isoformat(),
+                "before": (start - dt.timedelta(days=1)).isoformat(),
+            },
+        )
+    ]
+    first, last = start.isoformat(), end.isoformat()
+    before = (start - dt.timedelta(days=1)).isoformat()
+    active = [r for r in rows if r["start_date"] <= last and _last_day(r) >= first]
+    abnormal = db.conn.execute(
+        f"""{_tree(unit)}SELECT count(DISTINCT c.subject_id) FROM contacts c
+            JOIN subjects s ON s.id = c.subject_id
+            WHERE c.current = 1 AND c.status = 'abnormal' AND c.date BETWEEN :first AND :last
+            AND s.unit IN (SELECT code FROM tree)""",
+        {"root": unit, "first": first, "last": last},
+    ).fetchone()[0]
+    return {
+        "active": len(active),
+        "new": sum(first <= r["start_date"] <= last for r in rows),
+        "released": sum(
+            r["start_date"] <= _last_day(r) and before <= _last_day(r) < last for r in rows
+        ),
+        "abnormal": abnormal,
+    }
+
+
+def build_review(
+    db: sqlite_utils.Database,
+    config: Config,
+    unit: str,
+    start: dt.date,
+    now: dt.datetime,
+    activity: Activity | None = None,
+) -> dict:
+    """The pack of the week beginning `start` (a Monday) for a unit's tree, as of `now`."""
+    row = db.conn.execute("SELECT code, name FROM units WHERE code = ?", [unit]).fetchone()
+    if row is None:
+        raise UnknownUnit(unit)
+    end = start + dt.timedelta(days=6)
+    activity = activity or load_activity(db, config, unit, start, end, now)
+    flags = all_flags(activity, config.supervision)
+    return {
+        "unit": row[0],
+        "unit_name": row[1],
+        "week": week_name(start),
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "subjects": week_subjects(db, unit, start, end),
+        "members": member_records(activity, flags),
+        "problems": week_problems(db, unit, start, end, now),
+        "flags": [flag.as_json() for flag in flags],
+    }
+
+
+def on_time_share(member: dict) -> float | None:
+    return member["on_time"] / member["expected"] if member["expected"] else None
+
+
+def review_text(pack: dict, link: str) -> str:
+    """The pack as a phone message: the totals, the members to look at, the flags."""
+    start, end = dt.date.fromisoformat(pack["from"]), dt.date.fromisoformat(pack["to"])
+    subjects, problems, members = pack["subjects"], pack["problems"], pack["members"]
+    expected = sum(m["expected"] for m in members)
+    on_time = sum(m["on_time"] for m in members)
+    lines = [
+        f"【{pack['unit_name']} 每周会商】{pack['week']}（{day_label(start)}—{day_label(end)}）",
+        f"在管 {subjects['active']} 人，新增 {subjects['new']}，解除 {subjects['released']}，"
+        f"出现异常 {subjects['abnormal']} 人",
+    ]
+    if expected:
+        late = sum(m["late"] for m in members)
+        missed = sum(m["missed"] for m in members)
+        lines.append(
+            f"联系 应报 {expected}，按时 {on_time}（{on_time / expected:.0%}），迟报 {late}，"
+            f"未报 {missed}"
+        )
+    behind = sorted(
+        (m for m in members if m["expected"] and (m["late"] or m["missed"])),
+        key=lambda m: (on_time_share(m) or 0, m["member"]),
+    )
+    if behind:
+        shown = [f"{m['member']}（迟{m['late']} 未{m['missed']}）" for m in behind]
+        lines.append(f"需督促：{names_text(shown, 6)}")
+    lines.append(
+        f"问题 新增 {problems['opened']}，办结 {problems['closed']}，未办结 {problems['open']}"
+        + (f"（超期 {problems['overdue']}）" if problems["overdue"] else "")
+    )
+    if pack["flags"]:
+        lines.append(f"请核实 {len(pack['flags'])} 条：")
+        for flag in pack["flags"][:5]:
+            lines.append(f"· {flag['member']}：{FLAG_CN[flag['kind']]}")
+        if len(pack["flags"]) > 5:
+            lines.append(f"· …另 {len(pack['flags']) - 5} 条，见详情")
+    else:
+        lines.append("请核实：无")
+    lines.append(f"查看详情：{link}")
+    return "\n".join(lines)
+
+
+def review_recipients(tree: UnitTree, people: list[dict]) -> dict[str, list[dict]]:
+    """Every secretary: their village's pack; monitors (and secretaries) above villages:
+    their unit's roll-up."""
+    found: dict[str, list[dict]] = defaultdict(list)
+    for person in people:
+        unit = tree.get(person["unit"])
+        if unit is None:
+            continue
+        roles = roles_of(person)
+        if unit.level in ABOVE_VILLAGE:
+            if roles & {"secretary", "monitor"}:
+                found[unit.code].append(person)
+        elif "secretary" in roles:
+            village = tree.village_of(unit.code)
+            if village:
+                found[village].append(person)
+    return found
+
+
+def _people(db: sqlite_utils.Database) -> list[dict]:
+    return list(db.query("SELECT * FROM people WHERE active ORDER BY id"))
+
+
+def weekly_review(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime) -> int:
+    """Monday's job: the past week's pack to its recipients, once per (unit, person, week)."""
+    start = monday_of(now.date()) - dt.timedelta(days=7)
+    tree = UnitTree.load(db)
+    sent = 0
+    for code, people in sorted(review_recipients(tree, _people(db)).items()):
+        pack = build_review(db, config, code, start, now)
+        if not pack["subjects"]["active"] and not pack["members"]:
+            continue
+        text = review_text(pack, review_link(db, config, code, start, now))
+        for person in people:
+            target = f"{code}/person:{person['id']}"
+            key = send_key(kind="review", target=target, day=start, slot="week")
+            sent += int(send(person, "review", text, key))
+    return sent
+
+
+def flags_text(flags: list[Flag], day: dt.date, villages: dict[int, str]) -> str:
+    lines = [f"【督查提示·请核实】{day_label(day)}发现 {len(flags)} 条情况，仅供核实，不作结论："]
+    for flag in flags:
+        where = f"（{villages[flag.member_id]}）" if villages.get(flag.member_id) else ""
+        lines.append(f"· {flag.member}{where} {FLAG_CN[flag.kind]}：{flag.detail}")
+    return "\n".join(lines)
+
+
+def daily_flags(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime) -> int:
+    """Each monitor gets the flags first raised today in the units they watch (the last 7
+    days counted), one message a day, none when there is nothing new."""
+    day = now.date()
+    tree = UnitTree.load(db)
+    people = _people(db)
+    monitors = [p for p in people if "monitor" in roles_of(p) and tree.get(p["unit"])]
+    if not monitors:
+        return 0
+    start = day - dt.timedelta(days=6)
+    unit_of = {p["id"]: p["unit"] for p in people}
+    by_root: dict[str, list[Flag]] = {}
+    sent = 0
+    for monitor in monitors:
+        root = monitor["unit"]
+        if root not in by_root:
+            activity = load_activity(db, config, root, start, day, now)
+            by_root[root] = [f for f in all_flags(activity, config.supervision) if f.day == day]
+        flags = by_root[root]
+        if not flags:
+            continue
+        villages = {}
+        for flag in flags:
+            village = tree.village_of(unit_of.get(flag.member_id, ""))
+            if village and village != tree.village_of(root):
+                villages[flag.member_id] = tree.units[village].name
+        text = flags_text(flags, day, villages)
+        key = send_key(kind="review", target=f"person:{monitor['id']}", day=day, slot="flags")
+        sent += int(send(monitor, "review", text, key))
+    return sent

@@ -1,0 +1,581 @@
+"""督查: what the stored reports say about how the work was done (DESIGN §11).
+
+`load_activity` reads a unit tree's members, their subjects, their reports (with the raw
+text of the messages that carried them) and their prompts over a date range, as of `now`;
+everything else here is a pure function of that `Activity` and the `[supervision]`
+thresholds. A flag asks someone to check (请核实); it never says that anyone cheated, and
+it always carries the evidence that raised it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from bot.config import SLOTS, Config, Supervision
+from handlers.dates import day_label
+from storage.people import roles_of
+from storage.units import MAX_DEPTH
+
+SLOT_CN = {"morning": "早", "noon": "中", "evening": "晚"}
+FLAG_KINDS = ("copy_paste", "flat_readings", "burst", "before_prompt", "cover_heavy")
+FLAG_CN = {
+    "copy_paste": "上报文字多次完全相同",
+    "flat_readings": "所有对象体温连续相同",
+    "burst": "提示发出后数秒内报完全部对象",
+    "before_prompt": "提示发出前已上报",
+    "cover_heavy": "多数对象由他人代报",
+}
+
+SlotKey = tuple[dt.date, str]  # (date, slot)
+
+
+@dataclass(frozen=True)
+class Report:
+    """One report row (current or replaced, never revoked) of a subject in the range."""
+
+    id: int
+    subject_id: int
+    day: dt.date
+    slot: str
+    member_id: int | None
+    temperature: float | None
+    at: dt.datetime
+    inbox_id: int | None
+    current: bool
+
+
+@dataclass
+class Activity:
+    """A unit tree's members and what they did from `start` to `end`, as of `now`."""
+
+    start: dt.date
+    end: dt.date
+    now: dt.datetime
+    deadlines: dict[SlotKey, dt.datetime] = field(default_factory=dict)
+    prompt_times: dict[str, dt.time] = field(default_factory=dict)
+    members: dict[int, str] = field(default_factory=dict)  # id → name, roster order
+    subjects: dict[int, str] = field(default_factory=dict)  # id → name
+    # member → the subjects assigned to them on each day: {member: {date: [subject ids]}}
+    duty: dict[int, dict[dt.date, list[int]]] = field(default_factory=dict)
+    shared: set[int] = field(default_factory=set)  # subjects with two or more members
+    reports: list[Report] = field(default_factory=list)
+    texts: dict[int, str] = field(default_factory=dict)  # inbox id → text
+    prompts: dict[tuple[int, dt.date, str], dt.datetime] = field(default_factory=dict)
+
+    # reports by member and current reports by subject, built on first use (see `_index`)
+    _by_member: dict[int | None, list[Report]] = field(default_factory=dict, repr=False)
+    _by_subject: dict[int, list[Report]] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=-1, repr=False)
+
+    def _index(self) -> None:
+        if self._indexed == len(self.reports):
+            return
+        self._by_member, self._by_subject = defaultdict(list), defaultdict(list)
+        for report in self.reports:
+            self._by_member[report.member_id].append(report)
+            if report.current:
+                self._by_subject[report.subject_id].append(report)
+        self._indexed = len(self.reports)
+
+    def reports_by(self, member_id: int) -> list[Report]:
+        """The member's own reports (current or replaced)."""
+        self._index()
+        return self._by_member.get(member_id, [])
+
+    def current_of(self, subject_id: int) -> list[Report]:
+        """The subject's current reports in the range."""
+        self._index()
+        return self._by_subject.get(subject_id, [])
+
+    def days(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+
+    def due(self) -> list[SlotKey]:
+        """The (date, slot)s of the range whose deadline has passed as of `now`."""
+        return [
+            (day, slot)
+            for day in self.days()
+            for slot in SLOTS
+            if self.deadlines[(day, slot)] <= self.now
+        ]
+
+    def prompt_at(self, member_id: int, key: SlotKey) -> dt.datetime:
+        """When the member's prompt for the slot went (the outbox), else the slot's time."""
+        day, slot = key
+        found = self.prompts.get((member_id, day, slot))
+        if found is not None:
+            return found
+        return dt.datetime.combine(day, self.prompt_times[slot], tzinfo=self.now.tzinfo)
+
+
+@dataclass(frozen=True)
+class Flag:
+    kind: str
+    member_id: int
+    member: str
+    day: dt.date
+    detail: str
+
+    def as_json(self) -> dict:
+        return {
+            "kind": self.kind,
+            "member": self.member,
+            "date": self.day.isoformat(),
+            "detail": self.detail,
+        }
+
+
+def _tree_sql(root: str) -> str:
+    return (
+        "WITH RECURSIVE tree(code, depth) AS (SELECT :root, 0 UNION ALL"
+        " SELECT u.code, t.depth + 1 FROM units u JOIN tree t ON u.parent = t.code"
+        f" WHERE t.depth < {MAX_DEPTH}) "
+    )
+
+
+def _moment(stamp: str, tz: dt.tzinfo | None) -> dt.datetime:
+    value = dt.datetime.fromisoformat(stamp)
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def _active(subject: dict, day: str) -> bool:
+    # storage.subjects.ACTIVE_ON, in memory
+    return subject["start_date"] <= day <= subject["end_date"] and (
+        subject["status"] == "active"
+        or (subject["released_on"] is not None and day < subject["released_on"])
+    )
+
+
+def load_activity(
+    db: sqlite_utils.Database,
+    config: Config,
+    root: str,
+    start: dt.date,
+    end: dt.date,
+    now: dt.datetime,
+) -> Activity:
+    """Everything the flags and the members' record need for the unit tree under `root`."""
+    tz = config.tz
+    found = Activity(start=start, end=end, now=now)
+    found.prompt_times = {slot: config.slots[slot].prompt for slot in SLOTS}
+    for day in found.days():
+        for slot in SLOTS:
+            found.deadlines[(day, slot)] = dt.datetime.combine(
+                day, config.slots[slot].deadline, tzinfo=tz
+            )
+    params = {"root": root, "start": start.isoformat(), "end": end.isoformat()}
+    subjects = {
+        row[0]: dict(
+            zip(("id", "name", "start_date", "end_date", "status", "released_on"), row, strict=True)
+        )
+        for row in db.conn.execute(
+            f"""{_tree_sql(root)}SELECT s.id, s.name, s.start_date, s.end_date, s.status,
+                   s.released_on FROM subjects s
+                WHERE s.unit IN (SELECT code FROM tree)
+                AND s.start_date <= :end AND s.end_date >= :start""",
+            params,
+        )
+    }
+    found.subjects = {sid: s["name"] for sid, s in subjects.items()}
+    people = {
+        row[0]: {"id": row[0], "name": row[1], "roles": row[2]}
+        for row in db.conn.execute(
+            f"""{_tree_sql(root)}SELECT p.id, p.name, p.roles FROM people p
+                WHERE p.active AND (p.unit IN (SELECT code FROM tree) OR p.id IN (
+                    SELECT a.person_id FROM assignments a JOIN subjects s ON s.id = a.subject_id
+                    WHERE s.unit IN (SELECT code FROM tree)))
+                ORDER BY p.id""",
+            params,
+        )
+    }
+    assigned: dict[int, list[int]] = defaultdict(list)
+    counts: Counter[int] = Counter()
+    if subjects:
+        marks = ",".join("?" * len(subjects))
+        for sid, pid in db.conn.execute(
+            f"SELECT subject_id, person_id FROM assignments WHERE subject_id IN ({marks})"
+            " ORDER BY subject_id, position",
+            list(subjects),
+        ):
+            counts[sid] += 1
+            if pid in people:
+                assigned[pid].append(sid)
+    found.shared = {sid for sid, count in counts.items() if count > 1}
+    for pid, person in people.items():
+        if "member" not in roles_of(person) and pid not in assigned:
+            continue
+        found.members[pid] = person["name"]
+        found.duty[pid] = {
+            day: [sid for sid in assigned.get(pid, []) if _active(subjects[sid], day.isoformat())]
+            for day in found.days()
+        }
+    # current reports through the partial index on (subject_id, date, slot); the reports they
+    # replaced (for the first time a subject was reported) through the members' messages
+    rows: dict[int, tuple] = {}
+    columns = "id, subject_id, date, slot, member_id, temperature, reported_at, inbox_id, current"
+    for chunk in _chunks(sorted(subjects)):
+        marks = ",".join("?" * len(chunk))
+        for row in db.conn.execute(
+            f"SELECT {columns} FROM contacts WHERE current = 1 AND subject_id IN ({marks})"
+            " AND date BETWEEN ? AND ?",
+            [*chunk, start.isoformat(), end.isoformat()],
+        ):
+            rows[row[0]] = row
+    for chunk in _chunks(sorted(found.members)):
+        marks = ",".join("?" * len(chunk))
+        for row in db.conn.execute(
+            f"SELECT {columns} FROM contacts WHERE inbox_id IN"
+            f" (SELECT id FROM inbox WHERE person_id IN ({marks}))"
+            " AND current = 0 AND revoked = 0 AND date BETWEEN ? AND ?",
+            [*chunk, start.isoformat(), end.isoformat()],
+        ):
+            if row[1] in subjects:
+                rows[row[0]] = row
+    for row_id in sorted(rows):
+        row = rows[row_id]
+        at = _moment(row[6], tz)
+        if at > now:
+            continue
+        found.reports.append(
+            Report(
+                row[0],
+                row[1],
+                dt.date.fromisoformat(row[2]),
+                row[3],
+                row[4],
+                row[5],
+                at,
+                row[7],
+                bool(row[8]),
+            )
+        )
+    inbox_ids = sorted({r.inbox_id for r in found.reports if r.inbox_id is not None})
+    for chunk in _chunks(inbox_ids):
+        marks = ",".join("?" * len(chunk))
+        found.texts.update(
+            db.conn.execute(f"SELECT id, text FROM inbox WHERE id IN ({marks})", chunk)
+        )
+    # prompts, keyed prompt|person:ID|DATE|SLOT (storage.outbox.send_key), through the
+    # outbox's index on person_id (the outbox has no index on its time)
+    for chunk in _chunks(sorted(found.members)):
+        marks = ",".join("?" * len(chunk))
+        for key, at, sent_at in db.conn.execute(
+            f"SELECT send_key, at, sent_at FROM outbox WHERE person_id IN ({marks})"
+            " AND kind = 'prompt' AND send_key IS NOT NULL",
+            chunk,
+        ):
+            parts = key.split("|")
+            if len(parts) != 4 or not parts[1].startswith("person:"):
+                continue
+            pid, day = int(parts[1].split(":", 1)[1]), dt.date.fromisoformat(parts[2])
+            if pid not in found.members or not start <= day <= end:
+                continue
+            # delivered later than planned (a catch-up): the member saw it then
+            moment = _moment(at, tz)
+            if sent_at:
+                moment = max(moment, _moment(sent_at, tz))
+            if moment <= now:
+                found.prompts[(pid, day, parts[3])] = moment
+    return found
+
+
+def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+# --- the flags: pure functions of an Activity and the thresholds ----------------------------
+
+_SLOT_MARK = re.compile(r"^(?:补报)?(?:早上|早间|上午|早|中午|午间|下午|中|晚上|晚间|傍晚|晚)")
+_NOISE = re.compile(r"[\s,，。.、:：;；!！?？~～\-—()（）\[\]【】]+")
+
+
+def normalized(text: str) -> str:
+    """Report text as compared for copy_paste: width, spaces, punctuation and a leading slot
+    marker do not count (a copy edited to say 晚 instead of 早 is still the copy)."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    text = _SLOT_MARK.sub("", text)
+    return _NOISE.sub("", text)
+
+
+def _order(key: SlotKey) -> tuple[dt.date, int]:
+    return key[0], SLOTS.index(key[1])
+
+
+def _when(keys: Iterable[SlotKey], limit: int = 6) -> str:
+    ordered = sorted(set(keys), key=_order)
+    shown = "、".join(f"{day_label(day)}{SLOT_CN[slot]}" for day, slot in ordered[:limit])
+    return shown + (f"等{len(ordered)}次" if len(ordered) > limit else "")
+
+
+def _own(activity: Activity, member_id: int) -> list[Report]:
+    return activity.reports_by(member_id)
+
+
+def copy_paste(activity: Activity, settings: Supervision) -> list[Flag]:
+    """The same report text, with `copy_paste_readings` temperatures or more in it, sent for
+    `copy_paste_slots` slots or more. Two honest readings match by chance now and then, so a
+    text is counted only when readings × (slots − 1) reaches `copy_paste_repeats`: a text of
+    two readings must recur on 6 slots, one of three or four on 4, one of five on 3."""
+    flags = []
+    for member_id, name in activity.members.items():
+        slots_of: dict[int, set[SlotKey]] = defaultdict(set)
+        readings: Counter[int] = Counter()
+        for report in _own(activity, member_id):
+            if report.inbox_id is None or report.inbox_id not in activity.texts:
+                continue
+            slots_of[report.inbox_id].add((report.day, report.slot))
+            if report.temperature is not None:
+                readings[report.inbox_id] += 1
+        by_text: dict[str, set[SlotKey]] = defaultdict(set)
+        original: dict[str, tuple[str, int]] = {}
+        for inbox_id, keys in sorted(slots_of.items()):
+            if readings[inbox_id] < settings.copy_paste_readings:
+                continue
+            text = normalized(activity.texts[inbox_id])
+            by_text[text] |= keys
+            original.setdefault(text, (activity.texts[inbox_id].strip(), readings[inbox_id]))
+        repeated = []
+        for text, keys in by_text.items():
+            count = original[text][1]
+            if (
+                len(keys) >= settings.copy_paste_slots
+                and count * (len(keys) - 1) >= settings.copy_paste_repeats
+            ):
+                repeated.append((sorted(keys, key=_order), original[text][0]))
+        if not repeated:
+            continue
+        repeated.sort(key=lambda found: (-len(found[0]), _order(found[0][0])))
+        reached = min(keys[settings.copy_paste_slots - 1][0] for keys, _ in repeated)
+        keys, shown = repeated[0]
+        shown = shown.replace("\n", " ")
+        shown = shown if len(shown) <= 30 else shown[:30] + "…"
+        detail = f"“{shown}”在{_when(keys, 4)}一字不差（体温也完全相同）"
+        if len(repeated) > 1:
+            more = sum(len(keys) for keys, _ in repeated[1:])
+            detail += f"，另有{len(repeated) - 1}段文字共{more}次同样重复"
+        flags.append(Flag("copy_paste", member_id, name, reached, detail + "，请核实"))
+    return flags
+
+
+def flat_readings(activity: Activity, settings: Supervision) -> list[Flag]:
+    """Every subject of the member at one temperature, `flat_slots` slots running; the run
+    must hold `flat_repeats` readings beyond the first of each slot (two subjects need a
+    longer run than five: two equal readings happen by chance far more often)."""
+    flags = []
+    for member_id, name in activity.members.items():
+        by_slot: dict[SlotKey, dict[int, float]] = defaultdict(dict)
+        for report in _own(activity, member_id):
+            if report.current and report.temperature is not None:
+                by_slot[(report.day, report.slot)][report.subject_id] = report.temperature
+        run: list[SlotKey] = []
+        repeats = 0
+        best: tuple[list[SlotKey], int, float] | None = None
+        reached: dt.date | None = None
+        for key in sorted(by_slot, key=_order):
+            values = set(by_slot[key].values())
+            if len(by_slot[key]) >= 2 and len(values) == 1:
+                run.append(key)
+                repeats += len(by_slot[key]) - 1
+                if len(run) >= settings.flat_slots and repeats >= settings.flat_repeats:
+                    reached = reached or key[0]
+                    if best is None or len(run) > len(best[0]):
+                        best = (list(run), repeats, next(iter(values)))
+            else:
+                run, repeats = [], 0
+        if best is not None and reached is not None:
+            keys, _, value = best
+            names = "、".join(activity.subjects[sid] for sid in sorted(by_slot[keys[-1]]))
+            flags.append(
+                Flag(
+                    "flat_readings",
+                    member_id,
+                    name,
+                    reached,
+                    f"{names}在{_when(keys[:1])}至{_when(keys[-1:])}连续{len(keys)}次"
+                    f"体温都是{value:.1f}℃，请核实",
+                )
+            )
+    return flags
+
+
+def burst(activity: Activity, settings: Supervision) -> list[Flag]:
+    """The member's whole list reported within `burst_seconds` of the prompt, on
+    `burst_days` days or more."""
+    flags = []
+    for member_id, name in activity.members.items():
+        first: dict[tuple[int, SlotKey], dt.datetime] = {}
+        for report in _own(activity, member_id):
+            key = (report.subject_id, (report.day, report.slot))
+            first[key] = min(first.get(key, report.at), report.at)
+        fast: list[tuple[SlotKey, float]] = []
+        for day, slot in activity.due():
+            listed = activity.duty[member_id].get(day, [])
+            if not listed or (member_id, day, slot) not in activity.prompts:
+                continue
+            times = [first.get((sid, (day, slot))) for sid in listed]
+            if any(t is None for t in times):
+                continue
+            prompt = activity.prompts[(member_id, day, slot)]
+            seconds = max((t - prompt).total_seconds() for t in times if t is not None)
+            earliest = min((t - prompt).total_seconds() for t in times if t is not None)
+            if earliest >= 0 and seconds <= settings.burst_seconds:
+                fast.append(((day, slot), seconds))
+        days = sorted({key[0] for key, _ in fast})
+        if len(days) >= settings.burst_days:
+            worst = max(seconds for _, seconds in fast)
+            flags.append(
+                Flag(
+                    "burst",
+                    member_id,
+                    name,
+                    days[settings.burst_days - 1],
+                    f"{len(days)}天共{len(fast)}次在提示发出后{worst:.0f}秒内报完全部对象"
+                    f"（{_when(key for key, _ in fast)}），请核实是否逐一联系",
+                )
+            )
+    return flags
+
+
+def before_prompt(activity: Activity, settings: Supervision) -> list[Flag]:
+    """Reports for a slot sent `before_prompt_minutes` or more before its prompt, on
+    `before_prompt_slots` slots or more."""
+    flags = []
+    margin = dt.timedelta(minutes=settings.before_prompt_minutes)
+    for member_id, name in activity.members.items():
+        early: dict[SlotKey, dt.timedelta] = {}
+        for report in _own(activity, member_id):
+            key = (report.day, report.slot)
+            ahead = activity.prompt_at(member_id, key) - report.at
+            if ahead >= margin:
+                early[key] = max(early.get(key, ahead), ahead)
+        if len(early) >= settings.before_prompt_slots:
+            keys = sorted(early, key=_order)
+            most = max(early.values())
+            flags.append(
+                Flag(
+                    "before_prompt",
+                    member_id,
+                    name,
+                    keys[settings.before_prompt_slots - 1][0],
+                    f"{_when(keys)}的报告在该时段提示之前就已发出"
+                    f"（最早提前{int(most.total_seconds() // 60)}分钟），请核实",
+                )
+            )
+    return flags
+
+
+def cover_heavy(activity: Activity, settings: Supervision) -> list[Flag]:
+    """Most of the member's own (unshared) subject-slots reported by someone else."""
+    flags = []
+    due = set(activity.due())
+    for member_id, name in activity.members.items():
+        mine = {
+            (sid, (day, slot))
+            for day, slot in due
+            for sid in activity.duty[member_id].get(day, [])
+            if sid not in activity.shared
+        }
+        by_self = 0
+        others: Counter[int] = Counter()
+        reached: dt.date | None = None  # the first day the counts so far crossed the line
+        mine_reports = [
+            r
+            for sid in {sid for sid, _ in mine}
+            for r in activity.current_of(sid)
+            if (r.subject_id, (r.day, r.slot)) in mine
+        ]
+        for report in sorted(mine_reports, key=lambda r: _order((r.day, r.slot))):
+            if report.member_id == member_id:
+                by_self += 1
+            elif report.member_id is not None:
+                others[report.member_id] += 1
+            covered = sum(others.values())
+            if (
+                covered >= settings.cover_min_slots
+                and covered / (by_self + covered) > settings.cover_share
+            ):
+                reached = reached or report.day
+            else:
+                reached = None
+        covered = sum(others.values())
+        total = by_self + covered
+        if reached is not None:
+            who = "、".join(
+                f"{activity.members.get(pid, '他人')}{count}次"
+                for pid, count in others.most_common()
+            )
+            flags.append(
+                Flag(
+                    "cover_heavy",
+                    member_id,
+                    name,
+                    reached,
+                    f"所负责对象已报{total}次中{covered}次由他人上报（{who}），请核实",
+                )
+            )
+    return flags
+
+
+CHECKS = (copy_paste, flat_readings, burst, before_prompt, cover_heavy)
+
+
+def all_flags(activity: Activity, settings: Supervision) -> list[Flag]:
+    """Every flag of the range, in roster order of the members, then by kind."""
+    order = {member_id: n for n, member_id in enumerate(activity.members)}
+    found = [flag for check in CHECKS for flag in check(activity, settings)]
+    return sorted(found, key=lambda f: (order[f.member_id], FLAG_KINDS.index(f.kind), f.day))
+
+
+# --- the members' record (考核) --------------------------------------------------------------
+
+
+def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
+    """Per member: expected subject-slots (due by `now`), on time, late, missed (a report by
+    anyone counts, as the deadline alert counts it), median minutes from the prompt to the
+    member's own reports, and the kinds of flags raised."""
+    current = {(r.subject_id, (r.day, r.slot)): r for r in activity.reports if r.current}
+    kinds: dict[int, list[str]] = defaultdict(list)
+    for flag in flags:
+        if flag.kind not in kinds[flag.member_id]:
+            kinds[flag.member_id].append(flag.kind)
+    records = []
+    due = activity.due()
+    for member_id, name in activity.members.items():
+        expected = on_time = late = 0
+        minutes: list[float] = []
+        for key in due:
+            for sid in activity.duty[member_id].get(key[0], []):
+                expected += 1
+                report = current.get((sid, key))
+                if report is None:
+                    continue
+                if report.at <= activity.deadlines[key]:
+                    on_time += 1
+                else:
+                    late += 1
+                if report.member_id == member_id:
+                    delay = report.at - activity.prompt_at(member_id, key)
+                    minutes.append(delay.total_seconds() / 60)
+        if not expected and member_id not in kinds:
+            continue
+        records.append(
+            {
+                "member": name,
+                "expected": expected,
+                "on_time": on_time,
+                "late": late,
+                "missed": expected - on_time - late,
+                "median_minutes": round(statistics.median(minutes)) if minutes else None,
+                "flags": sorted(kinds[member_id], key=FLAG_KINDS.index),
+            }
+        )
+    return records
