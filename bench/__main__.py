@@ -11,7 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-PARTS = ("bench.parser", "bench.callback", "bench.routine", "bench.load", "bench.roster")
+PARTS = (
+    "bench.parser",
+    "bench.callback",
+    "bench.routine",
+    "bench.load",
+    "bench.roster",
+    "bench.province",
+)
 RESULTS = Path(__file__).with_name("results.json")
 
 
