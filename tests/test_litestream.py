@@ -149,3 +149,12 @@ def test_a_restored_replica_serves_and_loses_only_the_last_moments(
         "SELECT COUNT(*) FROM inbox WHERE dedup_key = 'work:msg:99'"
     ).fetchone() == (1,)
     conn.close()
+
+
+def test_the_example_config_names_the_database_and_its_replica() -> None:
+    assert BINARY is not None, "CI=true: litestream must be installed (make test installs it)"
+    example = Path(__file__).resolve().parent.parent / "examples" / "litestream.yml"
+    listed = subprocess.run(
+        [BINARY, "databases", "-config", str(example)], check=True, capture_output=True, text=True
+    ).stdout
+    assert "/srv/gridwatch/gridwatch.db" in listed and "file" in listed
