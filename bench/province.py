@@ -45,6 +45,7 @@ from bench.harness import (
     report_text,
     server_env,
     worker_rss_mb,
+    workers_cpu_seconds,
 )
 from bench.paced import PacedResult, run_paced
 from bot.config import SLOTS, Config
@@ -98,6 +99,10 @@ class DayResult:
     @property
     def callback_p50(self) -> float:
         return max((c["p50"] for c in self.callbacks.values()), default=0.0)
+
+    @property
+    def callback_cpu_us(self) -> float:
+        return max((c.get("cpu_us", 0) for c in self.callbacks.values()), default=0.0)
 
     @property
     def callbacks_failed(self) -> int:
@@ -256,13 +261,15 @@ def run_day(
             for due in sorted({job.due for job in jobs}):
                 due_now = [job for job in jobs if job.due == due]
                 load: threading.Thread | None = None
-                paced: dict[str, PacedResult] = {}
+                paced: dict[str, PacedResult | float] = {}
                 for job in due_now:
                     if job.name.startswith("prompt:"):
                         slot = job.name.split(":")[1]
 
                         def offer(slot: str = slot, into: dict = paced) -> None:
+                            cpu = workers_cpu_seconds(master.pid)
                             into[slot] = run_paced(url, posts_files[slot], rate, window)
+                            into[f"{slot}:cpu"] = workers_cpu_seconds(master.pid) - cpu
 
                         load = threading.Thread(target=offer)
                         load.start()
@@ -289,11 +296,16 @@ def run_day(
                 if load is not None:
                     load.join()
                     for slot, measured in paced.items():
-                        result.callbacks[slot] = asdict(measured)
+                        if slot.endswith(":cpu"):
+                            continue
+                        cpu = paced[f"{slot}:cpu"] / max(1, measured.answered)
+                        result.callbacks[slot] = asdict(measured) | {"cpu_us": round(cpu * 1e6)}
                         say(
                             f"  callbacks after the {slot} prompt: p50 {measured.p50:.1f} ms"
                             f" p99 {measured.p99:.1f} ms, {measured.answered} answered,"
-                            f" {measured.failed} failed"
+                            f" {measured.failed} failed; {cpu * 1e6:.0f} µs of the serving"
+                            " processes' CPU per callback (steadier than the latency on a"
+                            f" busy machine; load {os.getloadavg()[0]:.1f})"
                         )
                 for job in due_now:
                     slot = job.name.split(":")[-1]
@@ -371,6 +383,7 @@ def growth_table(results: list[DayResult]) -> str:
             lambda r: f"{r.callback_p50:.0f} / {r.callback_p99:.0f}",
         ),
         ("callbacks failed", lambda r: f"{r.callbacks_failed}"),
+        ("serving CPU per callback (µs)", lambda r: f"{r.callback_cpu_us:.0f}"),
         (
             "RSS serving / schedule (MB)",
             lambda r: f"{r.rss_serving_mb:.0f} / {r.rss_schedule_mb:.0f}",
