@@ -46,7 +46,7 @@ CONNECTIONS = 32
 WRK_THREADS = 2
 # request threads per worker: more than one lets the process's messages share commits
 # (group commit, bot/wechat/group_commit.py); BENCH_THREADS overrides, to compare
-SERVING_THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+SERVING_THREADS = int(os.environ.get("BENCH_THREADS", "8"))
 
 
 def run_wrk(url: str, posts_file: Path, seconds: int = SECONDS) -> dict:
