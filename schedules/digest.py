@@ -202,6 +202,7 @@ def load_reports(
     day: dt.date,
     as_of: dt.datetime | None,
     subject_ids: Sequence[int],
+    root: str | None = None,
 ) -> Reports:
     """The report of each (subject, slot) of `day` as it stood at `as_of` (None: now).
 
@@ -224,7 +225,20 @@ def load_reports(
         "as_of": clock.text,
     }
     if len(wanted) > _WHOLE_DAY:
-        queries = [(f"SELECT {columns} FROM contacts c WHERE c.date = :day AND c.current = 1", [])]
+        # the whole day (of `root`'s tree: a province read county by county reads each
+        # county's contacts once, not the province's once per county)
+        prefix, condition = _scope(root)
+        scoped = (
+            f" AND c.subject_id IN (SELECT s.id FROM subjects s WHERE 1{condition})" if root else ""
+        )
+        queries = [
+            (
+                f"{prefix}SELECT {columns} FROM contacts c"
+                f" WHERE c.date = :day AND c.current = 1{scoped}",
+                [],
+            )
+        ]
+        params["root"] = root
     else:
         queries = [
             (
@@ -301,6 +315,21 @@ def _load_needs(
         )
 
 
+def scopes(tree: UnitTree) -> list[str | None]:
+    """How a job reads a day: tree by tree (the roots: the counties of a province), so it
+    holds one county's subjects and reports at a time, not a province's (bench.province:
+    ~500 MB for 500,000 subjects); or all at once ([None]) when there is one tree, or units
+    that no root reaches (a cycle put in by hand)."""
+    roots = sorted(
+        code
+        for code, unit in tree.units.items()
+        if not unit.parent or unit.parent not in tree.units
+    )
+    if len(roots) < 2 or sum(len(tree.subtree(root)) for root in roots) != len(tree.units):
+        return [None]
+    return list(roots)
+
+
 def load_day(
     db: sqlite_utils.Database,
     config: Config,
@@ -336,7 +365,7 @@ def load_day(
             )
     active_ids = [s.id for s in data.subjects if s.active]
     # a subject released today in chat was monitored until then: its reports still count
-    data.reports = load_reports(db, day, as_of, [s.id for s in data.subjects])
+    data.reports = load_reports(db, day, as_of, [s.id for s in data.subjects], root)
     reported = data.reports.status
     missing: set[int] = set()
     for slot in data.due:

@@ -13,7 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from storage.audit import record_change
-from storage.db import fetch_all, insert_row, transaction, update_row
+from storage.db import fetch_all, insert_row, passive_checkpoint, transaction, update_row
 from storage.purge import PERSONAL
 from storage.roster_file import SHEETS, Row, read_roster
 from storage.units import get_unit
@@ -594,7 +594,7 @@ class _Writer:
                 held = time.perf_counter() - started
             if self.report.batches % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
                 # copy the WAL back now, outside the write lock: writers go on meanwhile
-                self.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                passive_checkpoint(self.db)
             done = end
             self.report.batches += 1
             self.report.longest_batch = max(self.report.longest_batch, held)
@@ -796,6 +796,6 @@ def import_roster(
         writer.subjects(plan.subjects)
     finally:
         db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
-    db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    passive_checkpoint(db)
     report.applied = True
     return report

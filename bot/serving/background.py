@@ -6,7 +6,9 @@ It starts in a serving process after any fork, never in the app factory: gunicor
 process started without that hook starts it at its first request. Every serving process
 starts it; exactly one runs each part, the holder of a lock file next to the database
 (`<db>.scheduler.lock`, `<db>-checkpoint.lock`). The others try again every second, so when
-the holder dies (a worker killed, restarted) another takes over.
+the holder dies (a worker killed, restarted) another takes over. Under Litestream
+(GRIDWATCH_CHECKPOINT, storage.db.checkpoint_mode) there is no checkpoint thread: Litestream
+checkpoints, after it has copied the frames to its replica.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from storage.checkpoint import Checkpointer
+from storage.db import checkpoint_mode
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -44,8 +47,11 @@ class Background:
     def start(self) -> None:
         if self.db_path == ":memory:":
             return
-        self.checkpointer = Checkpointer(self.db_path)
-        self.checkpointer.start()
+        if checkpoint_mode(self.db_path) == "litestream":
+            log.info("Litestream checkpoints %s: no checkpoint thread here", self.db_path)
+        else:
+            self.checkpointer = Checkpointer(self.db_path)
+            self.checkpointer.start()
         if self.schedule:
             self.candidate = threading.Thread(
                 target=self._run_schedule, name="schedule-candidate", daemon=True

@@ -9,6 +9,7 @@ needs none of Flask's request machinery (context, session, routing, proxies), wh
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -85,7 +86,8 @@ class CallbackRoute:
         if parsed.incoming is None:
             return _SUCCESS
         try:
-            reply = self.reply_runner(config).answer(parsed.incoming)
+            runner = self.reply_runner(config, bool(environ.get("wsgi.multithread")))
+            reply = runner.answer(parsed.incoming)
         except HandlingFailed:
             return 503, "text/plain; charset=utf-8", b"busy, try again"
         if not reply:  # nothing to say, or it comes later through the API
@@ -95,10 +97,16 @@ class CallbackRoute:
             xml = seal(settings, xml, int(received_at.timestamp()))
         return 200, "application/xml; charset=utf-8", xml.encode()
 
-    def reply_runner(self, config: Config) -> ReplyRunner:
+    def reply_runner(self, config: Config, threaded: bool = False) -> ReplyRunner:
+        """The process's runner, made with its first callback. Under a threaded server the
+        request threads' messages share commits (group commit; WECHAT_GROUP_COMMIT, true or
+        false, overrides): a sync worker has one request at a time, nothing to share."""
         with self.runner_lock:
             if self.runner is None:
                 app_config = self.app.config
+                group = app_config.get("WECHAT_GROUP_COMMIT", os.environ.get("WECHAT_GROUP_COMMIT"))
+                if group is not None and not isinstance(group, bool):
+                    group = str(group).strip().lower() in ("1", "true", "on", "yes")
                 self.runner = ReplyRunner(
                     app_config["DB_PATH"],
                     config,
@@ -107,6 +115,7 @@ class CallbackRoute:
                     # as many as the server's request threads: each keeps a warm connection
                     workers=int(app_config.get("WECHAT_REPLY_WORKERS", 8)),
                     store_budget=float(app_config.get("WECHAT_STORE_BUDGET", STORE_BUDGET)),
+                    group_commit=threaded if group is None else group,
                 )
                 self.app.extensions["gridwatch_wechat"] = self.runner
             return self.runner

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -32,13 +33,17 @@ from bot.clock import now as clock_now
 from bot.config import Config
 from bot.context import Context
 from bot.wechat.daemon_pool import DaemonPool
+from bot.wechat.group_commit import GroupWriter
 from handlers.pipeline import (
     Handled,
     Incoming,
+    Step,
     handle_message,
     handle_stored,
+    prepare,
     retried,
     store_raw,
+    write_prepared,
 )
 from storage.db import LockBusy, fetch_all, transaction
 from storage.inbox import DuplicateMessage
@@ -76,6 +81,7 @@ class ReplyRunner:
         connections: ConnectionPool,
         workers: int,
         store_budget: float = STORE_BUDGET,
+        group_commit: bool = False,
     ) -> None:
         self.db_path = db_path
         self.config = config
@@ -86,9 +92,13 @@ class ReplyRunner:
         # what comes after a reply (alerts through the API, which may be slow) has threads of
         # its own, so messages handed off for the write lock never queue behind it
         self.after = DaemonPool(2, "wechat-after")
+        # threaded servers: the request threads' messages share commits (bot.wechat.group_commit)
+        self.group = GroupWriter(connections) if group_commit else None
 
     def drain(self) -> None:
         """Wait for every message handed off and everything after the replies (tests)."""
+        if self.group is not None:
+            self.group.shutdown(wait=True)
         self.pool.shutdown(wait=True)
         self.after.shutdown(wait=True)
 
@@ -96,6 +106,8 @@ class ReplyRunner:
         """The passive reply ("" for none), or None when it will come through the API.
         HandlingFailed when the message was not stored: WeChat must send it again."""
         job = _Job(self, message)
+        if self.group is not None and job.run_grouped(self.group):
+            return job.wait(self.budget)
         if not job.run(lock_patience=LOCK_POLLS):
             try:
                 self.pool.submit(job.run_handed_off)
@@ -120,6 +132,93 @@ class _Job:
         self.failed = False
         self.started = time.monotonic()
         self.request_thread = threading.current_thread()
+        # group commit: the prepared step, and what the writer made of it
+        self.ctx: Context | None = None
+        self.act: Step | None = None
+        self.handled: Handled | None = None
+        self.existing: dict | None = None  # stored before: a retry
+        self.alone = False  # not written in the batch: handle it on its own
+
+    def run_grouped(self, writer: GroupWriter) -> bool:
+        """Prepare the message here, have the writer store and handle it in a shared commit,
+        wait for that commit; False (nothing stored) when it must be handled alone.
+        HandlingFailed past the store budget, with nothing stored."""
+        db = self.runner.connections.get()
+        self.ctx = self._context(db)
+        self.act = prepare(self.ctx, self.message)
+        try:
+            writer.submit(self)
+        except RuntimeError:  # the process is exiting
+            return False
+        if not self.settled.wait(self.runner.store_budget):
+            with self.lock:
+                if not self.committing:
+                    self.abandoned = True
+                    raise HandlingFailed(self.message.dedup_key)
+            self.settled.wait()  # its commit is under way: it ends one way or the other, soon
+        if self.alone:
+            return True if self._run_alone() else self._hand_off()
+        try:
+            if self.existing is not None:
+                handled = retried(self._context(db), self.existing, self._reply_status)
+            else:
+                assert self.handled is not None
+                handled = self.handled
+            self._handled(handled, db)
+        except Exception:
+            self._failed()
+        finally:
+            if db.conn.in_transaction:
+                db.conn.rollback()
+        return True
+
+    def _run_alone(self) -> bool:
+        self.settled.clear()
+        return self.run(lock_patience=LOCK_POLLS)
+
+    def _hand_off(self) -> bool:
+        try:
+            self.runner.pool.submit(self.run_handed_off)
+        except RuntimeError:
+            raise HandlingFailed(self.message.dedup_key) from None
+        self.wait_stored(self.runner.store_budget)
+        return True
+
+    # the writer's side (bot.wechat.group_commit.Grouped)
+    def begin_commit(self) -> bool:
+        with self.lock:
+            if self.abandoned:
+                return False
+            self.committing = True
+            return True
+
+    def write(self, db: sqlite_utils.Database) -> None:
+        assert self.ctx is not None and self.act is not None
+        self.ctx.db = db  # the step reads ctx.db when it runs: the writer's transaction
+        try:
+            self.handled = write_prepared(self.ctx, self.message, self.act, self._group_status)
+        except DuplicateMessage as seen:
+            self.existing = seen.existing
+        except sqlite3.Error:
+            if not db.conn.in_transaction:  # SQLite gave up the whole batch
+                raise
+            log.exception("storing a message from %s in a batch failed", self.message.sender)
+            self.alone = True  # its savepoint is undone; handled alone, it keeps the raw message
+
+    def committed(self, stored: bool) -> None:
+        with self.lock:
+            if not stored:
+                self.alone, self.handled, self.existing = True, None, None
+            self.committing = False
+            self.stored = stored and not self.alone
+        self.settled.set()
+
+    def _group_status(self) -> str:
+        # written past the reply budget: the request answers `success`, the reply goes
+        # through the API (queued, so it goes even if this process dies before sending it)
+        if time.monotonic() - self.started > self.runner.budget:
+            self.late = True
+        return self._reply_status()
 
     def wait_stored(self, store_budget: float) -> None:
         """Return once the raw message is committed; past `store_budget`, the worker is told
@@ -138,7 +237,7 @@ class _Job:
         with self.lock:
             if self.failed:
                 raise HandlingFailed(self.message.dedup_key)
-            if self.done.is_set():
+            if self.done.is_set() and not self.late:
                 return self.reply
             self.late = True
             return None
@@ -220,11 +319,11 @@ class _Job:
             self.done.set()
         if threading.current_thread() is not self.request_thread:
             self.follow_up(handled, late, db)
-        elif handled.alerts or self.runner.config.channel.kind == "mp":  # the reply waits
+        elif late or handled.alerts or self.runner.config.channel.kind == "mp":  # reply waits
             try:
-                self.runner.after.submit(self.follow_up, handled, False)
+                self.runner.after.submit(self.follow_up, handled, late)
             except RuntimeError:  # the process is exiting: do it before answering
-                self.follow_up(handled, False, db)
+                self.follow_up(handled, late, db)
 
     def _failed(self) -> None:
         """Handling broke outside the pipeline's own keeping of errors (logged here). Before
