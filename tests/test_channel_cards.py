@@ -28,6 +28,7 @@ from bot.channels.cards import Card, card_for, one_line, template_body, textcard
 from bot.channels.work import PER_MEMBER_PER_HOUR, WorkChannel
 from bot.config import Config, Template
 from bot.web.sim import set_sim_now
+from handlers.acks import read_button_key
 from schedules.runner import run_due
 from storage.db import transaction
 from storage.outbox import queue_message
@@ -322,7 +323,7 @@ def check_template_card(body: dict) -> None:
         assert button["type"] == 0 and 1 <= button["style"] <= 4
         assert 1 <= len(button["text"]) <= cards.BUTTON_TEXT_CHARS
         assert 1 <= len(button["key"].encode()) <= cards.BUTTON_KEY_BYTES
-        assert cards.read_ack_key(button["key"]) is not None
+        assert read_button_key(button["key"]) is not None
     if "card_action" in body:
         assert body["card_action"]["type"] == 1 and body["card_action"]["url"].startswith("http")
     for text in (title["title"], title.get("desc", ""), body.get("sub_title_text", "")):

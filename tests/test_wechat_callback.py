@@ -569,11 +569,13 @@ def test_a_fever_is_answered_at_once_and_its_alert_goes_out_through_the_api(
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
     assert "已记录" in open_reply(WORK, answer.get_data(as_text=True)).findtext("Content")
     app.extensions["gridwatch_wechat"].drain()
-    [sent] = fake.sent("/cgi-bin/message/send")
-    assert {"chenzhigang", "huangyonghong"} <= set(sent["touser"].split("|"))
-    # a textcard: the alert in a few words, and the village's view of the day
-    assert sent["msgtype"] == "textcard" and sent["textcard"]["title"] == "异常预警"
-    assert "张三 38.6℃" in sent["textcard"]["description"] and "/view/" in sent["textcard"]["url"]
+    sent = fake.sent("/cgi-bin/message/send")
+    assert {"chenzhigang", "huangyonghong"} == {call["touser"] for call in sent}
+    # a template_card each: the alert in a few words, its buttons, the village's view of the day
+    for call in sent:
+        card = call["template_card"]
+        assert call["msgtype"] == "template_card" and card["main_title"]["title"] == "异常预警"
+        assert "张三 38.6℃" in card["sub_title_text"] and "/view/" in card["card_action"]["url"]
     statuses = set(loaded_db.execute("SELECT kind, status FROM outbox").fetchall())
     assert statuses == {("reply", "sent"), ("abnormal_alert", "sent")}
 

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from bot.config import Config, Template
 from bot.links import member_link, view_link
+from handlers.acks import button_key
 from storage.outbox import card_of
 
 FIELD_CHARS = 20  # WeChat cuts a template field's value after 20 characters (since 2023-05-04)
@@ -157,17 +158,6 @@ MAIN_DESC_CHARS = 30
 SUB_TITLE_CHARS = 112
 # what each button records (handlers.acks), and its key in the click event (EventKey)
 ACK_BUTTONS = (("received", "收到", 2), ("handled", "已处置", 1))  # action, text, style
-ACK_KEY = re.compile(r"^ack:(received|handled):([0-9]{1,9})$")
-
-
-def ack_key(action: str, number: int) -> str:
-    return f"ack:{action}:{number}"
-
-
-def read_ack_key(key: str) -> tuple[str, int] | None:
-    """`ack:handled:12` → ("handled", 12); None for any other key."""
-    match = ACK_KEY.match(key.strip())
-    return (match[1], int(match[2])) if match else None
 
 
 def task_id_for(row: dict, number: int) -> str:
@@ -191,7 +181,7 @@ def button_card(card: Card, number: int, task_id: str) -> dict:
         "sub_title_text": one_line(card.summary, SUB_TITLE_CHARS) or "详见全文",
         "task_id": task_id,
         "button_list": [
-            {"type": 0, "text": text, "style": style, "key": ack_key(action, number)}
+            {"type": 0, "text": text, "style": style, "key": button_key(action, number)}
             for action, text, style in ACK_BUTTONS
         ],
     }

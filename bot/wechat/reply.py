@@ -33,6 +33,7 @@ from bot.config import Config
 from bot.context import Context
 from bot.wechat.daemon_pool import DaemonPool
 from handlers.pipeline import (
+    CARD_EVENT,
     Handled,
     Incoming,
     handle_message,
@@ -86,6 +87,18 @@ class ReplyRunner:
         # what comes after a reply (alerts through the API, which may be slow) has threads of
         # its own, so messages handed off for the write lock never queue behind it
         self.after = DaemonPool(2, "wechat-after")
+
+    def button_after(self, message: Incoming) -> str | None:
+        """What a clicked card's buttons become (handlers.acks.button_after), read after the
+        click was handled; None to leave them."""
+        from handlers.acks import button_after
+
+        db = self.connections.get()
+        try:
+            return button_after(db, message.text)
+        finally:
+            if db.conn.in_transaction:
+                db.conn.rollback()
 
     def drain(self) -> None:
         """Wait for every message handed off and everything after the replies (tests)."""
@@ -220,7 +233,11 @@ class _Job:
             self.done.set()
         if threading.current_thread() is not self.request_thread:
             self.follow_up(handled, late, db)
-        elif handled.alerts or self.runner.config.channel.kind == "mp":  # the reply waits
+        elif (
+            handled.alerts
+            or self.runner.config.channel.kind == "mp"
+            or self.message.type == CARD_EVENT  # its reply goes through the API
+        ):  # the reply waits
             try:
                 self.runner.after.submit(self.follow_up, handled, False)
             except RuntimeError:  # the process is exiting: do it before answering
@@ -239,7 +256,8 @@ class _Job:
         self, handled: Handled, late: bool, db: sqlite_utils.Database | None = None
     ) -> None:
         """After the reply: the member's last message (the Official Account's 48-hour
-        window), a late reply through the API, the alerts the message raised (at once)."""
+        window), a late reply (or a card click's, never passive) through the API, the alerts
+        the message raised (at once)."""
         config = self.runner.config
         db = db or self.runner.connections.get()  # a worker's, when the request handled it
         try:
@@ -247,7 +265,8 @@ class _Job:
                 from bot.channels.mp import record_inbound
 
                 record_inbound(db, self.message.sender, self.message.at)
-            if late and handled.reply and not handled.duplicate:
+            through_api = late or self.message.type == CARD_EVENT
+            if through_api and handled.reply and not handled.duplicate:
                 deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
             if handled.alerts:
                 from bot.channels import deliver_message_alerts
