@@ -183,3 +183,25 @@ def test_a_click_not_allowed_gets_the_plain_answer_and_records_nothing(
         "SELECT raw FROM inbox WHERE type = 'template_card_event'"
     ).fetchone()
     assert "<TaskId>" in raw and "RESPONSE_CODE_1" in raw  # the whole event, kept raw
+
+
+def test_an_escalation_on_work_is_a_card_its_monitor_can_click(
+    app: Flask, fake: FakeWeChat, loaded_db: sqlite_utils.Database
+) -> None:
+    number, _cards = fever(app, fake)
+    config = config_for(WORK, fake.base)
+    raised = dt.datetime.fromtimestamp(CREATED, TZ)
+    run_due(loaded_db, config, raised + dt.timedelta(minutes=config.escalate_after + 2))
+    [call] = [
+        c for c in fake.sent(SEND) if c["msgtype"] == "template_card" and c["touser"] == MONITOR
+    ]
+    card = call["template_card"]
+    check_template_card(card)
+    assert (
+        card["main_title"]["title"] == "督办提醒" and f"编号 {number}" in card["main_title"]["desc"]
+    )
+    assert "张三" in card["sub_title_text"] and "/view/" in card["card_action"]["url"]
+    answer = post(app, click_xml(MONITOR, key_of(card, "已处置"), card["task_id"], CREATED + 2000))
+    root = open_reply(WORK, answer.get_data(as_text=True))
+    assert root.findtext("Button/ReplaceName") == "已处置·刘敏"
+    assert acks(loaded_db) == [(number, MONITOR, "handled")]
