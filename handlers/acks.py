@@ -189,13 +189,11 @@ def click(turn: Turn, key: str) -> str:
     return reply
 
 
-def button_after(db: sqlite_utils.Database, key: str) -> str | None:
-    """What the clicked card's buttons become, once its alert is handled (by anyone):
-    已处置·张三; None while it is not (the buttons stay, 已处置 still to be clicked)."""
-    from bot.channels.cards import button_done
-
+def handled_by(db: sqlite_utils.Database, key: str) -> str | None:
+    """Who handled the alert a button's key (EventKey) names, if anyone has: what the
+    clicked card then shows (已处置·张三); None while it is not handled."""
     found = read_button_key(key)
     if found is None:
         return None
     handled = next((a for a in acks_of(db, found[1]) if a["action"] == "handled"), None)
-    return button_done(handled["person"]) if handled else None
+    return handled["person"] if handled else None

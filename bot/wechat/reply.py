@@ -89,13 +89,15 @@ class ReplyRunner:
         self.after = DaemonPool(2, "wechat-after")
 
     def button_after(self, message: Incoming) -> str | None:
-        """What a clicked card's buttons become (handlers.acks.button_after), read after the
-        click was handled; None to leave them."""
-        from handlers.acks import button_after
+        """What a clicked card's buttons become once its alert is handled (已处置·张三), read
+        after the click was handled; None to leave them."""
+        from bot.channels.cards import button_done
+        from handlers.acks import handled_by
 
         db = self.connections.get()
         try:
-            return button_after(db, message.text)
+            name = handled_by(db, message.text)
+            return button_done(name) if name else None
         finally:
             if db.conn.in_transaction:
                 db.conn.rollback()
