@@ -1,7 +1,8 @@
 """Acknowledging a numbered alert (DESIGN §11): 收到 N / 已处置 N in chat, or WeCom's button.
 
 `acknowledge` is what both call; a user's mistake (an unknown number, someone else's alert,
-one already handled) is answered in plain Chinese with an example.
+one already handled) is answered in plain Chinese with an example. A WeCom button's click
+(template_card_event, its EventKey `ack:handled:12`) is `click`: the same answers as chat.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import unicodedata
 
 import sqlite_utils
 
-from handlers.commands import Turn, UserError, command
+from handlers.commands import ROLE_CN, Turn, UserError, command
 from handlers.dates import time_label
 from storage.alerts import ACTIONS, acks_of, escalated_to, get_alert, recipient_ids, record_ack
 from storage.outbox import queue_message
@@ -22,6 +23,20 @@ from storage.units import ancestors
 ACK_ROLES = {"secretary", "monitor", "medic"}
 _NUMBER = r"^\s*[#＃]?\s*[0-9０-９]+"
 _ARGS = re.compile(r"^\s*[#＃]?\s*(\d+)\s*号?\s*[，,。：:；;、\s]*(.*)$", re.S)
+
+
+BUTTON_KEY = re.compile(r"^ack:(received|handled):([0-9]{1,9})$")
+
+
+def button_key(action: str, number: int) -> str:
+    """The EventKey of the button that records `action` for alert `number`."""
+    return f"ack:{action}:{number}"
+
+
+def read_button_key(key: str) -> tuple[str, int] | None:
+    """`ack:handled:12` → ("handled", 12); None for any other key."""
+    match = BUTTON_KEY.match(key.strip())
+    return (match[1], int(match[2])) if match else None
 
 
 def parse_args(args: str, word: str) -> tuple[int, str]:
@@ -157,3 +172,28 @@ def received(turn: Turn) -> str:
 )
 def handled(turn: Turn) -> str:
     return _answer(turn, "handled")
+
+
+def click(turn: Turn, key: str) -> str:
+    """A WeCom button's click (its EventKey) by `turn.person`: recorded as `收到 N` / `已处置 N`
+    typed in chat would be, with the same answers (UserError for what the user can fix)."""
+    found = read_button_key(key)
+    if found is None:
+        raise UserError("这个按钮已失效，请直接回复“已处置 编号 说明”，例如：已处置 12 已电话核实")
+    action, number = found
+    if not turn.roles & ACK_ROLES:  # as chat refuses the command to this role
+        who = "、".join(ROLE_CN[r] for r in sorted(ACK_ROLES) if r in ROLE_CN)
+        raise UserError(f"“{ACTIONS[action]}”仅限{who}使用。发送“帮助”查看您可用的命令。")
+    reply, told = record_acknowledgement(turn.ctx.db, turn.person, number, action, turn.at)
+    turn.ctx.alerts_queued += told
+    return reply
+
+
+def handled_by(db: sqlite_utils.Database, key: str) -> str | None:
+    """Who handled the alert a button's key (EventKey) names, if anyone has: what the
+    clicked card then shows (已处置·张三); None while it is not handled."""
+    found = read_button_key(key)
+    if found is None:
+        return None
+    handled = next((a for a in acks_of(db, found[1]) if a["action"] == "handled"), None)
+    return handled["person"] if handled else None

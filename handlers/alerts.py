@@ -34,6 +34,7 @@ class Unreachable:
     twice: bool  # unreachable in the slot before too: monitors are told, a visit is asked for
     recipients: list[dict]
     number: int = 0  # the alert's number, answered with 收到 N / 已处置 N
+    card: dict | None = None  # in a few words, its page and number (a WeCom card with buttons)
 
 
 def how_to_answer(number: int) -> str:
@@ -49,8 +50,10 @@ def queue_unreachable(turn: Turn, alerts: list[Unreachable]) -> None:
             by_person.setdefault(person["id"], (person, []))[1].append(alert)
     member, when = turn.person["name"], f"{turn.at:%H:%M}"
     for person, theirs in by_person.values():
+        card = None  # several alerts in one message: text, answered by number in chat
         if len(theirs) == 1:
             (alert,) = theirs
+            card = alert.card
             text = (
                 f"⚠ 联系不上：{alert.subject}{alert.slot}未联系上，网格员{member} {when}上报。"
                 + ("\n已连续两个时段联系不上，请上门核实。" if alert.twice else "\n请协助联系。")
@@ -70,7 +73,7 @@ def queue_unreachable(turn: Turn, alerts: list[Unreachable]) -> None:
                 f"方括号内为提醒编号，请逐条回复“收到 编号”或“已处置 编号”，例如：收到 {example}"
             )
             text = "\n".join(lines)
-        tell(turn, [person], "unreachable_alert", text)
+        tell(turn, [person], "unreachable_alert", text, card=card)
 
 
 def _recipients(*groups: list[dict]) -> list[dict]:
@@ -136,7 +139,9 @@ def alerts_for_contact(
         )
         number = _number(turn, subject, result, entry.status, summary)
         add_recipients(db, number, recipients)
-        alert = Unreachable(f"{subject['name']}（{where}）", slot, twice, recipients, number)
+        card = {"title": "联系不上预警", "summary": f"{subject['name']} 未联系上", "page": "view"}
+        card |= {"unit": village, "day": result.date.isoformat(), "alert": number}
+        alert = Unreachable(f"{subject['name']}（{where}）", slot, twice, recipients, number, card)
         if unreachable is None:
             queue_unreachable(turn, [alert])
         else:

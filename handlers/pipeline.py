@@ -28,6 +28,9 @@ UNBOUND_REPLY = "您还未绑定身份，请向管理员索取绑定码后发送
 ACK_REPLY = "好的，辛苦了！"
 ERROR_REPLY = "系统暂时出错，您的消息已保存，我们会尽快处理；如有急事请直接电话联系村书记。"
 _BIND = re.compile(r"^\s*绑定\s*[:：]?\s*(\d{6})\s*$")
+# a click on a WeCom card's button (bot/wechat/message_xml.py): its text is the EventKey. WeCom
+# takes no passive text reply to it, so its reply goes through the API (queued)
+CARD_EVENT = "template_card_event"
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,10 @@ def _queue_reply(
     inbox_id: int,
 ) -> None:
     """The reply goes in the outbox too: every outbound message is there with its status
-    (decided as the row is written, when `status` is a callable)."""
+    (decided as the row is written, when `status` is a callable); a card click's reply
+    goes through the API."""
+    if message.type == CARD_EVENT:
+        status = "queued"
     queue_message(
         ctx.db,
         at=message.at,
@@ -362,6 +368,11 @@ def _decide(ctx: Context, message: Incoming) -> Step:
         if not bind:
             return _answer("unbound", UNBOUND_REPLY, None)
         return lambda inbox_id: _bind(ctx, message, bind[1])
+    if message.type == CARD_EVENT:  # 收到 / 已处置 on an alert's card
+        from handlers.acks import click
+
+        turn = Turn(ctx=ctx, person=person, roles=roles_of(person), text=text, at=message.at)
+        return lambda inbox_id: _run_command(turn, inbox_id, lambda t: click(t, text))
     if message.type == "event":  # subscribe / enter_agent
         from handlers.commands import help_text
 

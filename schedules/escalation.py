@@ -84,6 +84,11 @@ def escalate_alerts(db: sqlite_utils.Database, config: Config, send: Send, now: 
         levels = _levels_up(tree, alert["unit"], people, "monitor")
         told = recipient_names(db, alert["id"])
         minutes = int((now - raised).total_seconds() // 60)  # a catch-up says how long really
+        # in a few words, the village's view of the alert's day, its number (WeCom's buttons)
+        village = tree.village_of(alert["unit"]) or alert["unit"]
+        summary = f"{alert['subject']} {KIND_CN[alert['kind']]} {minutes}分钟无人确认"
+        about = {"title": "督办提醒", "summary": summary, "page": "view", "unit": village}
+        about |= {"day": alert["date"], "alert": alert["id"]}
         for step, unit in enumerate(levels[:2], start=1):
             if raised + step * after > now:
                 break
@@ -98,7 +103,7 @@ def escalate_alerts(db: sqlite_utils.Database, config: Config, send: Send, now: 
                     day=raised.date(),
                     slot=f"step{step}",
                 )
-                sent += int(send(person, "escalation", text, key))
+                sent += int(send(person, "escalation", text, key, card=about))
     return sent
 
 

@@ -28,6 +28,7 @@ from bot.channels.cards import Card, card_for, one_line, template_body, textcard
 from bot.channels.work import PER_MEMBER_PER_HOUR, WorkChannel
 from bot.config import Config, Template
 from bot.web.sim import set_sim_now
+from handlers.acks import read_button_key
 from schedules.runner import run_due
 from storage.db import transaction
 from storage.outbox import queue_message
@@ -302,17 +303,99 @@ def test_every_textcard_is_well_formed(title: str, time: str, summary: str) -> N
     assert body["url"] == "https://gw.example.cn/view/x" and body["btntxt"] == "详情"
 
 
-def test_an_alert_with_its_page_is_a_textcard_without_duplicate_check(
+def check_template_card(body: dict) -> None:
+    """A button_interaction template_card as WeCom documents it (发送应用消息 → 模板卡片消息):
+    its required keys, the task_id's characters and length, the buttons' count, text and keys,
+    the titles' lengths, a card_action that opens a url."""
+    assert body["card_type"] == "button_interaction"
+    assert re.fullmatch(r"[A-Za-z0-9_\-@]{1,128}", body["task_id"])
+    assert len(body["task_id"].encode()) <= cards.TASK_ID_BYTES
+    title = body["main_title"]
+    assert set(title) <= {"title", "desc"} and title["title"]
+    assert len(title["title"]) <= cards.MAIN_TITLE_CHARS
+    assert len(title.get("desc", "")) <= cards.MAIN_DESC_CHARS
+    assert len(body.get("sub_title_text", "")) <= cards.SUB_TITLE_CHARS
+    buttons = body["button_list"]
+    assert 1 <= len(buttons) <= cards.BUTTONS_MAX
+    keys = [b["key"] for b in buttons]
+    assert len(set(keys)) == len(keys)  # 不可重复
+    for button in buttons:
+        assert button["type"] == 0 and 1 <= button["style"] <= 4
+        assert 1 <= len(button["text"]) <= cards.BUTTON_TEXT_CHARS
+        assert 1 <= len(button["key"].encode()) <= cards.BUTTON_KEY_BYTES
+        assert read_button_key(button["key"]) is not None
+    if "card_action" in body:
+        assert body["card_action"]["type"] == 1 and body["card_action"]["url"].startswith("http")
+    for text in (title["title"], title.get("desc", ""), body.get("sub_title_text", "")):
+        assert "\n" not in text
+
+
+def test_a_fever_alert_is_a_template_card_with_buttons_and_its_page(
     loaded_db: sqlite_utils.Database, fake: FakeWeChat, say: object
 ) -> None:
     config, channel = work_channel(fake)
     say("lianghong", "张三 38.5 咳嗽", at=at(8, 40))  # type: ignore[operator]
+    number = loaded_db.execute("SELECT id FROM alerts").fetchone()[0]
     deliver_pending(loaded_db, channel, at(8, 41))
-    [card] = [c for c in fake.sent(SEND) if c["msgtype"] == "textcard"]
-    assert card["textcard"]["title"] == "异常预警"
-    assert "张三 38.5℃ 发热、咳嗽" in card["textcard"]["description"]
-    assert "/view/" in card["textcard"]["url"]
-    assert "enable_duplicate_check" not in card
+    sent = [c for c in fake.sent(SEND) if c["msgtype"] == "template_card"]
+    rows = loaded_db.execute(
+        "SELECT id, recipient, status FROM outbox WHERE kind = 'abnormal_alert' ORDER BY id"
+    ).fetchall()
+    assert len(sent) == len(rows) >= 2 and {r[2] for r in rows} == {"sent"}
+    assert [c["touser"] for c in sent] == [r[1] for r in rows]  # one call a row
+    for call in sent:
+        body = call["template_card"]
+        check_template_card(body)
+        assert body["main_title"]["title"] == "异常预警"
+        assert f"编号 {number}" in body["main_title"]["desc"]
+        assert body["sub_title_text"] == "张三 38.5℃ 发热、咳嗽"
+        assert "/view/" in body["card_action"]["url"]
+        assert [(b["text"], b["key"]) for b in body["button_list"]] == [
+            ("收到", f"ack:received:{number}"),
+            ("已处置", f"ack:handled:{number}"),
+        ]
+        assert "enable_duplicate_check" not in call
+    task_ids = [c["template_card"]["task_id"] for c in sent]
+    assert len(set(task_ids)) == len(task_ids)  # unique per outbox row
+    assert all(
+        t.startswith(f"gw-alert{number}-row{r[0]}-") for t, r in zip(task_ids, rows, strict=True)
+    )
+
+
+def test_grouped_unreachable_alerts_stay_text_and_a_single_one_has_buttons(
+    loaded_db: sqlite_utils.Database, fake: FakeWeChat, say: object
+) -> None:
+    config, channel = work_channel(fake)
+    say("lianghong", "张三 联系不上，李四 联系不上", at=at(8, 40))  # type: ignore[operator]
+    say("lianghong", "王五 联系不上", at=at(8, 42))  # type: ignore[operator]
+    deliver_pending(loaded_db, channel, at(8, 43))
+    kinds = [c["msgtype"] for c in fake.sent(SEND)]
+    assert "text" in kinds and "template_card" in kinds
+    for call in fake.sent(SEND):
+        if call["msgtype"] == "template_card":
+            check_template_card(call["template_card"])
+            assert call["template_card"]["main_title"]["title"] == "联系不上预警"
+        else:
+            assert "方括号内为提醒编号" in call["text"]["content"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    title=st.text(max_size=200),
+    time=st.text(max_size=60),
+    summary=st.text(max_size=400),
+    number=st.integers(min_value=1, max_value=999_999_999),
+    row=st.integers(min_value=1, max_value=10**12),
+)
+def test_every_template_card_is_well_formed(
+    title: str, time: str, summary: str, number: int, row: int
+) -> None:
+    task = cards.task_id_for({"id": row, "at": "2026-03-02T08:40:00+08:00"}, number)
+    body = cards.button_card(
+        Card(title or "异常预警", time, summary, "https://gw.example.cn/v/x"), number, task
+    )
+    check_template_card(body)
+    assert body["task_id"] == task
 
 
 def test_duplicate_check_on_scheduled_sends_only(

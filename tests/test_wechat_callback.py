@@ -569,11 +569,13 @@ def test_a_fever_is_answered_at_once_and_its_alert_goes_out_through_the_api(
     answer = app.test_client().post("/wechat", query_string=query, data=body.encode())
     assert "已记录" in open_reply(WORK, answer.get_data(as_text=True)).findtext("Content")
     app.extensions["gridwatch_wechat"].drain()
-    [sent] = fake.sent("/cgi-bin/message/send")
-    assert {"chenzhigang", "huangyonghong"} <= set(sent["touser"].split("|"))
-    # a textcard: the alert in a few words, and the village's view of the day
-    assert sent["msgtype"] == "textcard" and sent["textcard"]["title"] == "异常预警"
-    assert "张三 38.6℃" in sent["textcard"]["description"] and "/view/" in sent["textcard"]["url"]
+    sent = fake.sent("/cgi-bin/message/send")
+    assert {"chenzhigang", "huangyonghong"} == {call["touser"] for call in sent}
+    # a template_card each: the alert in a few words, its buttons, the village's view of the day
+    for call in sent:
+        card = call["template_card"]
+        assert call["msgtype"] == "template_card" and card["main_title"]["title"] == "异常预警"
+        assert "张三 38.6℃" in card["sub_title_text"] and "/view/" in card["card_action"]["url"]
     statuses = set(loaded_db.execute("SELECT kind, status FROM outbox").fetchall())
     assert statuses == {("reply", "sent"), ("abnormal_alert", "sent")}
 
@@ -697,3 +699,60 @@ def test_a_late_reply_is_queued_so_a_delivery_round_sends_it_if_the_worker_dies(
     [sent] = fake.sent("/cgi-bin/message/send")
     assert sent["touser"] == "lianghong" and "上报请这样写" in sent["text"]["content"]
     assert loaded_db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]
+
+
+def test_a_late_click_answers_success_its_reply_goes_through_the_api_and_a_retry_records_nothing(
+    loaded_db: sqlite_utils.Database,
+    db_path: Path,
+    httpserver: HTTPServer,
+    busy_writer: Callable[[], None],
+    slow_handling: None,
+) -> None:
+    fake = FakeWeChat(httpserver)
+    app = make_app(db_path, config_for(WORK, fake.base), WECHAT_REPLY_BUDGET=0.01)
+    client = app.test_client()
+    xml = inner_xml("lianghong", "text", "<Content>张三 38.6 发烧</Content>", 61, CREATED)
+    query, body = wecom_request(WORK, xml)
+    client.post("/wechat", query_string=query, data=body.encode())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(fake.sent("/cgi-bin/message/send")) < 2:
+        time.sleep(0.02)
+    [card] = [
+        c["template_card"]
+        for c in fake.sent("/cgi-bin/message/send")
+        if c["msgtype"] == "template_card" and c["touser"] == "chenzhigang"
+    ]
+    key = card["button_list"][1]["key"]
+    click = inner_xml(
+        "chenzhigang",
+        "event",
+        "<Event><![CDATA[template_card_event]]></Event>"
+        f"<EventKey><![CDATA[{key}]]></EventKey><TaskId><![CDATA[{card['task_id']}]]></TaskId>"
+        "<CardType><![CDATA[button_interaction]]></CardType>"
+        "<ResponseCode><![CDATA[RC]]></ResponseCode>",
+        None,
+        CREATED + 30,
+    )
+    query, body = wecom_request(WORK, click)
+    busy_writer()  # the click waits for the lock in a worker, past the reply budget
+    answer = client.post("/wechat", query_string=query, data=body.encode())
+    assert answer.get_data(as_text=True) == "success"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(
+        c["touser"] == "chenzhigang" and c["msgtype"] == "text"
+        for c in fake.sent("/cgi-bin/message/send")
+    ):
+        time.sleep(0.02)
+    retry = client.post("/wechat", query_string=query, data=body.encode())  # WeChat's retry
+    assert open_reply(WORK, retry.get_data(as_text=True)).findtext("MsgType") == "update_button"
+    app.extensions["gridwatch_wechat"].drain()
+    [reply] = [
+        c["text"]["content"]
+        for c in fake.sent("/cgi-bin/message/send")
+        if c["touser"] == "chenzhigang" and c["msgtype"] == "text"
+    ]
+    assert "已处置" in reply
+    assert loaded_db.execute("SELECT COUNT(*) FROM alert_acks").fetchone() == (1,)
+    assert loaded_db.execute(
+        "SELECT COUNT(*) FROM inbox WHERE type = 'template_card_event'"
+    ).fetchone() == (1,)

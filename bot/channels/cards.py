@@ -18,6 +18,7 @@ import sqlite_utils
 
 from bot.config import Config, Template
 from bot.links import member_link, view_link
+from handlers.acks import button_key
 from storage.outbox import card_of
 
 FIELD_CHARS = 20  # WeChat cuts a template field's value after 20 characters (since 2023-05-04)
@@ -139,3 +140,56 @@ def textcard(card: Card) -> dict:
         "url": card.url,
         "btntxt": CARD_BUTTON,
     }
+
+
+# WeCom template_card (发送应用消息 → 模板卡片消息, card_type button_interaction): an alert that
+# needs acknowledging, with its buttons. The limits are WeCom's documented ones (developer.work.
+# weixin.qq.com/document/path/90236): task_id at most 128 bytes of letters, digits and _-@,
+# unique within the app; button_list at most 6 buttons, a button's text at most 10 characters
+# and its key at most 1024 bytes; main_title.title at most 36 characters (26 for a group
+# robot: the stricter is kept), main_title.desc 44 (30), sub_title_text 160 (112).
+TASK_ID_BYTES = 128
+TASK_ID = re.compile(r"^[A-Za-z0-9_\-@]{1,128}$")
+BUTTONS_MAX = 6
+BUTTON_TEXT_CHARS = 10
+BUTTON_KEY_BYTES = 1024
+MAIN_TITLE_CHARS = 26
+MAIN_DESC_CHARS = 30
+SUB_TITLE_CHARS = 112
+# what each button records (handlers.acks), and its key in the click event (EventKey)
+ACK_BUTTONS = (("received", "收到", 2), ("handled", "已处置", 1))  # action, text, style
+
+
+def task_id_for(row: dict, number: int) -> str:
+    """The card's task_id: the alert's number and the outbox row's id, with the second the
+    row was queued so that a database started afresh never repeats one WeCom has seen."""
+    stamp = int(dt.datetime.fromisoformat(row["at"]).timestamp())
+    return f"gw-alert{number}-row{row['id']}-{stamp}"
+
+
+def button_card(card: Card, number: int, task_id: str) -> dict:
+    """A WeCom template_card of type button_interaction: the alert in a few words, the link
+    to its page (the whole card opens it), and the buttons 收到 / 已处置 (DESIGN §5, §11)."""
+    if not TASK_ID.match(task_id):
+        raise ValueError(f"bad task_id {task_id!r}")
+    body: dict = {
+        "card_type": "button_interaction",
+        "main_title": {
+            "title": one_line(card.title, MAIN_TITLE_CHARS) or "预警提醒",
+            "desc": one_line(f"{card.time} 编号 {number}", MAIN_DESC_CHARS),
+        },
+        "sub_title_text": one_line(card.summary, SUB_TITLE_CHARS) or "详见全文",
+        "task_id": task_id,
+        "button_list": [
+            {"type": 0, "text": text, "style": style, "key": button_key(action, number)}
+            for action, text, style in ACK_BUTTONS
+        ],
+    }
+    if card.url:
+        body["card_action"] = {"type": 1, "url": card.url}
+    return body
+
+
+def button_done(name: str) -> str:
+    """What a handled alert's buttons become for the one who clicked (≤ 10 characters)."""
+    return one_line(f"已处置·{name}", BUTTON_TEXT_CHARS)

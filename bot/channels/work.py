@@ -1,5 +1,6 @@
-"""The `work` channel: WeCom app messages (message/send): text, split and batched, or a
-textcard where a digest or an alert has its page; WeCom's rate limits kept."""
+"""The `work` channel: WeCom app messages (message/send): text, split and batched, a textcard
+where a digest or an alert has its page, or a template_card with the buttons 收到 / 已处置 for an
+alert that carries its number; WeCom's rate limits kept."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from bot.channels.api import ApiClient, ApiResult
-from bot.channels.cards import card_for, textcard
+from bot.channels.cards import button_card, card_for, task_id_for, textcard
 from bot.channels.outcomes import record, record_result
 from bot.channels.split import split_text
 from bot.config import Config
@@ -43,9 +44,29 @@ def as_card(row: dict) -> bool:
     return card.get("page") == "member" and bool(row.get("person_id"))
 
 
+# kinds whose card may carry an alert's number (`"alert": N`): they go as a template_card
+# with buttons, one per row (its own task_id), the page link when it has one
+BUTTON_KINDS = frozenset({"abnormal_alert", "unreachable_alert", "absent_alert", "escalation"})
+
+
+def alert_of(row: dict) -> int | None:
+    """The alert number the row's buttons acknowledge, if it goes as a template_card."""
+    number = card_of(row).get("alert")
+    if row["kind"] not in BUTTON_KINDS or isinstance(number, bool) or not isinstance(number, int):
+        return None
+    return number if number > 0 else None
+
+
+def form_of(row: dict) -> str:
+    """The message type the row goes as: template_card, textcard or text."""
+    if alert_of(row) is not None:
+        return "template_card"
+    return "textcard" if as_card(row) else "text"
+
+
 def parts_of(row: dict) -> int:
     """How many WeCom messages the row is (what the rate limits count)."""
-    return 1 if as_card(row) else len(split_text(row["text"]))
+    return 1 if form_of(row) != "text" else len(split_text(row["text"]))
 
 
 @dataclass(frozen=True)
@@ -68,23 +89,31 @@ class WorkChannel:
         self.spread = spread
 
     def form(self, db: sqlite_utils.Database, row: dict, now: dt.datetime) -> Form:
-        """How the row goes: a textcard where its page is known, else text in parts."""
+        """How the row goes: a template_card with buttons for a numbered alert, a textcard
+        where its page is known, else text in parts."""
+        number = alert_of(row)
+        if number is not None:
+            card = card_for(db, self.config, row, now)
+            return Form("template_card", [button_card(card, number, task_id_for(row, number))])
         if as_card(row):
             return Form("textcard", [textcard(card_for(db, self.config, row, now))])
         return Form("text", [{"content": chunk} for chunk in split_text(row["text"])])
 
     def deliver(self, db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> None:
         allowance = Allowance.load(db, now)
-        groups: dict[tuple[bool, str, bool], list[dict]] = {}
+        groups: dict[tuple[str, str, bool, int], list[dict]] = {}
         for row in rows:
             if not row["recipient"]:
                 record(db, [row], now, status="undeliverable", note="no WeCom UserID")
             else:
                 # one call carries one content: rows of the same text and form go together;
-                # only scheduled sends ask WeCom to drop a repeat (enable_duplicate_check)
-                key = (as_card(row), row["text"], bool(row.get("send_key")))
+                # only scheduled sends ask WeCom to drop a repeat (enable_duplicate_check);
+                # a template_card goes alone (its task_id is the row's)
+                form = form_of(row)
+                alone = row["id"] if form == "template_card" else 0
+                key = (form, row["text"], bool(row.get("send_key")), alone)
                 groups.setdefault(key, []).append(row)
-        for (_card, text, scheduled), group in groups.items():
+        for (_form, text, scheduled, _alone), group in groups.items():
             if self.spread and len(rows) >= SPREAD_FROM and now.minute % 30 == 0:
                 later = _off_the_mark(now, text)
                 record(db, group, now, status="queued", next_attempt_at=later)

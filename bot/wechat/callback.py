@@ -21,8 +21,16 @@ from flask import Blueprint, Flask, Response, abort, current_app, request
 from bot.clock import now as clock_now
 from bot.config import ChannelSettings, Config
 from bot.wechat.crypto import open_envelope, seal, verify_url
-from bot.wechat.message_xml import MAX_BODY, Rejected, decode_body, parse, render_reply
+from bot.wechat.message_xml import (
+    MAX_BODY,
+    Rejected,
+    decode_body,
+    parse,
+    render_button,
+    render_reply,
+)
 from bot.wechat.reply import STORE_BUDGET, HandlingFailed, ReplyRunner
+from handlers.pipeline import CARD_EVENT
 
 log = logging.getLogger(__name__)
 bp = Blueprint("wechat", __name__)
@@ -85,14 +93,22 @@ class CallbackRoute:
             return refused.status, "text/plain; charset=utf-8", str(refused).encode()
         if parsed.incoming is None:
             return _SUCCESS
+        runner = self.reply_runner(config, bool(environ.get("wsgi.multithread")))
         try:
-            runner = self.reply_runner(config, bool(environ.get("wsgi.multithread")))
             reply = runner.answer(parsed.incoming)
         except HandlingFailed:
             return 503, "text/plain; charset=utf-8", b"busy, try again"
-        if not reply:  # nothing to say, or it comes later through the API
+        if parsed.incoming.type == CARD_EVENT:
+            # a button's click: its answer goes through the API; the passive reply can only
+            # change the card, to 已处置·张三 once its alert is handled
+            name = runner.button_after(parsed.incoming) if reply is not None else None
+            if not name:
+                return _SUCCESS
+            xml = render_button(parsed.message, name, received_at.timestamp())
+        elif not reply:  # nothing to say, or it comes later through the API
             return _SUCCESS
-        xml = render_reply(settings.kind, parsed.message, reply, received_at.timestamp())
+        else:
+            xml = render_reply(settings.kind, parsed.message, reply, received_at.timestamp())
         if envelope.encrypted:
             xml = seal(settings, xml, int(received_at.timestamp()))
         return 200, "application/xml; charset=utf-8", xml.encode()

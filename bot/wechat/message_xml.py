@@ -16,7 +16,7 @@ import defusedxml
 import defusedxml.ElementTree as SafeTree
 
 from bot.clock import from_timestamp
-from handlers.pipeline import Incoming
+from handlers.pipeline import CARD_EVENT, Incoming
 
 MAX_BODY = 64 * 1024  # a WeChat callback is a few KB; a 2,000-character text, encrypted, ~10 KB
 # characters XML 1.0 forbids (expat stops at them), raw or as character references
@@ -29,6 +29,9 @@ _BAD_REFS = re.compile(
 # when a DTD may be there (it refuses it, or finds the text inside a CDATA section)
 _MAY_HAVE_DTD = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 WELCOME_EVENTS = frozenset({"subscribe", "subscribe_scan", "enter_agent"})
+# CARD_EVENT: a click on a WeCom template_card's button (developer.work.weixin.qq.com/document/
+# path/90376, 模板卡片事件推送): EventKey is the button's key, TaskId the card's task_id; the
+# Incoming's text is the EventKey, its type the event's name
 
 
 class Rejected(Exception):
@@ -110,7 +113,14 @@ def parse(kind: str, xml: str, tz: dt.tzinfo, received_at: dt.datetime) -> Parse
     header = Header(sender, field("ToUserName"), agent)
     base = {"channel": kind, "sender": sender, "at": at, "received_at": received_at, "raw": xml}
     if msg_type == "event" or msg_type.startswith("device_"):
-        if field("Event").lower() not in WELCOME_EVENTS:
+        event = field("Event").lower()
+        if event == CARD_EVENT and kind == "work":
+            # WeChat's retries repeat the whole event; two clicks in one second differ in
+            # their card or button
+            key = f"{kind}:event:{sender}:{created}:{field('TaskId')}:{field('EventKey')}"
+            text = field("EventKey")
+            return Parsed(header, Incoming(text=text, type=CARD_EVENT, dedup_key=key, **base))
+        if event not in WELCOME_EVENTS:
             return Parsed(header, None)
         key = f"{kind}:event:{sender}:{created}"
         return Parsed(header, Incoming(text="", type="event", dedup_key=key, **base))
@@ -127,6 +137,20 @@ def parse(kind: str, xml: str, tz: dt.tzinfo, received_at: dt.datetime) -> Parse
 def _cdata(text: str) -> str:
     # a "]]>" in the text would end the section early: split it across two sections
     return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def render_button(message: Header, name: str, now: float | None = None) -> str:
+    """The passive reply to a template_card_event that turns the clicking member's buttons
+    into one that cannot be clicked, reading `name` (developer.work.weixin.qq.com/document/
+    path/90241, 模板卡片更新消息 → 更新点击用户的按钮文案: MsgType update_button,
+    Button.ReplaceName)."""
+    stamp = int(now if now is not None else time.time())
+    return (
+        f"<xml><ToUserName>{_cdata(message.sender)}</ToUserName>"
+        f"<FromUserName>{_cdata(message.receiver)}</FromUserName>"
+        f"<CreateTime>{stamp}</CreateTime><MsgType><![CDATA[update_button]]></MsgType>"
+        f"<Button><ReplaceName>{_cdata(sanitize(name))}</ReplaceName></Button></xml>"
+    )
 
 
 def render_reply(kind: str, message: Header, text: str, now: float | None = None) -> str:

@@ -35,6 +35,7 @@ from bot.context import Context
 from bot.wechat.daemon_pool import DaemonPool
 from bot.wechat.group_commit import GroupWriter
 from handlers.pipeline import (
+    CARD_EVENT,
     Handled,
     Incoming,
     Step,
@@ -94,6 +95,20 @@ class ReplyRunner:
         self.after = DaemonPool(2, "wechat-after")
         # threaded servers: the request threads' messages share commits (bot.wechat.group_commit)
         self.group = GroupWriter(connections) if group_commit else None
+
+    def button_after(self, message: Incoming) -> str | None:
+        """What a clicked card's buttons become once its alert is handled (已处置·张三), read
+        after the click was handled; None to leave them."""
+        from bot.channels.cards import button_done
+        from handlers.acks import handled_by
+
+        db = self.connections.get()
+        try:
+            name = handled_by(db, message.text)
+            return button_done(name) if name else None
+        finally:
+            if db.conn.in_transaction:
+                db.conn.rollback()
 
     def drain(self) -> None:
         """Wait for every message handed off and everything after the replies (tests)."""
@@ -319,7 +334,12 @@ class _Job:
             self.done.set()
         if threading.current_thread() is not self.request_thread:
             self.follow_up(handled, late, db)
-        elif late or handled.alerts or self.runner.config.channel.kind == "mp":  # reply waits
+        elif (
+            late
+            or handled.alerts
+            or self.runner.config.channel.kind == "mp"
+            or self.message.type == CARD_EVENT  # its reply goes through the API
+        ):  # the reply waits
             try:
                 self.runner.after.submit(self.follow_up, handled, late)
             except RuntimeError:  # the process is exiting: do it before answering
@@ -338,7 +358,8 @@ class _Job:
         self, handled: Handled, late: bool, db: sqlite_utils.Database | None = None
     ) -> None:
         """After the reply: the member's last message (the Official Account's 48-hour
-        window), a late reply through the API, the alerts the message raised (at once)."""
+        window), a late reply (or a card click's, never passive) through the API, the alerts
+        the message raised (at once)."""
         config = self.runner.config
         db = db or self.runner.connections.get()  # a worker's, when the request handled it
         try:
@@ -346,7 +367,8 @@ class _Job:
                 from bot.channels.mp import record_inbound
 
                 record_inbound(db, self.message.sender, self.message.at)
-            if late and handled.reply and not handled.duplicate:
+            through_api = late or self.message.type == CARD_EVENT
+            if through_api and handled.reply and not handled.duplicate:
                 deliver_late(db, config, handled.inbox_id, clock_now(config.tz))
             if handled.alerts:
                 from bot.channels import deliver_message_alerts
