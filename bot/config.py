@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 # hours a problem (需求) of each kind may stay open at one level before it moves up (§11)
 from storage.needs import DUE_HOURS as DEFAULT_PROBLEM_DUE
 from storage.needs import NEED_KINDS
+from storage.outbox import KINDS as OUTBOX_KINDS
 
 SLOTS = ("morning", "noon", "evening")
 SLOT_NAMES = {"morning": "早", "noon": "中", "evening": "晚"}
@@ -48,20 +49,8 @@ class Template:
 
 
 TEMPLATE_FIELDS = ("title", "time", "summary")
-# the outbox kinds a template can be configured for (storage/outbox.py KINDS less reply)
-TEMPLATE_KINDS = (
-    "prompt",
-    "reminder",
-    "missed_alert",
-    "abnormal_alert",
-    "unreachable_alert",
-    "absent_alert",
-    "digest",
-    "release",
-    "correction",
-    "escalation",
-    "review",
-)
+# the outbox kinds a template can be configured for: every kind but the passive reply
+TEMPLATE_KINDS = tuple(kind for kind in OUTBOX_KINDS if kind != "reply")
 _FIELD_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
 

@@ -17,6 +17,7 @@ import sqlite_utils
 from bot.config import SLOT_NAMES, SLOTS, Config
 from handlers.dates import day_label
 from handlers.trend import WATCH_FROM, rising
+from storage.people import roles_of
 from storage.units import MAX_DEPTH
 
 ABOVE_VILLAGE = ("county", "town")
@@ -768,3 +769,22 @@ def rollup_text(digest: dict, link: str) -> str:
         lines.append(f"{line} {extra}".rstrip())
     lines.append(f"查看详情：{link}")
     return "\n".join(lines)
+
+
+def digest_recipients(tree: UnitTree, people: Iterable[dict]) -> dict[str, list[dict]]:
+    """Village → its secretaries (at it or its grids); above → secretaries and monitors there:
+    who gets a unit's digest, and its weekly pack."""
+    found: dict[str, list[dict]] = defaultdict(list)
+    for person in people:
+        unit = tree.get(person["unit"])
+        if unit is None:
+            continue
+        roles = roles_of(person)
+        if unit.level in ABOVE_VILLAGE:
+            if roles & {"secretary", "monitor"}:
+                found[unit.code].append(person)
+        elif "secretary" in roles:
+            village = tree.village_of(unit.code)
+            if village:
+                found[village].append(person)
+    return found

@@ -12,19 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import sqlite_utils
 
 from bot.config import Config
 from bot.links import view_link
 from schedules.digest import (
-    ABOVE_VILLAGE,
     UNASSIGNED,
     DayData,
     Subject,
     UnitTree,
     day_label,
+    digest_recipients,
     digest_text,
     digests_for,
     load_day,
@@ -279,24 +279,6 @@ def _missed_alerts(
     return sent
 
 
-def _digest_recipients(tree: UnitTree, people: Iterable[dict]) -> dict[str, list[dict]]:
-    """Village → its secretaries (at it or its grids); above → secretaries and monitors there."""
-    found: dict[str, list[dict]] = defaultdict(list)
-    for person in people:
-        unit = tree.get(person["unit"])
-        if unit is None:
-            continue
-        roles = roles_of(person)
-        if unit.level in ABOVE_VILLAGE:
-            if roles & {"secretary", "monitor"}:
-                found[unit.code].append(person)
-        elif "secretary" in roles:
-            village = tree.village_of(unit.code)
-            if village:
-                found[village].append(person)
-    return found
-
-
 def digest(
     db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime, report: int
 ) -> int:
@@ -307,7 +289,7 @@ def digest(
     day = now.date()
     as_of = report_time(config, day, report)
     tree = UnitTree.load(db)
-    recipients = _digest_recipients(tree, _active_people(db).values())
+    recipients = digest_recipients(tree, _active_people(db).values())
     sent = 0
     for root in scopes(tree):  # a county at a time: its digests need only its tree
         codes = sorted(
@@ -404,7 +386,7 @@ def release(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datet
         return 0
     tree = UnitTree.load(db)
     people = _active_people(db)
-    secretaries = _digest_recipients(tree, people.values())
+    secretaries = digest_recipients(tree, people.values())
     members: dict[int, list[int]] = defaultdict(list)
     for subject_id, person_id in db.conn.execute(
         "SELECT a.subject_id, a.person_id FROM assignments a JOIN subjects s"

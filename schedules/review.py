@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import defaultdict
 from collections.abc import Callable
 
 import sqlite_utils
@@ -14,7 +13,7 @@ import sqlite_utils
 from bot.config import Config
 from bot.links import review_link
 from handlers.dates import day_label
-from schedules.digest import ABOVE_VILLAGE, UnitTree, UnknownUnit, names_text
+from schedules.digest import UnitTree, UnknownUnit, digest_recipients, names_text
 from schedules.supervision import (
     FLAG_CN,
     Activity,
@@ -181,25 +180,6 @@ def review_text(pack: dict, link: str) -> str:
     return "\n".join(lines)
 
 
-def review_recipients(tree: UnitTree, people: list[dict]) -> dict[str, list[dict]]:
-    """Every secretary: their village's pack; monitors (and secretaries) above villages:
-    their unit's roll-up."""
-    found: dict[str, list[dict]] = defaultdict(list)
-    for person in people:
-        unit = tree.get(person["unit"])
-        if unit is None:
-            continue
-        roles = roles_of(person)
-        if unit.level in ABOVE_VILLAGE:
-            if roles & {"secretary", "monitor"}:
-                found[unit.code].append(person)
-        elif "secretary" in roles:
-            village = tree.village_of(unit.code)
-            if village:
-                found[village].append(person)
-    return found
-
-
 def _people(db: sqlite_utils.Database) -> list[dict]:
     return list(db.query("SELECT * FROM people WHERE active ORDER BY id"))
 
@@ -209,7 +189,7 @@ def weekly_review(db: sqlite_utils.Database, config: Config, send: Send, now: dt
     start = monday_of(now.date()) - dt.timedelta(days=7)
     tree = UnitTree.load(db)
     sent = 0
-    for code, people in sorted(review_recipients(tree, _people(db)).items()):
+    for code, people in sorted(digest_recipients(tree, _people(db)).items()):
         pack = build_review(db, config, code, start, now)
         if not pack["subjects"]["active"] and not pack["members"]:
             continue
