@@ -18,14 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlite_utils
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from bot.channels import deliver_message_alerts
 from bot.config import SLOTS, Config
 from bot.links import LinkError, NoKey, link_key, read_member_token
 from bot.web.app import get_context
 from bot.web.sim import sim_now
-from bot.web.views import CELL_CN, SLOT_CN, ViewError, cell, day_label
+from bot.web.views import CELL_CN, SLOT_CN, ViewError, cell, day_label, private, view_error
 from handlers.pipeline import Incoming, handle_message
 from handlers.reports import monitoring_day
 from handlers.symptoms import SYMPTOMS
@@ -133,21 +133,8 @@ def _same_origin(config: Config) -> bool:
     return urlsplit(origin).netloc in {request.host, urlsplit(config.public_url).netloc}
 
 
-@bp.errorhandler(ViewError)
-def view_error(error: ViewError) -> Any:
-    page = render_template("error.html", title=error.title, message=error.message, back=error.back)
-    return page, error.status
-
-
-@bp.after_request
-def private(response: Response) -> Response:
-    """Personal data behind a credential in the URL: never cached, leaked or framed."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
-    return response
+bp.register_error_handler(ViewError, view_error)
+bp.after_request(private)
 
 
 @bp.get("/<token>")

@@ -250,10 +250,13 @@ def view_error(error: ViewError) -> Any:
 
 @bp.after_request
 def private(response: Response) -> Response:
-    """The pages carry personal data: never cached, never indexed, token never leaked."""
+    """Personal data behind a credential in the URL: never cached, indexed, leaked or framed
+    (the secretary view, the member's page, the weekly pack)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
     return response
 
 
