@@ -1,4 +1,5 @@
-"""The problem ledger (问题台账): one row per current report, for export and the secretary view."""
+"""The report ledger: one row per current report, for `gridwatch ledger`, the Excel download and
+the secretary view (the problem ledger, 问题台账, is storage/needs.py)."""
 
 from __future__ import annotations
 
