@@ -9,7 +9,7 @@ from handlers.commands import Turn, UserError, command
 from handlers.dates import day_label, time_label
 from handlers.reports import SLOT_CN, STATUS_CN, monitoring_day
 from storage.contacts import contacts_on, current_contact, revoke_message
-from storage.inbox import last_report_message
+from storage.inbox import last_report_message, previous_message
 from storage.needs import add_need
 from storage.people import get_person
 from storage.subjects import member_subjects
@@ -41,9 +41,28 @@ def my_list(turn: Turn) -> str:
 
 @command("撤销", "撤回", roles={"member"}, usage="撤销 — 撤销我上一条上报")
 def undo(turn: Turn) -> str:
-    message = last_report_message(turn.ctx.db, turn.person["id"])
-    if message is None:
-        raise UserError("没有可撤销的上报。")
+    db = turn.ctx.db
+    message = previous_message(db, turn.person["id"], turn.inbox_id or 1 << 62)
+    if message is None or message["id"] != (last_report_message(db, turn.person["id"]) or {}).get(
+        "id"
+    ):
+        # 撤销 undoes the last message only: never a report further back the member forgot
+        said = f"（{message['at'][11:16]}“{_short(message['text'])}”）" if message else ""
+        raise UserError(
+            f"您上一条消息{said}不是上报，没有可撤销的内容。"
+            "如需改正某人的记录，请发送更正，例如：更正 张三 36.5"
+        )
+    handled = db.execute(
+        """SELECT a.id, p.name FROM alerts a JOIN alert_acks k ON k.alert_id = a.id
+           JOIN people p ON p.id = k.person_id
+           WHERE a.inbox_id = ? AND k.action = 'handled' ORDER BY k.id LIMIT 1""",
+        [message["id"]],
+    ).fetchone()
+    if handled is not None:
+        raise UserError(
+            f"这条上报引发的提醒 {handled[0]} 已由{handled[1]}处置，不能撤销。"
+            "如记录有误，请发送更正，例如：更正 张三 36.5"
+        )
     revoked = revoke_message(
         turn.ctx.db, message["id"], at=turn.at, actor=f"person:{turn.person['id']}"
     )
@@ -60,6 +79,11 @@ def undo(turn: Turn) -> str:
         f"已撤销您{message['at'][11:16]}的上报：{'、'.join(dict.fromkeys(names))}。"
         f"如需重报请直接发送。{corrected}"
     )
+
+
+def _short(text: str | None, limit: int = 12) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _void_alerts(turn: Turn, revoked: list[dict], subjects: dict[int, dict]) -> str:

@@ -82,6 +82,25 @@ def finish_inbound(
     )
 
 
+def previous_message(db: sqlite_utils.Database, person_id: int, before: int) -> dict | None:
+    """The person's latest message before inbox row `before`, passing over what 撤销 walks back
+    across: undos, reports already undone or replaced, acknowledgements (收到, 好的)."""
+    return first(
+        fetch_all(
+            db,
+            """SELECT i.* FROM inbox i WHERE i.person_id = ? AND i.id < ?
+                 AND NOT (ltrim(coalesce(i.text, '')) GLOB '撤[销回]*' AND length(i.text) <= 8)
+                 AND i.outcome != 'ack'
+                 AND NOT (EXISTS (SELECT 1 FROM contacts c WHERE c.inbox_id = i.id)
+                          AND NOT EXISTS (SELECT 1 FROM contacts c
+                                          WHERE c.inbox_id = i.id AND c.current = 1))
+               ORDER BY i.id DESC LIMIT 1""",
+            [person_id, before],
+        ),
+        None,
+    )
+
+
 def last_report_message(db: sqlite_utils.Database, person_id: int) -> dict | None:
     """The person's latest message that still has current contact records."""
     return first(

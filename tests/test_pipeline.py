@@ -255,6 +255,38 @@ def test_undo_restores_the_report_it_replaced(chat: Chat, loaded_db: sqlite_util
     assert "没有可撤销" in chat("lianghong", "撤销").reply
 
 
+@pytest.mark.parametrize(
+    ("between", "undone"),
+    [
+        (None, True),  # the report is the last message: undone
+        ("好的", True),  # an acknowledgement between changes nothing
+        ("需求 罗娟 家里没米了", False),  # the last message was a need: nothing is undone
+        ("名单", False),
+    ],
+)
+def test_undo_undoes_the_last_message_only(
+    chat: Chat, loaded_db: sqlite_utils.Database, between: str | None, undone: bool
+) -> None:
+    chat("lianghong", "李四 38.2 咳嗽")
+    if between:
+        chat("lianghong", between, at=MORNING + dt.timedelta(minutes=5))
+    reply = chat("lianghong", "撤销", at=MORNING + dt.timedelta(minutes=6)).reply
+    assert (current(loaded_db, "李四") is None) == undone
+    if not undone:
+        assert "不是上报" in reply and "更正" in reply and corrections(loaded_db) == []
+
+
+def test_a_report_whose_alert_was_handled_is_not_undone(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    chat("lianghong", "李四 38.2 咳嗽")
+    [number] = [row[0] for row in loaded_db.execute("SELECT id FROM alerts")]
+    chat("chenzhigang", f"已处置 {number} 已送医", at=MORNING + dt.timedelta(minutes=5))
+    reply = chat("lianghong", "撤销", at=MORNING + dt.timedelta(minutes=6)).reply
+    assert "已由陈志刚处置" in reply and "不能撤销" in reply
+    assert current(loaded_db, "李四")["temperature"] == 38.2
+
+
 def test_retry_with_the_same_key_is_recorded_once(
     chat: Chat, loaded_db: sqlite_utils.Database
 ) -> None:
