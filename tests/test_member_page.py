@@ -196,6 +196,30 @@ def test_a_second_submit_of_the_same_form_is_one_report(
     assert loaded_db.execute("SELECT count(*) FROM inbox WHERE channel = 'web'").fetchone()[0] == 1
 
 
+def test_a_different_answer_on_the_same_form_is_recorded_too(
+    client: FlaskClient, loaded_db: sqlite_utils.Database
+) -> None:
+    """正常 tapped by mistake, then 有症状 on the same form: the fever is not lost."""
+    url = link_in(prompt_of(loaded_db, "lianghong")["text"])
+    form = form_of(client.get(url).data, "张三")
+    client.post(url, data=form | {"choice": "normal", "temperature": "36.5"})
+    client.post(url, data=form | {"choice": "symptoms", "temperature": "38.9", "symptom": "咳嗽"})
+    row = loaded_db.execute(
+        "SELECT c.temperature, c.status FROM contacts c JOIN subjects s ON s.id = c.subject_id"
+        " WHERE s.name = '张三' AND c.current = 1"
+    ).fetchone()
+    assert tuple(row) == (38.9, "abnormal")
+
+
+def test_a_huge_form_is_refused_unread(
+    client: FlaskClient, loaded_db: sqlite_utils.Database
+) -> None:
+    url = link_in(prompt_of(loaded_db, "lianghong")["text"])
+    answer = client.post(url, data={"choice": "normal", "note": "x" * (200 * 1024)})
+    assert answer.status_code == 413
+    assert loaded_db.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
+
+
 @pytest.mark.parametrize(
     ("change", "status"),
     [
@@ -231,7 +255,9 @@ def test_bad_input_is_asked_again_not_recorded(
     url = link_in(prompt_of(loaded_db, "lianghong")["text"])
     form = form_of(client.get(url).data, "张三")
     for change, words in [
-        ({"choice": "normal", "temperature": "36.5 李四 38"}, "体温请填数字"),
+        ({"choice": "normal", "temperature": "36.5 李四 38"}, "体温请填 34.0–42.5"),
+        ({"choice": "normal", "temperature": "10"}, "体温请填 34.0–42.5"),
+        ({"choice": "normal", "temperature": "99.9"}, "体温请填 34.0–42.5"),
         ({"choice": "symptoms"}, "请勾选症状"),
         ({"choice": "dance"}, "请选择情况"),
     ]:

@@ -25,6 +25,8 @@ def build_app(overrides: dict[str, Any] | None = None) -> Flask:
         overrides.get("CONFIG_PATH")
     )
     app.config["DB_PATH"] = overrides.get("DB_PATH") or default_db_path()
+    # the largest form a page posts is a few hundred bytes; a bigger body gets 413 unread
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     app.config.update({k: v for k, v in overrides.items() if k not in ("GRIDWATCH", "DB_PATH")})
     # the live schedule runs unless told not to (GRIDWATCH_SCHEDULER=off for extra web nodes)
     app.config.setdefault(

@@ -12,6 +12,7 @@ request from another origin is refused.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import secrets
 from typing import Any
@@ -42,7 +43,7 @@ _NONCE = re.compile(r"^[0-9a-f]{32}$")
 LINK_LINE = "逐人填报："
 PROBLEMS = {
     "choice": "请选择情况",
-    "temperature": "体温请填数字，例如 36.5",
+    "temperature": "体温请填 34.0–42.5 之间的数字，例如 36.5",
     "symptoms": "请勾选症状",
     "nonce": "请刷新页面后再填报",
     "unbound": "您还未绑定微信，请先在聊天中发送绑定码",
@@ -109,6 +110,10 @@ def subject_rows(
         }
         for s in subjects
     ]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def compose(name: str, choice: str, temperature: str, symptoms: list[str]) -> str:
@@ -187,8 +192,10 @@ def report(token: str) -> Any:
     problem = ""
     if choice not in CHOICES:
         problem = "choice"
-    elif temperature and not _TEMPERATURE.match(temperature):
-        problem = "temperature"
+    elif temperature and not (
+        _TEMPERATURE.match(temperature) and 34.0 <= float(temperature) <= 42.5
+    ):
+        problem = "temperature"  # what the parser would not take as a reading is asked again
     elif choice == "symptoms" and not symptoms:
         problem = "symptoms"
     elif not _NONCE.match(nonce):
@@ -206,8 +213,9 @@ def report(token: str) -> Any:
             text=text,
             at=now,
             received_at=now,
-            # a second submit of the same form (a double tap, a refresh) is one report
-            dedup_key=f"web:{nonce}",
+            # a second submit of the same form and answer (a double tap, a refresh) is one
+            # report; a different answer on the same form (正常, then 有症状) is recorded too
+            dedup_key=f"web:{person['id']}:{nonce}:{_digest(text)}",
         ),
         reply_status="sent",  # the page shows it
     )
