@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import sqlite_utils
+
 from handlers.commands import Turn
 from handlers.dates import day_label
 from handlers.parser import Entry, ParseResult
-from storage.alerts import add_recipients, create_alert, void_alerts
+from storage.alerts import add_recipients, create_alert, escalated_to, void_alerts
 from storage.contacts import current_contact
 from storage.outbox import queue_message
 from storage.people import medics_for, monitors_for, secretaries_of
@@ -219,11 +221,25 @@ def queue_corrections(
     how: str = "更正",
     voided_word: str | None = None,
 ) -> list[dict]:
+    # `voided_word` names a part of the alert that is gone (发热) while its status stays: the
+    # alert itself stands
     """What a cadre was told stays true (DESIGN §2): the report that raised an alert of
     status `voided` for this subject, date and slot was corrected or undone, so everyone who
     got that alert hears, once, what is on record now (kind `correction`)."""
     db = turn.ctx.db
-    void_alerts(db, subject["id"], day, slot, voided, turn.at)  # never escalates now
+    numbers = [
+        row[0]
+        for row in db.execute(
+            """SELECT id FROM alerts WHERE subject_id = ? AND date = ? AND slot = ? AND kind = ?
+               AND status IN ('open', 'received')""",
+            [subject["id"], day.isoformat(), slot, voided],
+        )
+    ]
+    # a cover report (someone not assigned to the subject, 多对一) changes the record but
+    # cannot silence the alert: it stays open until someone it reached acknowledges it
+    covered = not _assigned(db, turn.person["id"], subject["id"])
+    if not covered and voided_word is None:
+        void_alerts(db, subject["id"], day, slot, voided, turn.at)  # never escalates now
     rows = db.execute(
         """SELECT DISTINCT o.person_id FROM outbox o
            WHERE o.kind = ? AND o.person_id IS NOT NULL AND instr(o.text, ? || '（') > 0
@@ -231,6 +247,9 @@ def queue_corrections(
                               WHERE subject_id = ? AND date = ? AND slot = ?)""",
         [ALERT_KINDS[voided], subject["name"], subject["id"], day.isoformat(), slot],
     ).fetchall()
+    # and everyone an escalation of it reached (town, county) hears it too
+    rows += [(person["id"],) for number in numbers for person in escalated_to(db, number)]
+    rows = list(dict.fromkeys(rows))
     if not rows:
         return []
     marks = ",".join("?" * len(rows))
@@ -242,5 +261,18 @@ def queue_corrections(
         f"此前通知的“{voided_word or STATUS_WORDS[voided]}”已由网格员{turn.person['name']}于 "
         f"{turn.at:%H:%M} {how}，现记录为：{now_on_record}。"
     )
+    if covered and numbers and voided_word is None:
+        listed = "、".join(str(n) for n in numbers)
+        text += f"此为非包联网格员代报，提醒 {listed} 仍请核实后回复“已处置 {numbers[0]}”。"
     tell(turn, people, "correction", text)
     return people
+
+
+def _assigned(db: sqlite_utils.Database, person_id: int, subject_id: int) -> bool:
+    return (
+        db.execute(
+            "SELECT 1 FROM assignments WHERE person_id = ? AND subject_id = ?",
+            [person_id, subject_id],
+        ).fetchone()
+        is not None
+    )

@@ -116,11 +116,41 @@ def test_an_acknowledged_alert_never_escalates(village, say, tick, sender, text)
 
 def test_a_corrected_alert_never_escalates(village, say, tick) -> None:
     fever(say)
-    say(MEMBER, "更正 张三 36.6", at=at(8, 40))
+    say(MEMBER, "更正 张三 36.6 正常", at=at(8, 40))
     for now in (at(8, 50), at(9, 20), at(12, 0)):
         tick(now)
     assert escalations(village) == []
     assert village.execute("SELECT status FROM alerts WHERE id = 1").fetchone()[0] == "voided"
+
+
+def test_a_corrected_reading_with_the_cough_still_there_keeps_the_alert(village, say, tick) -> None:
+    fever(say)
+    say(MEMBER, "更正 张三 36.6", at=at(8, 40))  # the reading was mistyped; the cough stays
+    tick(at(8, 50))
+    assert [p for p, _ in escalations(village)] == ["刘敏"]
+
+
+def test_a_cover_report_cannot_silence_an_alert(village, say, tick) -> None:
+    """吴秀兰 (another grid, not 张三's member) reports 张三 normal after the alert went up to
+    the town: the record changes, the alert stays open and goes on up, and the town monitor
+    it reached hears the correction too."""
+    fever(say)
+    tick(at(8, 50))  # 刘敏, the town, has it
+    say("wuxiulan", "早 张三 36.5 正常", at=at(9, 0))
+    told = village.execute("SELECT person, text FROM outbox WHERE kind = 'correction'").fetchall()
+    assert {person for person, _ in told} == {"陈志刚", "黄永红", "刘敏"}
+    assert all("非包联网格员代报" in text and "已处置 1" in text for _, text in told)
+    assert village.execute("SELECT status FROM alerts WHERE id = 1").fetchone()[0] == "open"
+    tick(at(9, 20))
+    assert [p for p, _ in escalations(village)] == ["刘敏", "赵县"]
+
+
+def test_a_correction_reaches_everyone_the_escalation_reached(village, say, tick) -> None:
+    fever(say)
+    tick(at(8, 50))
+    say(MEMBER, "更正 张三 36.5 正常", at=at(9, 0))
+    told = {p for (p,) in village.execute("SELECT person FROM outbox WHERE kind = 'correction'")}
+    assert told == {"陈志刚", "黄永红", "刘敏"}
 
 
 def test_a_later_report_of_another_slot_does_not_void_the_alert(village, say, tick) -> None:
@@ -216,7 +246,7 @@ def test_the_button_calls_acknowledge_with_the_same_answers(village, say) -> Non
 
 def test_a_voided_alert_is_answered_so(village, say) -> None:
     fever(say)
-    say(MEMBER, "更正 张三 36.6", at=at(8, 40))
+    say(MEMBER, "更正 张三 36.6 正常", at=at(8, 40))
     assert "已作废" in say(SECRETARY, "收到 1", at=at(8, 45))
 
 
