@@ -232,16 +232,3 @@ def test_sim_exists_only_on_the_console_channel(
 )
 def test_job_labels(job: str, label: str) -> None:
     assert job_label(job) == label
-
-
-@pytest.mark.parametrize(("kind", "moved"), [("console", True), ("work", False), ("mp", False)])
-def test_a_leftover_simulator_offset_moves_only_the_console_clock(
-    db: sqlite_utils.Database, kind: str, moved: bool
-) -> None:
-    """A database once driven by the simulator and then deployed on WeCom keeps its offset in
-    settings: pages and links there must run on the real clock."""
-    config = dataclasses.replace(Config(), channel=ChannelSettings(kind=kind))
-    set_sim_now(db, Config(), NOW)
-    real = dt.datetime.now(TZ)
-    assert (abs(sim_now(db, config) - NOW) < dt.timedelta(minutes=1)) == moved
-    assert (abs(sim_now(db, config) - real) < dt.timedelta(minutes=1)) == (not moved)

@@ -36,7 +36,7 @@ def at(day: dt.date, time: str) -> dt.datetime:
 # (day, time, sender, text): what people type besides 全部正常 after each prompt
 EVENTS = [
     (DAYS[0], "08:20", "lianghong", "张三 37.8 咳嗽"),
-    (DAYS[0], "08:50", "lianghong", "更正 张三 36.6"),
+    (DAYS[0], "08:50", "lianghong", "更正 张三 36.6 正常"),
     (DAYS[1], "08:20", "lianghong", "王五 未联系上"),
     (DAYS[1], "12:20", "lianghong", "王五 电话不通"),
     (DAYS[1], "12:50", "lianghong", "王五 联系上了 36.5"),

@@ -78,10 +78,7 @@ def set_setting(db: sqlite_utils.Database, key: str, value: str) -> None:
 
 
 def sim_now(db: sqlite_utils.Database, config: Config) -> dt.datetime:
-    """The simulator's time: the real time plus the stored offset (0 when never moved). Only
-    the console channel has a simulator: on work and mp a leftover offset is ignored."""
-    if config.channel.kind != "console":
-        return clock_now(config.tz)
+    """The simulator's time: the real time plus the stored offset (0 when never moved)."""
     offset = int(get_setting(db, OFFSET_KEY) or 0)
     return clock_now(config.tz) + dt.timedelta(seconds=offset)
 
