@@ -21,8 +21,11 @@ from storage.people import roles_of
 from storage.units import ancestors
 
 ACK_ROLES = {"secretary", "monitor", "medic"}
-_NUMBER = r"^\s*[#＃]?\s*[0-9０-９]+"
-_ARGS = re.compile(r"^\s*[#＃]?\s*(\d+)\s*号?\s*[，,。：:；;、\s]*(.*)$", re.S)
+_NUMBER = r"^\s*第?\s*[#＃]?\s*[0-9０-９]+"
+_ARGS = re.compile(r"^\s*第?\s*[#＃]?\s*(\d+)\s*号?\s*[，,。：:；;、\s]*(.*)$", re.S)
+# 收到 / 收到，马上去 / 好的收到: an acknowledgement without a number (no digit in it)
+_BARE_RECEIVED = re.compile(r"^\s*(?:好的?|嗯|ok|OK)?[，,\s]*收到(?:[^0-9０-９#＃第]{0,30})$", re.S)
+WAITING_HOURS = 24  # a bare 收到 answers an alert raised within this time
 
 
 BUTTON_KEY = re.compile(r"^ack:(received|handled):([0-9]{1,9})$")
@@ -172,6 +175,48 @@ def received(turn: Turn) -> str:
 )
 def handled(turn: Turn) -> str:
     return _answer(turn, "handled")
+
+
+def bare_received(text: str) -> bool:
+    """收到, 收到，马上去, 好的收到: said to an alert, but without its number."""
+    return _BARE_RECEIVED.match(text) is not None
+
+
+def waiting_alerts(db: sqlite_utils.Database, person: dict, at: dt.datetime) -> list[dict]:
+    """Open alerts of the last WAITING_HOURS that reached `person` (or its escalation did)
+    and that nobody has acknowledged yet, oldest first."""
+    since = (at - dt.timedelta(hours=WAITING_HOURS)).isoformat(timespec="seconds")
+    rows = db.execute(
+        """SELECT a.id, s.name, a.kind FROM alerts a JOIN subjects s ON s.id = a.subject_id
+           WHERE a.status = 'open' AND a.raised_at >= ? AND a.raised_at <= ?
+             AND (a.id IN (SELECT alert_id FROM alert_recipients WHERE person_id = ?)
+                  OR EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'escalation'
+                             AND o.person_id = ? AND o.send_key LIKE
+                             'escalation|alert:' || a.id || '/%'))
+           ORDER BY a.id""",
+        [since, at.isoformat(timespec="seconds"), person["id"], person["id"]],
+    ).fetchall()
+    return [{"id": number, "subject": name, "kind": kind} for number, name, kind in rows]
+
+
+def received_without_number(turn: Turn) -> str:
+    """A bare 收到 from someone an alert reached: it acknowledges that alert when it is the
+    only one waiting for them; with several, they are listed to pick from; with none, it is
+    the ordinary acknowledgement it looks like."""
+    waiting = waiting_alerts(turn.ctx.db, turn.person, turn.at)
+    if not waiting:
+        return "好的，辛苦了！"
+    if len(waiting) > 1:
+        listed = "、".join(f"{a['id']} {a['subject']}" for a in waiting[:8])
+        more = f"等{len(waiting)}条" if len(waiting) > 8 else ""
+        return (
+            f"您有{len(waiting)}条未确认的提醒：{listed}{more}。"
+            f"请带上编号回复，例如：收到 {waiting[0]['id']}"
+        )
+    number = waiting[0]["id"]
+    reply, told = record_acknowledgement(turn.ctx.db, turn.person, number, "received", turn.at)
+    turn.ctx.alerts_queued += told
+    return reply
 
 
 def click(turn: Turn, key: str) -> str:

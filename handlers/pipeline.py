@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.context import Context
+from handlers.acks import ACK_ROLES, bare_received, received_without_number, waiting_alerts
 from handlers.commands import Turn, UserError, find_command
 from handlers.parser import is_acknowledgement
 from handlers.reports import apply_reports, plan_report
@@ -403,6 +404,11 @@ def _decide(ctx: Context, message: Incoming) -> Step:
         if found is not None:
             command, turn.args = found
             return lambda inbox_id: _run_command(turn, inbox_id, command.run)
+        if turn.roles & ACK_ROLES and bare_received(text):
+            # "收到" to an alert without its number: the alert, when only one is waiting
+            if waiting_alerts(ctx.db, person, message.at):
+                return lambda inbox_id: _run_command(turn, inbox_id, received_without_number)
+            return _answer("ack", ACK_REPLY, person)
         if is_acknowledgement(text):
             return _answer("ack", ACK_REPLY, person)
         if "member" not in turn.roles:

@@ -62,7 +62,7 @@ def escalation_text(
             f"【督办·{KIND_CN[alert['kind']]}】提醒编号 {n} 已 {minutes} 分钟无人确认"
             f"（{raised:%H:%M} 发出，第{'一二'[step - 1]}次升级至{unit_name}）：",
             alert["summary"] + "。",
-            *([f"已通知{names}，均未回复。"] if names else []),
+            *([f"已通知{names}，尚无人按编号确认。"] if names else []),
             f"请督促核实处置，并回复“收到 {n}”或“已处置 {n} 说明”。",
         ]
     )

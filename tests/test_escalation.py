@@ -89,7 +89,7 @@ def test_unacknowledged_alert_reaches_the_town_then_the_county(village, say, tic
         "【督办·异常】提醒编号 1 已 30 分钟无人确认（08:20 发出，第一次升级至城关镇）：",
         "异常：张三（河西村第一网格，涉鄂人员）体温37.8℃，发热、咳嗽，"
         "3月2日早网格员梁红 08:20上报。",
-        "已通知陈志刚、黄永红，均未回复。",
+        "已通知陈志刚、黄永红，尚无人按编号确认。",
         "请督促核实处置，并回复“收到 1”或“已处置 1 说明”。",
     ]
     tick(at(9, 5))
@@ -212,7 +212,7 @@ def test_acknowledging_after_escalation_tells_the_escalation_recipients_once(
         (SECRETARY, "已处置1号，已退烧", "已记录编号 1（张三）已处置，说明：已退烧。"),
         (MEMBER, "收到 1", "上报请这样写"),  # a member's text is read as a report first
         (MEMBER, "收到", "好的"),  # a member's plain acknowledgement stays one
-        (SECRETARY, "收到", "好的"),
+        (SECRETARY, "收到", "已确认收到编号 1"),  # the one alert waiting for her
     ],
 )
 def test_acknowledgement_answers(village, say, sender, text, answer) -> None:
@@ -387,3 +387,39 @@ def test_a_member_with_one_subject_may_report_after_shoudao(village, say) -> Non
     )
     reply = say(MEMBER, "收到 36.5", at=at(8, 30))
     assert "张三 36.5℃ 正常" in reply and "仅限" not in reply
+
+
+# ---------------------------------------------------------------- 收到 without a number
+
+
+@pytest.mark.parametrize("text", ["收到", "收到，马上去", "好的收到", "收到！我这就去核实"])
+def test_a_bare_received_acknowledges_the_one_alert_waiting(village, say, tick, text) -> None:
+    fever(say)
+    reply = say(SECRETARY, text, at=at(8, 25))
+    assert "编号 1" in reply
+    tick(at(9, 30))
+    assert escalations(village) == []  # answered: nobody is told it was not
+
+
+def test_a_bare_received_with_several_alerts_waiting_asks_which(village, say) -> None:
+    fever(say)
+    say(MEMBER, "李四 38.1", at=at(8, 21))
+    reply = say(SECRETARY, "收到", at=at(8, 25))
+    assert "2条未确认的提醒：1 张三、2 李四" in reply and "收到 1" in reply
+    assert village.execute("SELECT count(*) FROM alert_acks").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        (SECRETARY, "好的，辛苦了！"),  # nothing waiting: the ordinary acknowledgement
+        (MEMBER, "好的，辛苦了！"),  # a member's 收到 is never an alert's acknowledgement
+    ],
+)
+def test_a_bare_received_with_nothing_waiting_is_just_thanks(village, say, who, expected) -> None:
+    assert say(who, "收到", at=at(8, 25)) == expected
+
+
+def test_received_with_the_number_written_out(village, say) -> None:
+    fever(say)
+    assert "编号 1" in say(SECRETARY, "收到第1号", at=at(8, 25))
