@@ -15,7 +15,7 @@ from handlers.trend import rising
 from storage.alerts import alerts_on
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
-from storage.needs import LEVEL_CN, close_need, is_overdue, open_needs
+from storage.needs import LEVEL_CN, close_need, get_problem, is_overdue, open_needs
 from storage.subjects import find_subjects_by_name, subject_members, subject_names, unit_subjects
 from storage.units import descendants, get_unit, village_of, villages_under
 
@@ -328,16 +328,40 @@ def finish_need(turn: Turn) -> str:
     match = re.match(r"^[#＃\s]*(\d+)\s*[，,。：:；;\s]*(.*)$", turn.args, re.S)
     if match is None:
         raise UserError("请写上需求编号和办理情况，例如：办结 3 已送菜上门（发送“需求”查看编号）")
-    number, note = match[1], match[2].strip()[:200]
-    units = descendants(turn.ctx.db, turn.person["unit"])
-    need = next((n for n in open_needs(turn.ctx.db, units) if n["id"] == int(number)), None)
-    if not turn.roles & (SECRETARY | {"monitor"}):  # a member closes only what they own
-        if need is None or need["owner_id"] != turn.person["id"]:
-            raise UserError(f"没有由您包干、未办结的第{number}号需求，请核对编号，例如：办结 3")
-    if need is None:
-        raise UserError(f"没有未办结的第{number}号需求，发送“需求”查看编号。")
-    close_need(turn.ctx.db, need["id"], turn.person["id"], turn.at, note)
+    number, note = int(match[1]), match[2].strip()[:200]
+    db = turn.ctx.db
+    need = get_problem(db, number)
+    if turn.roles & (SECRETARY | {"monitor"}):
+        ours = need is not None and need["unit"] in descendants(db, turn.person["unit"])
+    else:  # a member closes what they own (包干负责), wherever its subject lives
+        ours = need is not None and need["owner_id"] == turn.person["id"]
+        if need is not None and not ours and need["created_by"] == turn.person["id"]:
+            if need["status"] == "open":
+                raise UserError(
+                    f"第{number}号需求现由{need['owner'] or '书记'}包干，请联系其办结。"
+                )
+            ours = True  # they raised it: they may hear that it is closed
+    if need is None or not ours:
+        if turn.roles & (SECRETARY | {"monitor"}):
+            raise UserError(f"没有未办结的第{number}号需求，发送“需求”查看编号。")
+        raise UserError(f"没有由您包干、未办结的第{number}号需求，请核对编号，例如：办结 3")
+    if need["status"] != "open":
+        when = time_label(dt.datetime.fromisoformat(need["closed_at"])) if need["closed_at"] else ""
+        raise UserError(f"第{number}号需求已于{when}由{need['closer'] or '他人'}办结，无需再办。")
+    close_need(db, need["id"], turn.person["id"], turn.at, note)
     noted = f"，说明：{note}" if note else ""
+    # who raised it and who owned it hear it is done (the closer excepted)
+    others = {need["created_by"], need["owner_id"]} - {None, turn.person["id"]}
+    if others:
+        marks = ",".join("?" * len(others))
+        people = list(db.query(f"SELECT * FROM people WHERE id IN ({marks})", list(others)))
+        tell(
+            turn,
+            people,
+            "escalation",
+            f"【需求办结】#{need['id']} {need['subject']} {need['text']}："
+            f"已由{turn.person['name']}于 {turn.at:%H:%M} 办结{noted}。",
+        )
     return f"已办结 #{need['id']}：{need['subject']} {need['text']}{noted}。"
 
 

@@ -105,6 +105,12 @@ _PROBLEM = """SELECT n.*, s.name AS subject, s.unit, s.category, o.name AS owner
               LEFT JOIN people q ON q.id = n.closed_by"""
 
 
+def get_problem(db: sqlite_utils.Database, number: int) -> dict | None:
+    """One problem by its number, whatever its status."""
+    found = fetch_all(db, f"{_PROBLEM} WHERE n.id = ?", [number])
+    return found[0] if found else None
+
+
 def open_needs(db: sqlite_utils.Database, units: Sequence[str]) -> list[dict]:
     marks = ",".join("?" * len(units))
     return fetch_all(

@@ -281,8 +281,23 @@ def test_an_overdue_problem_moves_up_once_and_is_closed_with_a_note(village, say
         "closed",
         "已陪同就医",
     )
+    # 梁红 raised it and owned it before it went up: she hears it is done
+    assert escalations(village)[1] == (
+        "梁红",
+        "【需求办结】#1 王五 需要去医院开降压药：已由刘敏于 22:10 办结，说明：已陪同就医。",
+    )
     tick(at(10, 0, day=3))
-    assert len(escalations(village)) == 1  # closed: never moves again
+    assert len(escalations(village)) == 2  # closed: never moves again
+
+
+def test_closing_twice_or_by_the_member_who_raised_it_says_where_it_stands(village, say) -> None:
+    say(MEMBER, "需求 张三 买菜", at=at(9, 0))
+    village.execute(
+        "UPDATE needs SET owner_id = (SELECT id FROM people WHERE wechat_id = ?)", [SECRETARY]
+    )
+    assert "现由陈志刚包干" in say(MEMBER, "办结 1 送到了", at=at(9, 5))
+    say(SECRETARY, "办结 1 已送菜", at=at(9, 10))
+    assert "已于3月2日 09:10由陈志刚办结" in say(MEMBER, "办结 1 送到了", at=at(9, 15))
 
 
 def test_a_member_closes_only_the_problems_they_own(village, say) -> None:
