@@ -21,6 +21,7 @@ import sqlite_utils
 
 from bot.config import SLOTS, Config, Supervision
 from handlers.dates import day_label
+from handlers.slots import WINDOW_OPENS
 from storage.people import roles_of
 from storage.units import MAX_DEPTH
 
@@ -106,6 +107,11 @@ class Activity:
             for slot in SLOTS
             if self.deadlines[(day, slot)] <= self.now
         ]
+
+    def window_opens(self, key: SlotKey) -> dt.datetime:
+        """When the slot's own time window opens (DESIGN §3: 05:00, 11:00, 17:00)."""
+        day, slot = key
+        return dt.datetime.combine(day, WINDOW_OPENS[slot], tzinfo=self.now.tzinfo)
 
     def prompt_at(self, member_id: int, key: SlotKey) -> dt.datetime:
         """When the member's prompt for the slot went (the outbox), else the slot's time."""
@@ -446,8 +452,10 @@ def burst(activity: Activity, settings: Supervision) -> list[Flag]:
 
 
 def before_prompt(activity: Activity, settings: Supervision) -> list[Flag]:
-    """Reports for a slot sent `before_prompt_minutes` or more before its prompt, on
-    `before_prompt_slots` slots or more."""
+    """Reports for a slot sent `before_prompt_minutes` or more before its prompt and before
+    the slot's own time window opens, on `before_prompt_slots` slots or more. A report inside
+    the window (an evening report at 17:20, ahead of an 18:00 prompt) is the parser's slot by
+    its time: the member is on time, not ahead of the prompt."""
     flags = []
     margin = dt.timedelta(minutes=settings.before_prompt_minutes)
     for member_id, name in activity.members.items():
@@ -455,7 +463,7 @@ def before_prompt(activity: Activity, settings: Supervision) -> list[Flag]:
         for report in _own(activity, member_id):
             key = (report.day, report.slot)
             ahead = activity.prompt_at(member_id, key) - report.at
-            if ahead >= margin:
+            if ahead >= margin and report.at < activity.window_opens(key):
                 early[key] = max(early.get(key, ahead), ahead)
         if len(early) >= settings.before_prompt_slots:
             keys = sorted(early, key=_order)
