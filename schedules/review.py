@@ -139,18 +139,33 @@ def on_time_share(member: dict) -> float | None:
     return member["on_time"] / member["expected"] if member["expected"] else None
 
 
+PROBLEM_COUNTS = ("opened", "closed", "open")
+NOTHING_EXPECTED = "该周没有应报的联系（没有向成员发出、已到截止时间的提示）"
+NOTHING_TO_REVIEW = f"{NOTHING_EXPECTED}，也没有问题记录，无可会商的内容。"
+
+
+def expected_in(pack: dict) -> int:
+    """How many subject-slots the pack's week asked for (0: nothing to review)."""
+    return sum(m["expected"] for m in pack["members"])
+
+
 def review_text(pack: dict, link: str) -> str:
     """The pack as a phone message: the totals, the members to look at, the flags."""
     start, end = dt.date.fromisoformat(pack["from"]), dt.date.fromisoformat(pack["to"])
     subjects, problems, members = pack["subjects"], pack["problems"], pack["members"]
     expected = sum(m["expected"] for m in members)
     on_time = sum(m["on_time"] for m in members)
+    head = f"【{pack['unit_name']} 每周会商】{pack['week']}（{day_label(start)}—{day_label(end)}）"
+    if not expected and not pack["flags"] and not any(problems[k] for k in PROBLEM_COUNTS):
+        return f"{head}\n{NOTHING_TO_REVIEW}"
     lines = [
-        f"【{pack['unit_name']} 每周会商】{pack['week']}（{day_label(start)}—{day_label(end)}）",
+        head,
         f"在管 {subjects['active']} 人，新增 {subjects['new']}，解除 {subjects['released']}，"
         f"出现异常 {subjects['abnormal']} 人",
     ]
-    if expected:
+    if not expected:
+        lines.append(f"联系 {NOTHING_EXPECTED}")
+    else:
         late = sum(m["late"] for m in members)
         missed = sum(m["missed"] for m in members)
         lines.append(
@@ -185,14 +200,15 @@ def _people(db: sqlite_utils.Database) -> list[dict]:
 
 
 def weekly_review(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime) -> int:
-    """Monday's job: the past week's pack to its recipients, once per (unit, person, week)."""
+    """Monday's job: the past week's pack to its recipients, once per (unit, person, week);
+    none for a week in which nothing was expected of anyone."""
     start = monday_of(now.date()) - dt.timedelta(days=7)
     tree = UnitTree.load(db)
     sent = 0
     for code, people in sorted(digest_recipients(tree, _people(db)).items()):
         pack = build_review(db, config, code, start, now)
-        if not pack["subjects"]["active"] and not pack["members"]:
-            continue
+        if not expected_in(pack):
+            continue  # no member was prompted that week (before go-live): nothing to review
         text = review_text(pack, review_link(db, config, code, start, now))
         for person in people:
             target = f"{code}/person:{person['id']}"

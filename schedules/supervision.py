@@ -547,9 +547,11 @@ def all_flags(activity: Activity, settings: Supervision) -> list[Flag]:
 
 
 def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
-    """Per member: expected subject-slots (due by `now`), on time, late, missed (a report by
-    anyone counts, as the deadline alert counts it), median minutes from the prompt to the
-    member's own reports, and the kinds of flags raised."""
+    """Per member: expected subject-slots (due by `now`, and only those the member was
+    prompted for: a slot before go-live, or one whose prompt the schedule skipped, was never
+    asked of anyone), on time, late, missed (a report by anyone counts, as the deadline alert
+    counts it), median minutes from the prompt to the member's own reports, and the kinds of
+    flags raised."""
     current = {(r.subject_id, (r.day, r.slot)): r for r in activity.reports if r.current}
     kinds: dict[int, list[str]] = defaultdict(list)
     for flag in flags:
@@ -561,6 +563,8 @@ def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
         expected = on_time = late = 0
         minutes: list[float] = []
         for key in due:
+            if (member_id, *key) not in activity.prompts:
+                continue
             for sid in activity.duty[member_id].get(key[0], []):
                 expected += 1
                 report = current.get((sid, key))

@@ -22,6 +22,7 @@ from bot.config import Config
 from bot.context import Context
 from handlers.pipeline import Incoming, handle_message
 from schedules.runner import run_due
+from tests.conftest import DEMO_ROSTER
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAYS = [dt.date(2026, 3, 2) + dt.timedelta(days=n) for n in range(7)]  # W10: 3/2 … 3/8
@@ -445,3 +446,64 @@ def test_the_workbook_keeps_user_text_as_text(
     text = run_cli(*args).output
     assert text.startswith("【河西村 每周会商】2026-W10（3月2日—3月8日）")
     assert "问题 新增 1，办结 0，未办结 1（超期 1）" in text
+
+
+GO_LIVE_TICKS = ["00:05", "08:00", "09:00", "10:00", "12:00", "14:00", "18:00", "20:00", "20:30"]
+
+
+@pytest.mark.parametrize(
+    ("go_live", "packs"),
+    [
+        # the first Monday: W09 ran before the system; only W10 is a week to review
+        (dt.date(2026, 3, 2), {"2026-W09": False, "2026-W10": True}),
+        # a Thursday: W10 counts from Thursday's first prompt on
+        (dt.date(2026, 3, 5), {"2026-W09": False, "2026-W10": True}),
+    ],
+    ids=["monday", "thursday"],
+)
+def test_only_prompted_slots_are_expected_and_an_empty_week_sends_no_pack(
+    run_cli, db_path: Path, go_live: dt.date, packs: dict[str, bool]
+) -> None:  # type: ignore[no-untyped-def]
+    """Nobody reports; a member answers only for the slots they were prompted for, and a week
+    in which nothing was asked (before go-live) is no pack on Monday, and says so on demand."""
+    assert run_cli("init").exit_code == 0
+    assert run_cli("roster", "import", DEMO_ROSTER).exit_code == 0
+    day = go_live
+    first = True
+    while day < NEXT_MONDAY:
+        for time in GO_LIVE_TICKS[1:] if first else GO_LIVE_TICKS:
+            assert run_cli("tick", "--at", f"{day}T{time}").exit_code == 0
+        first, day = False, day + dt.timedelta(days=1)
+    assert run_cli("tick", "--at", f"{NEXT_MONDAY}T09:00").exit_code == 0
+    db = sqlite_utils.Database(db_path)
+    prompted_slots: Counter[str] = Counter()
+    for name, text, key in db.execute(
+        "SELECT person, text, send_key FROM outbox WHERE kind = 'prompt'"
+    ):
+        if DAYS[0].isoformat() <= key.split("|")[2] <= DAYS[-1].isoformat():
+            prompted_slots[name] += len(text.split("\n")[1].split("、"))
+    reviews = [key for (key,) in db.execute("SELECT send_key FROM outbox WHERE kind = 'review'")]
+    db.close()
+    assert not any("|2026-02-23|week" in key for key in reviews)  # W09: nothing asked
+    for week, has_pack in packs.items():
+        args = ("review", "--unit", "HX", "--week", week, "--at", f"{NEXT_MONDAY}T10:00")
+        found = json.loads(run_cli(*args, "--json").output)
+        expected = {m["member"]: m["expected"] for m in found["members"] if m["expected"]}
+        text = run_cli(*args).output
+        if not has_pack:
+            assert expected == {}
+            assert "无可会商的内容" in text and "需督促" not in text
+            continue
+        assert expected == {n: c for n, c in prompted_slots.items() if n in expected}
+        assert set(expected) and all(
+            m["missed"] == m["expected"] for m in found["members"] if m["expected"]
+        )
+        assert any(week_start_of(week) in key for key in reviews)
+    reply = run_cli("say", "--from", "chenzhigang", "--at", f"{go_live}T21:00", "周报")
+    assert "无可会商的内容" in reply.output
+
+
+def week_start_of(week: str) -> str:
+    from schedules.review import week_start
+
+    return f"|{week_start(week).isoformat()}|week"
