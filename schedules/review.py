@@ -71,9 +71,17 @@ def _last_day(subject: dict) -> str:
     return min(subject["end_date"], before.isoformat())
 
 
-def week_subjects(db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date) -> dict:
+def week_subjects(
+    db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date, now: dt.datetime
+) -> dict:
     """Subjects monitored on a day of the week, begun in it, released in it (their last day
-    was the day before one of its days) and with an abnormal report in it."""
+    was the day before one of its days) and with an abnormal report in it — each counted as
+    of min(now, the week's end): a week still running has released (at 00:05 the day after
+    the last day) only those whose last day has passed, and the days to come count for
+    nothing."""
+    end = min(end, now.date())
+    if end < start:  # a week yet to come
+        return {"active": 0, "new": 0, "released": 0, "abnormal": 0}
     rows = [
         dict(zip(("id", "start_date", "end_date", "status", "released_on"), row, strict=True))
         for row in db.conn.execute(
@@ -128,7 +136,7 @@ def build_review(
         "week": week_name(start),
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "subjects": week_subjects(db, unit, start, end),
+        "subjects": week_subjects(db, unit, start, end, now.astimezone(config.tz)),
         "members": member_records(activity, flags),
         "problems": week_problems(db, unit, start, end, now),
         "flags": [flag.as_json() for flag in flags],

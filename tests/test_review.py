@@ -507,3 +507,35 @@ def week_start_of(week: str) -> str:
     from schedules.review import week_start
 
     return f"|{week_start(week).isoformat()}|week"
+
+
+@pytest.mark.parametrize(
+    ("when", "week", "subjects"),
+    [
+        # 何平's last day was 3/1 (released 3/2 00:05); 杨桂芳's and 袁浩's is 3/7 (3/8 00:05)
+        ("2026-03-02T09:00", "2026-W10", {"new": 1, "released": 1}),
+        ("2026-03-04T21:00", "2026-W10", {"new": 1, "released": 1}),
+        ("2026-03-07T23:59", "2026-W10", {"new": 1, "released": 1}),
+        ("2026-03-08T09:00", "2026-W10", {"new": 1, "released": 3}),
+        ("2026-03-09T09:30", "2026-W10", {"new": 1, "released": 3}),
+        ("2026-03-04T21:00", "2026-W11", {"active": 0, "new": 0, "released": 0}),
+    ],
+)
+def test_a_running_week_counts_its_subjects_as_of_now(
+    week_db: Path, when: str, week: str, subjects: dict
+) -> None:
+    """周报 本周 and `review` on a week still running: only what has happened by now."""
+    args = ("review", "--unit", "HX", "--week", week, "--at", when)
+    found = json.loads(cli(week_db, *args, "--json").output)["subjects"]
+    assert {k: found[k] for k in subjects} == subjects
+    if week != "2026-W10":
+        return
+    line = f"新增 {subjects['new']}，解除 {subjects['released']}，"
+    db = sqlite_utils.Database(week_db)
+    moment = dt.datetime.fromisoformat(when).replace(tzinfo=TZ)
+    reply = say(Context(db, Config()), "chenzhigang", "周报 本周", moment)
+    db.close()
+    this_week = [reply] if when < "2026-03-09" else []  # on 3/9, 本周 is W11
+    for text in [cli(week_db, *args).output, *this_week]:
+        # 3/2 09:00: no slot of the week has reached its deadline yet
+        assert line in text if when > "2026-03-02T10:00" else "无可会商的内容" in text
