@@ -21,6 +21,7 @@ from schedules.supervision import (
     all_flags,
     load_activity,
     member_records,
+    unit_totals,
 )
 from storage.needs import week_problems
 from storage.outbox import send_key
@@ -140,6 +141,9 @@ def build_review(
         "members": member_records(activity, flags),
         "problems": week_problems(db, unit, start, end, now),
         "flags": [flag.as_json() for flag in flags],
+        # the unit's contacts once per subject-slot (a 多对一 subject counts once, as in the
+        # digests), where the members' records each count their shared subjects
+        "totals": unit_totals(activity),
     }
 
 
@@ -154,15 +158,15 @@ NOTHING_TO_REVIEW = f"{NOTHING_EXPECTED}，也没有问题记录，无可会商�
 
 def expected_in(pack: dict) -> int:
     """How many subject-slots the pack's week asked for (0: nothing to review)."""
-    return sum(m["expected"] for m in pack["members"])
+    return pack["totals"]["expected"]
 
 
 def review_text(pack: dict, link: str) -> str:
     """The pack as a phone message: the totals, the members to look at, the flags."""
     start, end = dt.date.fromisoformat(pack["from"]), dt.date.fromisoformat(pack["to"])
     subjects, problems, members = pack["subjects"], pack["problems"], pack["members"]
-    expected = sum(m["expected"] for m in members)
-    on_time = sum(m["on_time"] for m in members)
+    totals = pack["totals"]
+    expected, on_time = totals["expected"], totals["on_time"]
     head = f"【{pack['unit_name']} 每周会商】{pack['week']}（{day_label(start)}—{day_label(end)}）"
     if not expected and not pack["flags"] and not any(problems[k] for k in PROBLEM_COUNTS):
         return f"{head}\n{NOTHING_TO_REVIEW}"
@@ -174,11 +178,9 @@ def review_text(pack: dict, link: str) -> str:
     if not expected:
         lines.append(f"联系 {NOTHING_EXPECTED}")
     else:
-        late = sum(m["late"] for m in members)
-        missed = sum(m["missed"] for m in members)
         lines.append(
-            f"联系 应报 {expected}，按时 {on_time}（{on_time / expected:.0%}），迟报 {late}，"
-            f"未报 {missed}"
+            f"联系 应报 {expected}，按时 {on_time}（{on_time / expected:.0%}），"
+            f"迟报 {totals['late']}，未报 {totals['missed']}（按对象·时段计，多人共管只计一次）"
         )
     behind = sorted(
         (m for m in members if m["expected"] and (m["late"] or m["missed"])),

@@ -591,3 +591,31 @@ def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
             }
         )
     return records
+
+
+def unit_totals(activity: Activity) -> dict:
+    """The unit's contact totals, one per subject-slot however many members share the
+    subject (a 多对一 subject is one contact to make, as the digests and the ledger count it):
+    expected (due by `now` and asked of at least one member by a prompt), on time, late,
+    missed."""
+    current = {(r.subject_id, (r.day, r.slot)): r for r in activity.reports if r.current}
+    expected: set[tuple[int, SlotKey]] = set()
+    for key in activity.due():
+        for member_id in activity.members:
+            if (member_id, *key) in activity.prompts:
+                expected.update((sid, key) for sid in activity.duty[member_id].get(key[0], []))
+    on_time = late = 0
+    for sid, key in expected:
+        report = current.get((sid, key))
+        if report is None:
+            continue
+        if report.at <= activity.deadlines[key]:
+            on_time += 1
+        else:
+            late += 1
+    return {
+        "expected": len(expected),
+        "on_time": on_time,
+        "late": late,
+        "missed": len(expected) - on_time - late,
+    }

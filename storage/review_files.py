@@ -33,6 +33,15 @@ def review_sheets(pack: dict) -> dict[str, list[list[object]]]:
             ["新增", subjects["new"]],
             ["解除", subjects["released"]],
             ["出现异常", subjects["abnormal"]],
+            *(
+                [label, pack["totals"][key]]
+                for label, key in (
+                    ("应报（对象·时段）", "expected"),
+                    ("按时", "on_time"),
+                    ("迟报", "late"),
+                    ("未报", "missed"),
+                )
+            ),
             ["问题新增", problems["opened"]],
             ["问题办结", problems["closed"]],
             ["问题未办结", problems["open"]],

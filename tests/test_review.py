@@ -20,6 +20,7 @@ from click.testing import Result
 
 from bot.config import Config
 from bot.context import Context
+from handlers.dates import day_label
 from handlers.pipeline import Incoming, handle_message
 from schedules.runner import run_due
 from tests.conftest import DEMO_ROSTER
@@ -187,8 +188,10 @@ def test_the_pack_flags_the_copier_and_the_script_and_no_honest_member(pack: dic
 
 def test_the_pack_has_the_shape_of_design_11(pack: dict) -> None:
     assert list(pack) == [
-        "unit", "unit_name", "week", "from", "to", "subjects", "members", "problems", "flags"
+        "unit", "unit_name", "week", "from", "to", "subjects", "members", "problems", "flags",
+        "totals",  # added after §11's keys: the unit's contacts once per subject-slot
     ]  # fmt: skip
+    assert list(pack["totals"]) == ["expected", "on_time", "late", "missed"]
     assert (pack["unit"], pack["unit_name"], pack["week"]) == ("HX", "河西村", "2026-W10")
     assert (pack["from"], pack["to"]) == ("2026-03-02", "2026-03-08")
     assert list(pack["subjects"]) == ["active", "new", "released", "abnormal"]
@@ -225,6 +228,48 @@ def test_each_members_numbers_match_the_prompts_and_the_ledger(week_db: Path, pa
     medians = {m["member"]: m["median_minutes"] for m in pack["members"]}
     assert medians["韩冰"] == 0 and 20 <= medians["梁红"] <= 40
     assert all(8 <= medians[name] <= 120 for name in HONEST_NAMES)
+
+
+@pytest.mark.parametrize("unit", ["HX", "CG"])
+def test_unit_totals_count_each_subject_slot_once_as_the_digests_do(
+    week_db: Path, unit: str
+) -> None:
+    """朱丽 and 沈玉兰 have two members each: each member answers for them in their own record,
+    but the unit's totals count each subject-slot once, as the 20:30 digests and the ledger."""
+    args = ("review", "--unit", unit, "--week", "2026-W10", "--at", "2026-03-09T09:30")
+    found = json.loads(cli(week_db, *args, "--json").output)
+    db = sqlite_utils.Database(week_db)
+    asked: set[tuple[str, str, str]] = set()
+    for text, key in db.execute("SELECT text, send_key FROM outbox WHERE kind = 'prompt'"):
+        _, _, day, slot = key.split("|")
+        if DAYS[0].isoformat() <= day <= DAYS[-1].isoformat():
+            asked.update((day, slot, name) for name in text.split("\n")[1].split("、"))
+    digests = [
+        text
+        for (text,) in db.execute(
+            "SELECT text FROM outbox WHERE kind = 'digest' AND person = '陈志刚'"
+            " AND text LIKE '【河西村 汇报·第2次】%'"
+        )
+        if text.split("\n")[0].split("】")[1].split(" ")[0] in {day_label(d) for d in DAYS}
+    ]
+    assert len(digests) == len(DAYS)
+    db.close()
+    ledger = json.loads(cli(week_db, "ledger", "--unit", "HX", "--format", "json").output)
+    reported = {(r["date"], r["slot"], r["subject"]): r["late"] for r in ledger}
+    in_digests = sum(
+        int(line.split("应报 ")[1].split("，")[0])
+        for text in digests
+        for line in text.split("\n")
+        if line[:2] in ("早：", "中：", "晚：")
+    )
+    totals = found["totals"]
+    assert totals["expected"] == len(asked) == in_digests
+    assert totals["missed"] == sum(key not in reported for key in asked)
+    assert totals["late"] == sum(bool(reported.get(key)) for key in asked)
+    per_member = sum(m["expected"] for m in found["members"])
+    assert per_member > totals["expected"]  # the shared subjects, once per member
+    text = cli(week_db, *args).output
+    assert f"应报 {totals['expected']}，" in text and f"未报 {totals['missed']}（" in text
 
 
 def test_monday_sends_the_pack_once_to_the_secretary_and_the_town_monitor(week_db: Path) -> None:
