@@ -52,6 +52,12 @@ def week_name(start: dt.date) -> str:
     return f"{year}-W{week:02d}"
 
 
+def week_label(start: dt.date) -> str:
+    """第10周（3月2日—3月8日）: the week as the chat says it (2026-W10 is for files)."""
+    end = start + dt.timedelta(days=6)
+    return f"第{start.isocalendar()[1]}周（{day_label(start)}—{day_label(end)}）"
+
+
 def monday_of(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
@@ -163,11 +169,11 @@ def expected_in(pack: dict) -> int:
 
 def review_text(pack: dict, link: str) -> str:
     """The pack as a phone message: the totals, the members to look at, the flags."""
-    start, end = dt.date.fromisoformat(pack["from"]), dt.date.fromisoformat(pack["to"])
+    start = dt.date.fromisoformat(pack["from"])
     subjects, problems, members = pack["subjects"], pack["problems"], pack["members"]
     totals = pack["totals"]
     expected, on_time = totals["expected"], totals["on_time"]
-    head = f"【{pack['unit_name']} 每周会商】{pack['week']}（{day_label(start)}—{day_label(end)}）"
+    head = f"【{pack['unit_name']} 每周会商】{week_label(start)}"
     if not expected and not pack["flags"] and not any(problems[k] for k in PROBLEM_COUNTS):
         return f"{head}\n{NOTHING_TO_REVIEW}"
     lines = [
@@ -187,11 +193,11 @@ def review_text(pack: dict, link: str) -> str:
         key=lambda m: (on_time_share(m) or 0, m["member"]),
     )
     if behind:
-        shown = [f"{m['member']}（迟{m['late']} 未{m['missed']}）" for m in behind]
+        shown = [f"{m['member']}（迟报{m['late']}次 未报{m['missed']}人次）" for m in behind]
         lines.append(f"需督促：{names_text(shown, 6)}")
     lines.append(
         f"问题 新增 {problems['opened']}，办结 {problems['closed']}，未办结 {problems['open']}"
-        + (f"（超期 {problems['overdue']}）" if problems["overdue"] else "")
+        + (f"（逾期 {problems['overdue']}）" if problems["overdue"] else "")
     )
     if pack["flags"]:
         lines.append(f"请核实 {len(pack['flags'])} 条：")

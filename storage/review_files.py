@@ -45,7 +45,7 @@ def review_sheets(pack: dict) -> dict[str, list[list[object]]]:
             ["问题新增", problems["opened"]],
             ["问题办结", problems["closed"]],
             ["问题未办结", problems["open"]],
-            ["问题超期", problems["overdue"]],
+            ["问题逾期", problems["overdue"]],
         ],
         "考核": [
             ["网格员", "应报", "按时", "迟报", "未报", "提示到上报中位分钟", "请核实"],
@@ -74,7 +74,7 @@ def review_sheets(pack: dict) -> dict[str, list[list[object]]]:
                 "期限",
                 "办结",
                 "状态",
-                "超期",
+                "逾期",
                 "办结说明",
             ],
             *(

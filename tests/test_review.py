@@ -281,8 +281,8 @@ def test_monday_sends_the_pack_once_to_the_secretary_and_the_town_monitor(week_d
     assert sorted(person for person, _, _ in rows) == ["刘敏", "陈志刚"]
     assert {at for _, _, at in rows} == {"2026-03-09T09:00:00+08:00"}
     texts = dict((person, text) for person, text, _ in rows)
-    assert texts["陈志刚"].startswith("【河西村 每周会商】2026-W10")
-    assert texts["刘敏"].startswith("【城关镇 每周会商】2026-W10")
+    assert texts["陈志刚"].startswith("【河西村 每周会商】第10周（3月2日—3月8日）")
+    assert texts["刘敏"].startswith("【城关镇 每周会商】第10周（3月2日—3月8日）")
     assert all("/review/" in text and "梁红" in text for text in texts.values())
     before = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     db.close()
@@ -309,9 +309,9 @@ def test_monitors_hear_of_each_flag_once_on_the_day_it_is_raised(week_db: Path) 
 @pytest.mark.parametrize(
     ("sender", "expected"),
     [
-        ("chenzhigang", "【河西村 每周会商】2026-W10"),
-        ("liumin", "【城关镇 每周会商】2026-W10"),
-        ("huangyonghong", "【河西村 每周会商】2026-W10"),
+        ("chenzhigang", "【河西村 每周会商】第10周"),
+        ("liumin", "【城关镇 每周会商】第10周"),
+        ("huangyonghong", "【河西村 每周会商】第10周"),
         ("lianghong", "仅限"),
     ],
 )
@@ -489,8 +489,8 @@ def test_the_workbook_keeps_user_text_as_text(
     cell = openpyxl.load_workbook(out)["问题"]["D2"]
     assert cell.value == '=HYPERLINK("http://x","点此")' and cell.data_type == "s"
     text = run_cli(*args).output
-    assert text.startswith("【河西村 每周会商】2026-W10（3月2日—3月8日）")
-    assert "问题 新增 1，办结 0，未办结 1（超期 1）" in text
+    assert text.startswith("【河西村 每周会商】第10周（3月2日—3月8日）")
+    assert "问题 新增 1，办结 0，未办结 1（逾期 1）" in text
 
 
 GO_LIVE_TICKS = ["00:05", "08:00", "09:00", "10:00", "12:00", "14:00", "18:00", "20:00", "20:30"]
@@ -584,3 +584,56 @@ def test_a_running_week_counts_its_subjects_as_of_now(
     for text in [cli(week_db, *args).output, *this_week]:
         # 3/2 09:00: no slot of the week has reached its deadline yet
         assert line in text if when > "2026-03-02T10:00" else "无可会商的内容" in text
+
+
+@pytest.mark.parametrize(
+    ("start", "label"),
+    [
+        (dt.date(2026, 2, 23), "第9周（2月23日—3月1日）"),
+        (dt.date(2026, 3, 2), "第10周（3月2日—3月8日）"),
+        (dt.date(2026, 12, 28), "第53周（12月28日—1月3日）"),
+    ],
+)
+def test_the_week_as_chat_says_it(start: dt.date, label: str) -> None:
+    from schedules.review import week_label
+
+    assert week_label(start) == label
+
+
+@pytest.mark.parametrize(
+    ("said", "unsaid"),
+    [
+        ("【河西村 每周会商】第10周（3月2日—3月8日）", "2026-W10"),
+        ("郑海峰（迟报1次 未报4人次）", "（迟1 未4）"),
+        ("孙丽萍（迟报6次 未报0人次）", "（迟6 未0）"),
+    ],
+)
+def test_the_pack_in_chat_speaks_plainly(week_db: Path, said: str, unsaid: str) -> None:
+    db = sqlite_utils.Database(week_db)
+    reply = say(Context(db, Config()), "chenzhigang", "周报", at(NEXT_MONDAY, "10:00"))
+    db.close()
+    assert said in reply and unsaid not in reply
+
+
+def test_overdue_problems_say_逾期_as_the_needs_list_does(
+    run_cli, loaded_db: sqlite_utils.Database, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    subject = loaded_db.execute("SELECT id FROM subjects WHERE name = '张三'").fetchone()[0]
+    loaded_db["needs"].insert(
+        {
+            "subject_id": subject,
+            "kind": "生活物资",
+            "text": "买菜",
+            "status": "open",
+            "created_at": "2026-03-03T09:00:00+08:00",
+            "due_at": "2026-03-04T09:00:00+08:00",
+        }
+    )
+    args = ("review", "--unit", "HX", "--week", "2026-W10", "--at", "2026-03-09T09:00")
+    text = run_cli(*args).output
+    assert "（逾期 1）" in text and "超期" not in text
+    out = tmp_path / "pack.xlsx"
+    assert run_cli(*args, "--format", "xlsx", "--out", out).exit_code == 0
+    book = openpyxl.load_workbook(out)
+    cells = {c for sheet in book for row in sheet.iter_rows(values_only=True) for c in row}
+    assert {"问题逾期", "逾期"} <= cells and not {"问题超期", "超期"} & cells
