@@ -8,7 +8,9 @@ members and the catch rate per cheat.
 Honest members report minutes to hours after the prompt (now and then after the deadline,
 rarely not at all), their subjects' temperatures vary (36.1–37.0, each subject around its own
 level, drifting day to day), their wording varies (their own habits, slot markers or not,
-全部正常 some days), and they send one message for the whole list or one per subject.
+全部正常 some days), and they send one message for the whole list or one per subject; some
+do the evening round on some days from 17:00, before the 18:00 prompt (the evening by the
+parser's slot rule, so never before_prompt).
 
 Cheats: `copy_paste` sends yesterday's text again for each slot; `script` sends everyone's
 report seconds after each prompt; `uniform` makes readings up, uniform 36.5–36.9; `all_same`
@@ -128,6 +130,12 @@ class Honest:
         self.joiner = rng.choice(("，", " ", "\n", "；"))
         self.marker = rng.random() < 0.4
         self.bulk = rng.uniform(0, 0.3)  # share of slots answered 全部正常 (no readings)
+        # some do the evening round on some days between 17:00 (the parser's evening) and
+        # the 18:00 prompt: on time by the slot rule, not ahead of it
+        # (drawn from a generator of their own: the main stream, and so every other figure,
+        # stays as it was)
+        self.own = random.Random(self.median)
+        self.evening_early = self.own.uniform(0, 0.5) if self.own.random() < 0.3 else 0.0
         self.levels: dict[int, float] = {}
         self.drift: dict[tuple[int, dt.date], float] = {}
 
@@ -163,6 +171,9 @@ def honest_week(sim: Sim, member: int, habits: Honest, *, temps=None, bulk: bool
             if not subjects or rng.random() < habits.miss_rate:
                 continue
             prompt = sim.activity.prompts[(member, day, slot)]
+            if slot == "evening" and habits.own.random() < habits.evening_early:
+                # the delay below adds 2–120 minutes: start from 17:00 less a little
+                prompt = sim.at(day, dt.time(17)) - dt.timedelta(minutes=2)
             marker = f"{MARK[slot]}：" if habits.marker else ""
             readings = [(s, day, slot, (temps or habits.temperature)(s, day)) for s in subjects]
             if bulk and rng.random() < habits.bulk:

@@ -7,6 +7,13 @@ import re
 import unicodedata
 
 SLOTS = ("morning", "noon", "evening")
+# when each slot's own time window opens (DESIGN §3): a message from then on counts for the
+# slot by its time alone; the evening's runs past midnight to 04:59
+WINDOW_OPENS = {
+    "morning": datetime.time(5),
+    "noon": datetime.time(11),
+    "evening": datetime.time(17),
+}
 
 _MARKERS = {
     "早上": "morning", "早间": "morning", "上午": "morning", "早晨": "morning",
@@ -36,12 +43,12 @@ def slot_from_time(at: datetime.datetime) -> tuple[str, datetime.date]:
     Before 11:00 morning, 11:00–16:59 noon, 17:00 and later evening; 00:00–04:59 is the
     previous day's evening (a late report of last night).
     """
-    hour = at.hour
-    if hour < 5:
+    time = at.time()
+    if time < WINDOW_OPENS["morning"]:
         return "evening", at.date() - datetime.timedelta(days=1)
-    if hour < 11:
+    if time < WINDOW_OPENS["noon"]:
         return "morning", at.date()
-    if hour < 17:
+    if time < WINDOW_OPENS["evening"]:
         return "noon", at.date()
     return "evening", at.date()
 

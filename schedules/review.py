@@ -21,6 +21,7 @@ from schedules.supervision import (
     all_flags,
     load_activity,
     member_records,
+    unit_totals,
 )
 from storage.needs import week_problems
 from storage.outbox import send_key
@@ -51,6 +52,12 @@ def week_name(start: dt.date) -> str:
     return f"{year}-W{week:02d}"
 
 
+def week_label(start: dt.date) -> str:
+    """第10周（3月2日—3月8日）: the week as the chat says it (2026-W10 is for files)."""
+    end = start + dt.timedelta(days=6)
+    return f"第{start.isocalendar()[1]}周（{day_label(start)}—{day_label(end)}）"
+
+
 def monday_of(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
@@ -71,9 +78,17 @@ def _last_day(subject: dict) -> str:
     return min(subject["end_date"], before.isoformat())
 
 
-def week_subjects(db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date) -> dict:
+def week_subjects(
+    db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date, now: dt.datetime
+) -> dict:
     """Subjects monitored on a day of the week, begun in it, released in it (their last day
-    was the day before one of its days) and with an abnormal report in it."""
+    was the day before one of its days) and with an abnormal report in it — each counted as
+    of min(now, the week's end): a week still running has released (at 00:05 the day after
+    the last day) only those whose last day has passed, and the days to come count for
+    nothing."""
+    end = min(end, now.date())
+    if end < start:  # a week yet to come
+        return {"active": 0, "new": 0, "released": 0, "abnormal": 0}
     rows = [
         dict(zip(("id", "start_date", "end_date", "status", "released_on"), row, strict=True))
         for row in db.conn.execute(
@@ -128,10 +143,13 @@ def build_review(
         "week": week_name(start),
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "subjects": week_subjects(db, unit, start, end),
+        "subjects": week_subjects(db, unit, start, end, now.astimezone(config.tz)),
         "members": member_records(activity, flags),
         "problems": week_problems(db, unit, start, end, now),
         "flags": [flag.as_json() for flag in flags],
+        # the unit's contacts once per subject-slot (a 多对一 subject counts once, as in the
+        # digests), where the members' records each count their shared subjects
+        "totals": unit_totals(activity),
     }
 
 
@@ -139,34 +157,47 @@ def on_time_share(member: dict) -> float | None:
     return member["on_time"] / member["expected"] if member["expected"] else None
 
 
+PROBLEM_COUNTS = ("opened", "closed", "open")
+NOTHING_EXPECTED = "该周没有应报的联系（没有向成员发出、已到截止时间的提示）"
+NOTHING_TO_REVIEW = f"{NOTHING_EXPECTED}，也没有问题记录，无可会商的内容。"
+
+
+def expected_in(pack: dict) -> int:
+    """How many subject-slots the pack's week asked for (0: nothing to review)."""
+    return pack["totals"]["expected"]
+
+
 def review_text(pack: dict, link: str) -> str:
     """The pack as a phone message: the totals, the members to look at, the flags."""
-    start, end = dt.date.fromisoformat(pack["from"]), dt.date.fromisoformat(pack["to"])
+    start = dt.date.fromisoformat(pack["from"])
     subjects, problems, members = pack["subjects"], pack["problems"], pack["members"]
-    expected = sum(m["expected"] for m in members)
-    on_time = sum(m["on_time"] for m in members)
+    totals = pack["totals"]
+    expected, on_time = totals["expected"], totals["on_time"]
+    head = f"【{pack['unit_name']} 每周会商】{week_label(start)}"
+    if not expected and not pack["flags"] and not any(problems[k] for k in PROBLEM_COUNTS):
+        return f"{head}\n{NOTHING_TO_REVIEW}"
     lines = [
-        f"【{pack['unit_name']} 每周会商】{pack['week']}（{day_label(start)}—{day_label(end)}）",
+        head,
         f"在管 {subjects['active']} 人，新增 {subjects['new']}，解除 {subjects['released']}，"
         f"出现异常 {subjects['abnormal']} 人",
     ]
-    if expected:
-        late = sum(m["late"] for m in members)
-        missed = sum(m["missed"] for m in members)
+    if not expected:
+        lines.append(f"联系 {NOTHING_EXPECTED}")
+    else:
         lines.append(
-            f"联系 应报 {expected}，按时 {on_time}（{on_time / expected:.0%}），迟报 {late}，"
-            f"未报 {missed}"
+            f"联系 应报 {expected}，按时 {on_time}（{on_time / expected:.0%}），"
+            f"迟报 {totals['late']}，未报 {totals['missed']}（按对象·时段计，多人共管只计一次）"
         )
     behind = sorted(
         (m for m in members if m["expected"] and (m["late"] or m["missed"])),
         key=lambda m: (on_time_share(m) or 0, m["member"]),
     )
     if behind:
-        shown = [f"{m['member']}（迟{m['late']} 未{m['missed']}）" for m in behind]
+        shown = [f"{m['member']}（迟报{m['late']}次 未报{m['missed']}人次）" for m in behind]
         lines.append(f"需督促：{names_text(shown, 6)}")
     lines.append(
         f"问题 新增 {problems['opened']}，办结 {problems['closed']}，未办结 {problems['open']}"
-        + (f"（超期 {problems['overdue']}）" if problems["overdue"] else "")
+        + (f"（逾期 {problems['overdue']}）" if problems["overdue"] else "")
     )
     if pack["flags"]:
         lines.append(f"请核实 {len(pack['flags'])} 条：")
@@ -185,14 +216,15 @@ def _people(db: sqlite_utils.Database) -> list[dict]:
 
 
 def weekly_review(db: sqlite_utils.Database, config: Config, send: Send, now: dt.datetime) -> int:
-    """Monday's job: the past week's pack to its recipients, once per (unit, person, week)."""
+    """Monday's job: the past week's pack to its recipients, once per (unit, person, week);
+    none for a week in which nothing was expected of anyone."""
     start = monday_of(now.date()) - dt.timedelta(days=7)
     tree = UnitTree.load(db)
     sent = 0
     for code, people in sorted(digest_recipients(tree, _people(db)).items()):
         pack = build_review(db, config, code, start, now)
-        if not pack["subjects"]["active"] and not pack["members"]:
-            continue
+        if not expected_in(pack):
+            continue  # no member was prompted that week (before go-live): nothing to review
         text = review_text(pack, review_link(db, config, code, start, now))
         for person in people:
             target = f"{code}/person:{person['id']}"

@@ -21,6 +21,7 @@ import sqlite_utils
 
 from bot.config import SLOTS, Config, Supervision
 from handlers.dates import day_label
+from handlers.slots import WINDOW_OPENS
 from storage.people import roles_of
 from storage.units import MAX_DEPTH
 
@@ -106,6 +107,11 @@ class Activity:
             for slot in SLOTS
             if self.deadlines[(day, slot)] <= self.now
         ]
+
+    def window_opens(self, key: SlotKey) -> dt.datetime:
+        """When the slot's own time window opens (DESIGN §3: 05:00, 11:00, 17:00)."""
+        day, slot = key
+        return dt.datetime.combine(day, WINDOW_OPENS[slot], tzinfo=self.now.tzinfo)
 
     def prompt_at(self, member_id: int, key: SlotKey) -> dt.datetime:
         """When the member's prompt for the slot went (the outbox), else the slot's time."""
@@ -446,8 +452,10 @@ def burst(activity: Activity, settings: Supervision) -> list[Flag]:
 
 
 def before_prompt(activity: Activity, settings: Supervision) -> list[Flag]:
-    """Reports for a slot sent `before_prompt_minutes` or more before its prompt, on
-    `before_prompt_slots` slots or more."""
+    """Reports for a slot sent `before_prompt_minutes` or more before its prompt and before
+    the slot's own time window opens, on `before_prompt_slots` slots or more. A report inside
+    the window (an evening report at 17:20, ahead of an 18:00 prompt) is the parser's slot by
+    its time: the member is on time, not ahead of the prompt."""
     flags = []
     margin = dt.timedelta(minutes=settings.before_prompt_minutes)
     for member_id, name in activity.members.items():
@@ -455,7 +463,7 @@ def before_prompt(activity: Activity, settings: Supervision) -> list[Flag]:
         for report in _own(activity, member_id):
             key = (report.day, report.slot)
             ahead = activity.prompt_at(member_id, key) - report.at
-            if ahead >= margin:
+            if ahead >= margin and report.at < activity.window_opens(key):
                 early[key] = max(early.get(key, ahead), ahead)
         if len(early) >= settings.before_prompt_slots:
             keys = sorted(early, key=_order)
@@ -539,9 +547,11 @@ def all_flags(activity: Activity, settings: Supervision) -> list[Flag]:
 
 
 def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
-    """Per member: expected subject-slots (due by `now`), on time, late, missed (a report by
-    anyone counts, as the deadline alert counts it), median minutes from the prompt to the
-    member's own reports, and the kinds of flags raised."""
+    """Per member: expected subject-slots (due by `now`, and only those the member was
+    prompted for: a slot before go-live, or one whose prompt the schedule skipped, was never
+    asked of anyone), on time, late, missed (a report by anyone counts, as the deadline alert
+    counts it), median minutes from the prompt to the member's own reports, and the kinds of
+    flags raised."""
     current = {(r.subject_id, (r.day, r.slot)): r for r in activity.reports if r.current}
     kinds: dict[int, list[str]] = defaultdict(list)
     for flag in flags:
@@ -553,6 +563,8 @@ def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
         expected = on_time = late = 0
         minutes: list[float] = []
         for key in due:
+            if (member_id, *key) not in activity.prompts:
+                continue
             for sid in activity.duty[member_id].get(key[0], []):
                 expected += 1
                 report = current.get((sid, key))
@@ -579,3 +591,31 @@ def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
             }
         )
     return records
+
+
+def unit_totals(activity: Activity) -> dict:
+    """The unit's contact totals, one per subject-slot however many members share the
+    subject (a 多对一 subject is one contact to make, as the digests and the ledger count it):
+    expected (due by `now` and asked of at least one member by a prompt), on time, late,
+    missed."""
+    current = {(r.subject_id, (r.day, r.slot)): r for r in activity.reports if r.current}
+    expected: set[tuple[int, SlotKey]] = set()
+    for key in activity.due():
+        for member_id in activity.members:
+            if (member_id, *key) in activity.prompts:
+                expected.update((sid, key) for sid in activity.duty[member_id].get(key[0], []))
+    on_time = late = 0
+    for sid, key in expected:
+        report = current.get((sid, key))
+        if report is None:
+            continue
+        if report.at <= activity.deadlines[key]:
+            on_time += 1
+        else:
+            late += 1
+    return {
+        "expected": len(expected),
+        "on_time": on_time,
+        "late": late,
+        "missed": len(expected) - on_time - late,
+    }

@@ -33,10 +33,19 @@ def review_sheets(pack: dict) -> dict[str, list[list[object]]]:
             ["新增", subjects["new"]],
             ["解除", subjects["released"]],
             ["出现异常", subjects["abnormal"]],
+            *(
+                [label, pack["totals"][key]]
+                for label, key in (
+                    ("应报（对象·时段）", "expected"),
+                    ("按时", "on_time"),
+                    ("迟报", "late"),
+                    ("未报", "missed"),
+                )
+            ),
             ["问题新增", problems["opened"]],
             ["问题办结", problems["closed"]],
             ["问题未办结", problems["open"]],
-            ["问题超期", problems["overdue"]],
+            ["问题逾期", problems["overdue"]],
         ],
         "考核": [
             ["网格员", "应报", "按时", "迟报", "未报", "提示到上报中位分钟", "请核实"],
@@ -65,7 +74,7 @@ def review_sheets(pack: dict) -> dict[str, list[list[object]]]:
                 "期限",
                 "办结",
                 "状态",
-                "超期",
+                "逾期",
                 "办结说明",
             ],
             *(

@@ -143,6 +143,33 @@ def test_each_scripted_cheat_raises_its_flag_with_evidence(
         assert list(flag.as_json()) == ["kind", "member", "date", "detail"]
 
 
+@pytest.mark.parametrize(
+    ("slot", "sent", "flagged"),
+    [
+        ("evening", dt.time(17, 20), False),  # the parser's evening: an honest early report
+        ("evening", dt.time(17, 0), False),  # the window's first minute
+        ("evening", dt.time(16, 59), True),  # still the noon window
+        ("evening", dt.time(15), True),
+        ("noon", dt.time(11, 5), False),
+        ("noon", dt.time(10, 30), True),
+        ("morning", dt.time(5, 30), False),
+        ("morning", dt.time(4, 50), True),  # by its time, last night's evening
+    ],
+)
+def test_before_prompt_only_before_the_slots_own_window(
+    slot: str, sent: dt.time, flagged: bool
+) -> None:
+    """A report inside the slot's time window (DESIGN §3) is never before_prompt, however
+    far ahead of the prompt; one sent before the window opens is, on enough slots."""
+    week = Week()
+    for n, (day, each) in enumerate(week.slots()):
+        temps = {s: varied(n, s) for s in NAMES}
+        when = at(day, sent) if each == slot else at(day, PROMPT[each], minutes=25)
+        week.send(day, each, when, f"{each} {n}", temps)
+    kinds = [f.kind for f in all_flags(week.activity, Supervision())]
+    assert kinds == (["before_prompt"] if flagged else [])
+
+
 def test_thresholds_are_settings() -> None:
     week = Week()
     script(week)

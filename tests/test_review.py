@@ -20,8 +20,10 @@ from click.testing import Result
 
 from bot.config import Config
 from bot.context import Context
+from handlers.dates import day_label
 from handlers.pipeline import Incoming, handle_message
 from schedules.runner import run_due
+from tests.conftest import DEMO_ROSTER
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAYS = [dt.date(2026, 3, 2) + dt.timedelta(days=n) for n in range(7)]  # W10: 3/2 … 3/8
@@ -186,8 +188,10 @@ def test_the_pack_flags_the_copier_and_the_script_and_no_honest_member(pack: dic
 
 def test_the_pack_has_the_shape_of_design_11(pack: dict) -> None:
     assert list(pack) == [
-        "unit", "unit_name", "week", "from", "to", "subjects", "members", "problems", "flags"
+        "unit", "unit_name", "week", "from", "to", "subjects", "members", "problems", "flags",
+        "totals",  # added after §11's keys: the unit's contacts once per subject-slot
     ]  # fmt: skip
+    assert list(pack["totals"]) == ["expected", "on_time", "late", "missed"]
     assert (pack["unit"], pack["unit_name"], pack["week"]) == ("HX", "河西村", "2026-W10")
     assert (pack["from"], pack["to"]) == ("2026-03-02", "2026-03-08")
     assert list(pack["subjects"]) == ["active", "new", "released", "abnormal"]
@@ -226,6 +230,48 @@ def test_each_members_numbers_match_the_prompts_and_the_ledger(week_db: Path, pa
     assert all(8 <= medians[name] <= 120 for name in HONEST_NAMES)
 
 
+@pytest.mark.parametrize("unit", ["HX", "CG"])
+def test_unit_totals_count_each_subject_slot_once_as_the_digests_do(
+    week_db: Path, unit: str
+) -> None:
+    """朱丽 and 沈玉兰 have two members each: each member answers for them in their own record,
+    but the unit's totals count each subject-slot once, as the 20:30 digests and the ledger."""
+    args = ("review", "--unit", unit, "--week", "2026-W10", "--at", "2026-03-09T09:30")
+    found = json.loads(cli(week_db, *args, "--json").output)
+    db = sqlite_utils.Database(week_db)
+    asked: set[tuple[str, str, str]] = set()
+    for text, key in db.execute("SELECT text, send_key FROM outbox WHERE kind = 'prompt'"):
+        _, _, day, slot = key.split("|")
+        if DAYS[0].isoformat() <= day <= DAYS[-1].isoformat():
+            asked.update((day, slot, name) for name in text.split("\n")[1].split("、"))
+    digests = [
+        text
+        for (text,) in db.execute(
+            "SELECT text FROM outbox WHERE kind = 'digest' AND person = '陈志刚'"
+            " AND text LIKE '【河西村 汇报·第2次】%'"
+        )
+        if text.split("\n")[0].split("】")[1].split(" ")[0] in {day_label(d) for d in DAYS}
+    ]
+    assert len(digests) == len(DAYS)
+    db.close()
+    ledger = json.loads(cli(week_db, "ledger", "--unit", "HX", "--format", "json").output)
+    reported = {(r["date"], r["slot"], r["subject"]): r["late"] for r in ledger}
+    in_digests = sum(
+        int(line.split("应报 ")[1].split("，")[0])
+        for text in digests
+        for line in text.split("\n")
+        if line[:2] in ("早：", "中：", "晚：")
+    )
+    totals = found["totals"]
+    assert totals["expected"] == len(asked) == in_digests
+    assert totals["missed"] == sum(key not in reported for key in asked)
+    assert totals["late"] == sum(bool(reported.get(key)) for key in asked)
+    per_member = sum(m["expected"] for m in found["members"])
+    assert per_member > totals["expected"]  # the shared subjects, once per member
+    text = cli(week_db, *args).output
+    assert f"应报 {totals['expected']}，" in text and f"未报 {totals['missed']}（" in text
+
+
 def test_monday_sends_the_pack_once_to_the_secretary_and_the_town_monitor(week_db: Path) -> None:
     db = sqlite_utils.Database(week_db)
     rows = db.execute(
@@ -235,8 +281,8 @@ def test_monday_sends_the_pack_once_to_the_secretary_and_the_town_monitor(week_d
     assert sorted(person for person, _, _ in rows) == ["刘敏", "陈志刚"]
     assert {at for _, _, at in rows} == {"2026-03-09T09:00:00+08:00"}
     texts = dict((person, text) for person, text, _ in rows)
-    assert texts["陈志刚"].startswith("【河西村 每周会商】2026-W10")
-    assert texts["刘敏"].startswith("【城关镇 每周会商】2026-W10")
+    assert texts["陈志刚"].startswith("【河西村 每周会商】第10周（3月2日—3月8日）")
+    assert texts["刘敏"].startswith("【城关镇 每周会商】第10周（3月2日—3月8日）")
     assert all("/review/" in text and "梁红" in text for text in texts.values())
     before = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     db.close()
@@ -263,9 +309,9 @@ def test_monitors_hear_of_each_flag_once_on_the_day_it_is_raised(week_db: Path) 
 @pytest.mark.parametrize(
     ("sender", "expected"),
     [
-        ("chenzhigang", "【河西村 每周会商】2026-W10"),
-        ("liumin", "【城关镇 每周会商】2026-W10"),
-        ("huangyonghong", "【河西村 每周会商】2026-W10"),
+        ("chenzhigang", "【河西村 每周会商】第10周"),
+        ("liumin", "【城关镇 每周会商】第10周"),
+        ("huangyonghong", "【河西村 每周会商】第10周"),
         ("lianghong", "仅限"),
     ],
 )
@@ -443,5 +489,151 @@ def test_the_workbook_keeps_user_text_as_text(
     cell = openpyxl.load_workbook(out)["问题"]["D2"]
     assert cell.value == '=HYPERLINK("http://x","点此")' and cell.data_type == "s"
     text = run_cli(*args).output
-    assert text.startswith("【河西村 每周会商】2026-W10（3月2日—3月8日）")
-    assert "问题 新增 1，办结 0，未办结 1（超期 1）" in text
+    assert text.startswith("【河西村 每周会商】第10周（3月2日—3月8日）")
+    assert "问题 新增 1，办结 0，未办结 1（逾期 1）" in text
+
+
+GO_LIVE_TICKS = ["00:05", "08:00", "09:00", "10:00", "12:00", "14:00", "18:00", "20:00", "20:30"]
+
+
+@pytest.mark.parametrize(
+    ("go_live", "packs"),
+    [
+        # the first Monday: W09 ran before the system; only W10 is a week to review
+        (dt.date(2026, 3, 2), {"2026-W09": False, "2026-W10": True}),
+        # a Thursday: W10 counts from Thursday's first prompt on
+        (dt.date(2026, 3, 5), {"2026-W09": False, "2026-W10": True}),
+    ],
+    ids=["monday", "thursday"],
+)
+def test_only_prompted_slots_are_expected_and_an_empty_week_sends_no_pack(
+    run_cli, db_path: Path, go_live: dt.date, packs: dict[str, bool]
+) -> None:  # type: ignore[no-untyped-def]
+    """Nobody reports; a member answers only for the slots they were prompted for, and a week
+    in which nothing was asked (before go-live) is no pack on Monday, and says so on demand."""
+    assert run_cli("init").exit_code == 0
+    assert run_cli("roster", "import", DEMO_ROSTER).exit_code == 0
+    day = go_live
+    first = True
+    while day < NEXT_MONDAY:
+        for time in GO_LIVE_TICKS[1:] if first else GO_LIVE_TICKS:
+            assert run_cli("tick", "--at", f"{day}T{time}").exit_code == 0
+        first, day = False, day + dt.timedelta(days=1)
+    assert run_cli("tick", "--at", f"{NEXT_MONDAY}T09:00").exit_code == 0
+    db = sqlite_utils.Database(db_path)
+    prompted_slots: Counter[str] = Counter()
+    for name, text, key in db.execute(
+        "SELECT person, text, send_key FROM outbox WHERE kind = 'prompt'"
+    ):
+        if DAYS[0].isoformat() <= key.split("|")[2] <= DAYS[-1].isoformat():
+            prompted_slots[name] += len(text.split("\n")[1].split("、"))
+    reviews = [key for (key,) in db.execute("SELECT send_key FROM outbox WHERE kind = 'review'")]
+    db.close()
+    assert not any("|2026-02-23|week" in key for key in reviews)  # W09: nothing asked
+    for week, has_pack in packs.items():
+        args = ("review", "--unit", "HX", "--week", week, "--at", f"{NEXT_MONDAY}T10:00")
+        found = json.loads(run_cli(*args, "--json").output)
+        expected = {m["member"]: m["expected"] for m in found["members"] if m["expected"]}
+        text = run_cli(*args).output
+        if not has_pack:
+            assert expected == {}
+            assert "无可会商的内容" in text and "需督促" not in text
+            continue
+        assert expected == {n: c for n, c in prompted_slots.items() if n in expected}
+        assert set(expected) and all(
+            m["missed"] == m["expected"] for m in found["members"] if m["expected"]
+        )
+        assert any(week_start_of(week) in key for key in reviews)
+    reply = run_cli("say", "--from", "chenzhigang", "--at", f"{go_live}T21:00", "周报")
+    assert "无可会商的内容" in reply.output
+
+
+def week_start_of(week: str) -> str:
+    from schedules.review import week_start
+
+    return f"|{week_start(week).isoformat()}|week"
+
+
+@pytest.mark.parametrize(
+    ("when", "week", "subjects"),
+    [
+        # 何平's last day was 3/1 (released 3/2 00:05); 杨桂芳's and 袁浩's is 3/7 (3/8 00:05)
+        ("2026-03-02T09:00", "2026-W10", {"new": 1, "released": 1}),
+        ("2026-03-04T21:00", "2026-W10", {"new": 1, "released": 1}),
+        ("2026-03-07T23:59", "2026-W10", {"new": 1, "released": 1}),
+        ("2026-03-08T09:00", "2026-W10", {"new": 1, "released": 3}),
+        ("2026-03-09T09:30", "2026-W10", {"new": 1, "released": 3}),
+        ("2026-03-04T21:00", "2026-W11", {"active": 0, "new": 0, "released": 0}),
+    ],
+)
+def test_a_running_week_counts_its_subjects_as_of_now(
+    week_db: Path, when: str, week: str, subjects: dict
+) -> None:
+    """周报 本周 and `review` on a week still running: only what has happened by now."""
+    args = ("review", "--unit", "HX", "--week", week, "--at", when)
+    found = json.loads(cli(week_db, *args, "--json").output)["subjects"]
+    assert {k: found[k] for k in subjects} == subjects
+    if week != "2026-W10":
+        return
+    line = f"新增 {subjects['new']}，解除 {subjects['released']}，"
+    db = sqlite_utils.Database(week_db)
+    moment = dt.datetime.fromisoformat(when).replace(tzinfo=TZ)
+    reply = say(Context(db, Config()), "chenzhigang", "周报 本周", moment)
+    db.close()
+    this_week = [reply] if when < "2026-03-09" else []  # on 3/9, 本周 is W11
+    for text in [cli(week_db, *args).output, *this_week]:
+        # 3/2 09:00: no slot of the week has reached its deadline yet
+        assert line in text if when > "2026-03-02T10:00" else "无可会商的内容" in text
+
+
+@pytest.mark.parametrize(
+    ("start", "label"),
+    [
+        (dt.date(2026, 2, 23), "第9周（2月23日—3月1日）"),
+        (dt.date(2026, 3, 2), "第10周（3月2日—3月8日）"),
+        (dt.date(2026, 12, 28), "第53周（12月28日—1月3日）"),
+    ],
+)
+def test_the_week_as_chat_says_it(start: dt.date, label: str) -> None:
+    from schedules.review import week_label
+
+    assert week_label(start) == label
+
+
+@pytest.mark.parametrize(
+    ("said", "unsaid"),
+    [
+        ("【河西村 每周会商】第10周（3月2日—3月8日）", "2026-W10"),
+        ("郑海峰（迟报1次 未报4人次）", "（迟1 未4）"),
+        ("孙丽萍（迟报6次 未报0人次）", "（迟6 未0）"),
+    ],
+)
+def test_the_pack_in_chat_speaks_plainly(week_db: Path, said: str, unsaid: str) -> None:
+    db = sqlite_utils.Database(week_db)
+    reply = say(Context(db, Config()), "chenzhigang", "周报", at(NEXT_MONDAY, "10:00"))
+    db.close()
+    assert said in reply and unsaid not in reply
+
+
+def test_overdue_problems_say_逾期_as_the_needs_list_does(
+    run_cli, loaded_db: sqlite_utils.Database, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    subject = loaded_db.execute("SELECT id FROM subjects WHERE name = '张三'").fetchone()[0]
+    loaded_db["needs"].insert(
+        {
+            "subject_id": subject,
+            "kind": "生活物资",
+            "text": "买菜",
+            "status": "open",
+            "created_at": "2026-03-03T09:00:00+08:00",
+            "due_at": "2026-03-04T09:00:00+08:00",
+        }
+    )
+    args = ("review", "--unit", "HX", "--week", "2026-W10", "--at", "2026-03-09T09:00")
+    text = run_cli(*args).output
+    assert "（逾期 1）" in text and "超期" not in text
+    out = tmp_path / "pack.xlsx"
+    assert run_cli(*args, "--format", "xlsx", "--out", out).exit_code == 0
+    book = openpyxl.load_workbook(out)
+    cells = {c for sheet in book for row in sheet.iter_rows(values_only=True) for c in row}
+    assert {"问题逾期", "逾期"} <= cells and not {"问题超期", "超期"} & cells

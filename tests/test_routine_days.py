@@ -89,10 +89,9 @@ def test_scripted_day(
 
     mark = last_id(db)
     tick("09:30")
-    # 3/2 is a Monday: last week's pack at 09:00 (DESIGN §11), then the reminders
+    # 3/2 is a Monday, the first day of the system: last week asked nothing of anyone, so
+    # the 09:00 weekly pack (DESIGN §11) sends nothing; then the reminders
     assert sent(db, mark) == [
-        ("review", "刘敏"),
-        ("review", "陈志刚"),
         ("reminder", "梁红"),
         ("reminder", "韩冰"),
     ]
@@ -161,17 +160,16 @@ def test_scripted_day(
     assert "晚：应报 29，已报 23，未报 6：沈玉兰、彭涛、吕桂兰、苏磊、蒋秀珍、田军" in evening
 
     whole_day = [(kind, person) for kind, person in sent(db)]
-    assert len(whole_day) == 32  # with the Monday's weekly pack to 陈志刚 and 刘敏
+    assert len(whole_day) == 30  # no weekly pack: nothing was expected the week before
     assert {kind for kind, _ in whole_day} == {
         "release",
         "prompt",
         "reminder",
         "missed_alert",
         "digest",
-        "review",
     }
     assert {row["status"] for row in outbox(db)} == {"sent"}
-    assert len({row["send_key"] for row in outbox(db)}) == 32
+    assert len({row["send_key"] for row in outbox(db)}) == 30
 
     before = dump_db(db)
     for time in TIMES:
@@ -258,7 +256,7 @@ def test_restart_mid_day(
     db, config = loaded_db, Config()
     for time in ("00:05", "08:00", "09:30", "10:00"):
         run_due(db, config, at(time))
-    assert len(outbox(db)) == 2 + 6 + 2 + 6 + 1  # 2: Monday's weekly pack (DESIGN §11)
+    assert len(outbox(db)) == 2 + 6 + 6 + 1  # no weekly pack: the week before asked nothing
     # the server was down from 10:01 to 11:45: the 10:30 digest is 75 min late
     with caplog.at_level(logging.WARNING, logger="gridwatch.schedule"):
         done = run_due(db, config, at("11:45"))
@@ -275,10 +273,10 @@ def test_restart_mid_day(
     assert len(outbox(db, mark)) == 6
     # a second process starting at the same moment adds nothing
     assert run_due(db, config, at("12:40")) == []
-    assert len(outbox(db)) == 17 + 6
+    assert len(outbox(db)) == 15 + 6
     kinds = [(row["job"], row["outcome"]) for row in db.query("SELECT * FROM job_runs")]
     assert ("digest:1", "skipped") in kinds
-    assert len(kinds) == 7  # with Monday's 09:00 weekly pack
+    assert len(kinds) == 7  # with Monday's 09:00 weekly pack (run, nothing to send)
 
 
 def test_restart_within_grace_sends_the_digest_as_of_its_time(

@@ -197,7 +197,8 @@ def test_cli_tick(loaded_db: sqlite_utils.Database, run_cli: Callable[..., objec
     ]
     result = run_cli("tick", "--at", "2026-03-02T09:40")
     assert result.output.splitlines() == [
-        "ran     2026-03-02T09:00+08:00 review: 2 queued",  # a Monday: last week's pack
+        # a Monday, the first of the system: last week asked nothing, so no pack
+        "ran     2026-03-02T09:00+08:00 review: 0 queued",
         "ran     2026-03-02T09:30+08:00 reminder:morning: 6 queued",
     ]
     assert run_cli("tick", "--at", "2026-03-02T09:40").output == "nothing due\n"
