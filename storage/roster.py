@@ -85,6 +85,8 @@ class ImportReport:
     longest_batch: float = 0.0  # seconds the longest of them held the write lock
     # rows whose file value replaced what a secretary changed in chat (延长)
     overrides: list[str] = field(default_factory=list)
+    # people of the file's units that the file no longer lists: deactivated (姓名（单位）)
+    retired: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = []
@@ -93,7 +95,8 @@ class ImportReport:
                 f"{sheet}: 新增 {self.created[sheet]}，更新 {self.updated[sheet]}，"
                 f"未变 {self.unchanged[sheet]}"
             )
-        return "\n".join(["；".join(parts), *self.overrides])
+        retired = [f"停用（文件中已无此人）：{'、'.join(self.retired)}"] if self.retired else []
+        return "\n".join(["；".join(parts), *self.overrides, *retired])
 
 
 def _line_of(message: str) -> int:
@@ -575,6 +578,7 @@ class _Writer:
         self.batch_rows = max(1, batch_rows)
         self.on_batch = on_batch
         self.person_ids: dict[tuple[str, str], int] = {}
+        self.listed: set[int] = set()  # the people the file lists
 
     def audit(self, table: str, key: Any, action: str, before: Any, after: Any) -> None:
         record_change(self.db, self.now, self.actor, table, key, action, before, after)
@@ -659,6 +663,7 @@ class _Writer:
             if existing is not None and not changes:
                 self.report.unchanged["people"] += 1
                 self.person_ids[(person["name"], person["unit"])] = existing["id"]
+                self.listed.add(existing["id"])
             else:
                 pending.append(person)
         self.batches("people", pending, self.write_person)
@@ -677,7 +682,29 @@ class _Writer:
                 before = {k: existing.get(k) for k in changes}
                 self.audit("people", key, "update", before, changes)
         self.person_ids[(person["name"], person["unit"])] = key
+        self.listed.add(key)
         self.count("people", existing, bool(changes))
+
+    def retire(self, codes: set[str]) -> None:
+        """A file speaks for the units it lists: their people it no longer lists leave (a
+        departed member's chat, page links and alerts stop). Others' units are untouched, so
+        one village's file never retires another village's people."""
+        if not codes:
+            return
+        marks = ",".join("?" * len(codes))
+        leaving = [
+            row
+            for row in self.db.conn.execute(
+                f"SELECT id, name, unit FROM people WHERE active AND unit IN ({marks})",
+                sorted(codes),
+            )
+            if row[0] not in self.listed
+        ]
+        with transaction(self.db):
+            for key, name, unit in leaving:
+                update_row(self.db, "people", key, {"active": 0})
+                self.audit("people", key, "update", {"active": 1}, {"active": 0})
+                self.report.retired.append(f"{name}（{unit}）")
 
     # subjects and who is assigned to them
 
@@ -794,6 +821,7 @@ def import_roster(
         writer.units(plan.units)
         writer.people(plan.people)
         writer.subjects(plan.subjects)
+        writer.retire({unit["code"] for unit in plan.units})
     finally:
         db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
     passive_checkpoint(db)

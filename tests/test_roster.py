@@ -14,6 +14,7 @@ import sqlite_utils
 
 from bot.config import Config
 from storage.db import connect, transaction
+from storage.people import person_by_wechat_id
 from storage.roster import ImportReport, import_roster
 from storage.roster_cache import cached_village
 from storage.roster_export import export_roster
@@ -1363,3 +1364,57 @@ def test_overlapping_periods_of_one_person_are_refused(
     append_subject(roster_dir, "何平", "2026-02-20")  # inside 2/16–3/1
     report = run_import(db, roster_dir)
     assert any("第32行" in e and "监测期与第" in e and "重叠" in e for e in report.errors)
+
+
+# ---------------------------------------------------------------- people who leave
+
+
+def test_a_person_the_file_no_longer_lists_is_retired(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    """梁红 left: the new file lists her subjects under 韩冰 and no longer lists her. She is
+    deactivated (no chat, no page, no prompts), named in the report, and listed again she
+    comes back."""
+    tables = demo_tables()
+    assert run_import(db, write_csv(tables, tmp_path / "before")).errors == []
+    people, subjects = tables["people"], tables["subjects"]
+    assert people is not None and subjects is not None
+    column = subjects[0].index("网格员")
+    tables["people"] = [row for row in people if row[0] != "梁红"]
+    for row in subjects[1:]:
+        row[column] = "、".join(
+            dict.fromkeys("韩冰" if m == "梁红" else m for m in row[column].split("、"))
+        )
+    report = run_import(db, write_csv(tables, tmp_path / "after"))
+    assert report.errors == [] and report.retired == ["梁红（HX01）"]
+    assert "停用（文件中已无此人）：梁红（HX01）" in report.summary()
+    assert db.execute("SELECT active FROM people WHERE name = '梁红'").fetchone() == (0,)
+    assert (
+        person_by_wechat_id(db, "lianghong") is None
+    )  # her messages get the binding sentence only
+    again = run_import(db, write_csv(tables, tmp_path / "after"))
+    assert again.retired == [] and again.updated == dict.fromkeys(SHEETS, 0)
+    back = run_import(db, write_csv(demo_tables(), tmp_path / "back"))
+    assert back.retired == []
+    assert db.execute("SELECT active FROM people WHERE name = '梁红'").fetchone() == (1,)
+
+
+def test_a_file_of_another_village_retires_nobody_here(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    assert run_import(db, write_csv(demo_tables(), tmp_path / "demo")).errors == []
+    other: Tables = {
+        "units": [
+            ["编码", "名称", "层级", "上级"],
+            ["HD", "河东村", "村", ""],
+            ["HD01", "河东一格", "网格", "HD"],
+        ],
+        "people": [
+            ["姓名", "手机", "微信号", "角色", "所属单位"],
+            ["钱村", "13800000092", "qiancun", "书记", "HD"],
+        ],
+        "subjects": [["姓名", "手机", "类别", "地址", "所属单位", "开始日期", "天数", "网格员"]],
+    }
+    report = run_import(db, write_csv(other, tmp_path / "hd"))
+    assert report.errors == [] and report.retired == []
+    assert db.execute("SELECT count(*) FROM people WHERE active").fetchone()[0] == 10
