@@ -1,11 +1,13 @@
 """Log records stamped in the configured zone's local time (GRIDWATCH_TZ, `timezone`), not the
 machine's: a server in a container runs on UTC, and a cadre reading "08:00 prompt sent" must
-not have to add eight hours. gunicorn's access log keeps its own format."""
+not have to add eight hours. gunicorn's access log keeps its own format, with the signed
+tokens of page links left out: a link is a credential for days, a log is read by many."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -35,12 +37,30 @@ def configured_zone() -> dt.tzinfo:
         return Config().tz
 
 
+# /me/<token>, /view/<token>/…, /review/<token>: the signed part of a page's path
+_TOKEN_PATH = re.compile(r"(/(?:me|view|review)/)[^/?#\s\"]+")
+
+
+def redact_tokens(text: str) -> str:
+    """A request line, path or referer with each page token replaced by [token]."""
+    return _TOKEN_PATH.sub(r"\1[token]", text)
+
+
 class ZoneLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger, its error log in the zone; gridwatch's own records (the schedule,
     the pipeline, background work) go to the same place, formatted alike. `tz` None: the
     zone of the settings (gunicorn started on its own, ./gunicorn.conf.py)."""
 
     tz: dt.tzinfo | None = None
+
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict:
+        """The access log's fields, page tokens left out of the request line, path and
+        referer."""
+        found = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U", "f"):
+            if isinstance(found.get(key), str):
+                found[key] = redact_tokens(found[key])
+        return found
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)

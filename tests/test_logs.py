@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from gunicorn.config import Config as GunicornConfig
 
-from bot.logs import ZoneFormatter, ZoneLogger, zone_logger
+from bot.logs import ZoneFormatter, ZoneLogger, redact_tokens, zone_logger
 
 ROOT = Path(__file__).resolve().parent.parent
 # 2026-03-02 00:30:05 UTC
@@ -141,3 +142,51 @@ def test_gridwatch_serve_logs_in_the_configured_zone(
     stamped = [line for line in out.read_text().splitlines() if line.startswith("[20")]
     assert any("Listening at" in line for line in stamped), out.read_text()
     assert all(line[21:26] == offset for line in stamped), stamped
+
+
+@pytest.mark.parametrize(
+    ("line", "logged"),
+    [
+        ("GET /me/eyJwIjo0.axOg5w.sig HTTP/1.1", "GET /me/[token] HTTP/1.1"),
+        ("GET /view/eyJ1Ijo.x.y/excel HTTP/1.1", "GET /view/[token]/excel HTTP/1.1"),
+        ("POST /me/abc?done=3 HTTP/1.1", "POST /me/[token]?done=3 HTTP/1.1"),
+        ("GET /review/abc/xlsx HTTP/1.1", "GET /review/[token]/xlsx HTTP/1.1"),
+        ("GET /healthz HTTP/1.1", "GET /healthz HTTP/1.1"),
+        ("GET /sim HTTP/1.1", "GET /sim HTTP/1.1"),
+    ],
+)
+def test_page_tokens_are_left_out_of_the_access_log(line: str, logged: str) -> None:
+    assert redact_tokens(line) == logged
+
+
+def test_gridwatch_serve_writes_no_page_token_to_its_access_log(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    env.pop("GRIDWATCH_CONFIG", None)
+    command = [sys.executable, "-c", "from bot.cli.main import cli; cli()", "serve"]
+    command += ["--no-scheduler", "--port", str(port), "--db", str(tmp_path / "gw.db")]
+    out = tmp_path / "serve.log"
+    secret = "eyJwIjo0LCJkIjoiMjAyNi0wMy0wMiJ9.SECRETPART"
+    with open(out, "w") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        for path in (f"/me/{secret}", f"/view/{secret}/excel", f"/review/{secret}"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+            except urllib.error.HTTPError as refused:
+                assert refused.code in (403, 404)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    text = out.read_text()
+    assert "/me/[token]" in text and "/view/[token]/excel" in text, text
+    assert "SECRETPART" not in text
