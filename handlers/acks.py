@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 
 import sqlite_utils
 
@@ -25,6 +24,7 @@ _NUMBER = r"^\s*第?\s*[#＃]?\s*[0-9０-９]+"
 _ARGS = re.compile(r"^\s*第?\s*[#＃]?\s*(\d+)\s*号?\s*[，,。：:；;、\s]*(.*)$", re.S)
 # 收到 / 收到，马上去 / 好的收到: an acknowledgement without a number (no digit in it)
 _BARE_RECEIVED = re.compile(r"^\s*(?:好的?|嗯|ok|OK)?[，,\s]*收到(?:[^0-9０-９#＃第]{0,30})$", re.S)
+_ASCII_DIGITS = str.maketrans("０１２３４５６７８９＃", "0123456789#")
 WAITING_HOURS = 24  # a bare 收到 answers an alert raised within this time
 
 
@@ -44,7 +44,7 @@ def read_button_key(key: str) -> tuple[str, int] | None:
 
 def parse_args(args: str, word: str) -> tuple[int, str]:
     """`12 已送医院` → (12, "已送医院")."""
-    match = _ARGS.match(unicodedata.normalize("NFKC", args))
+    match = _ARGS.match(args.translate(_ASCII_DIGITS))  # the note keeps its own punctuation
     if match is None:
         raise UserError(f"请写上提醒编号，例如：{word} 12（编号见提醒消息末尾）")
     return int(match[1]), match[2].strip()[:200]
@@ -116,7 +116,27 @@ def record_acknowledgement(
             told,
         )
     noted = f"，说明：{note}" if note else ""
+    told += _tell_recipients(db, alert, person, at, noted)
     return f"已记录编号 {number}（{alert['subject']}）已处置{noted}。辛苦了！", told
+
+
+def _tell_recipients(
+    db: sqlite_utils.Database, alert: dict, person: dict, at: dt.datetime, noted: str
+) -> int:
+    """The alert's other recipients hear, once, that it is handled: a secretary and a medic
+    who both got a fever alert do not both go to the same door."""
+    others = recipient_ids(db, alert["id"]) - {person["id"]}
+    if not others:
+        return 0
+    marks = ",".join("?" * len(others))
+    people = list(db.query(f"SELECT * FROM people WHERE active AND id IN ({marks})", list(others)))
+    text = (
+        f"【已处置】提醒编号 {alert['id']}（{alert['subject']}）已由{person['name']}于 "
+        f"{at:%H:%M} 处置{noted}，无需再处置。"
+    )
+    for other in people:
+        queue_message(db, at=at, person=other, kind="escalation", text=text)
+    return len(people)
 
 
 def _may_answer(db: sqlite_utils.Database, person: dict, alert: dict) -> bool:

@@ -111,7 +111,23 @@ def test_an_acknowledged_alert_never_escalates(village, say, tick, sender, text)
     assert "编号 1" in reply and "仅限" not in reply
     for now in (at(8, 50), at(9, 20), at(12, 0)):
         tick(now)
+    assert [line for _, line in escalations(village) if line.startswith("【督办")] == []
+
+
+def test_the_alerts_other_recipients_hear_it_is_handled(village, say) -> None:
+    """The medic handled it: the secretary, who got the same alert, hears so once (two people
+    do not go to the same door); a 收到 tells nobody."""
+    fever(say)
+    say(SECRETARY, "收到 1", at=at(8, 25))
     assert escalations(village) == []
+    say(MEDIC, "已处置 1 已电话核实，建议就医", at=at(8, 30))
+    assert escalations(village) == [
+        (
+            "陈志刚",
+            "【已处置】提醒编号 1（张三）已由黄永红于 08:30 处置，"
+            "说明：已电话核实，建议就医，无需再处置。",
+        )
+    ]
 
 
 def test_a_corrected_alert_never_escalates(village, say, tick) -> None:
