@@ -64,7 +64,7 @@ def problem_question(problem: Problem, own_names: list[str]) -> str:
     if problem.reason == "ambiguous_name" and _namesakes(problem.candidates):
         options = "、".join(problem.candidates)
         return (
-            f"您负责的人中有同名：{options}，系统无法区分。"
+            f"名单中有同名：{options}，系统无法区分。"
             "请联系书记在名单中区分姓名（例如：张三大、张三小）后再报。"
         )
     if problem.reason == "ambiguous_name":
@@ -198,7 +198,12 @@ def _namesakes_asked(
     for entry in result.entries:
         same = (mine if entry.assigned else theirs).get(entry.name)
         if same and not entry.bulk:
-            where = tuple(f"{s['name']}（{s.get('address') or s['unit']}）" for s in same)
+            # addresses only to the member who has them in hand; a cover report (someone
+            # else's subjects) sees the grids they belong to
+            where = tuple(
+                f"{s['name']}（{(s.get('address') if entry.assigned else '') or s['unit']}）"
+                for s in same
+            )
             asked.append(Problem(entry.typed, "ambiguous_name", where))
         else:
             keep.append(entry)

@@ -468,6 +468,18 @@ def test_two_subjects_of_one_member_with_the_same_name_are_asked_back(
     assert loaded_db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0] == 1
 
 
+def test_a_cover_report_on_namesakes_shows_their_grids_not_their_addresses(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    """吴秀兰 (grid HX02) covers for 梁红, whose two 张三 live at two addresses: she is asked
+    which one by grid; the addresses stay with the member who has them in hand."""
+    second_zhang_san(loaded_db)
+    handled = chat("wuxiulan", "张三 36.5")
+    assert handled.outcome == "problem" and "同名" in handled.reply
+    assert "河西村4组9号" not in handled.reply and "组" not in handled.reply
+    assert "张三（HX01）" in handled.reply and "张三（HX02）" in handled.reply
+
+
 def test_namesakes_in_two_villages_are_asked_back_with_both_addresses(
     chat: Chat, loaded_db: sqlite_utils.Database
 ) -> None:
