@@ -178,15 +178,46 @@ def lookup(turn: Turn) -> str:
         if rising(temperatures, turn.ctx.config.fever_threshold):
             trend = "→".join(f"{t:.1f}" for t in temperatures[-3:])
             lines.append(f"关注：体温连续上升 {trend}℃，尚未到发热线，请留意。")
-    for row in history:
+    found = {(row["date"], row["slot"]): row for row in history}
+    shown = {*_slots_owed(turn, subject, since)}
+    shown |= {(dt.date.fromisoformat(day), slot) for day, slot in found}
+    for day, slot in sorted(shown, key=lambda item: (item[0], SLOTS.index(item[1]))):
+        row = found.get((day.isoformat(), slot))
+        when = f"{day_label(day)}{SLOT_CN[slot]}"
+        if row is None:
+            lines.append(f"{when} 未报")
+            continue
         temperature = f" {row['temperature']:.1f}℃" if row["temperature"] is not None else ""
         symptoms = f" {row['symptoms']}" if row["symptoms"] else ""
-        when = f"{day_label(row['date'])}{SLOT_CN[row['slot']]}"
         lines.append(
             f"{when} {STATUS_CN[row['status']]}{temperature}"
             f"{symptoms}（{row['member'] or ''} {row['reported_at'][11:16]}）"
         )
+    for need in open_needs(turn.ctx.db, [subject["unit"]]):
+        if need["subject_id"] == subject["id"]:
+            owner = f"，{need['owner']}包干" if need["owner"] else ""
+            lines.append(f"需求 #{need['id']}（{need['kind']}）{need['text']}：未办结{owner}")
     return "\n".join(lines)
+
+
+def _slots_owed(turn: Turn, subject: dict, since: dt.date) -> list[tuple[dt.date, str]]:
+    """The (day, slot) of the last days that were due for this subject while it was
+    monitored, oldest first: reported or not (a missed one shows as 未报)."""
+    config = turn.ctx.config
+    today = monitoring_day(turn.at)
+    first = max(since, dt.date.fromisoformat(subject["start_date"]))
+    last = min(today, dt.date.fromisoformat(subject["end_date"]))
+    if subject.get("released_on"):
+        last = min(last, dt.date.fromisoformat(subject["released_on"]) - dt.timedelta(days=1))
+    owed = []
+    day = first
+    while day <= last:
+        for slot in SLOTS:
+            deadline = dt.datetime.combine(day, config.slots[slot].deadline, tzinfo=config.tz)
+            if deadline <= turn.at:
+                owed.append((day, slot))
+        day += dt.timedelta(days=1)
+    return owed
 
 
 @command("解除", "解除隔离", roles=SECRETARY, usage="解除 张三 — 解除监测", takes_args=True)

@@ -126,6 +126,19 @@ def test_secretary_looks_up_one_persons_file(say) -> None:
     assert say(SECRETARY, "查王五") == reply  # voice input glues the name on
 
 
+def test_the_file_shows_missed_slots_and_open_needs(say) -> None:
+    """查 王五 at noon on 3/3: the slots due since 3/1 (王五 started 2/26) in order, the ones
+    nobody reported as 未报, and his open need."""
+    say(MEMBER, "王五 36.5", at=AT.replace(day=3, hour=8))
+    say(MEMBER, "需求 王五 需要去医院开降压药", at=AT.replace(day=3, hour=8, minute=50))
+    reply = say(SECRETARY, "查 王五", at=AT.replace(day=3, hour=14, minute=30))
+    lines = reply.splitlines()
+    days = [line for line in lines if line.startswith("3月")]
+    assert days[0] == "3月1日早 未报" and len(days) == 3 * 2 + 2  # 3/1 and 3/2 whole, 3/3 two
+    assert "3月3日早 正常 36.5℃（梁红 08:40）" in lines and "3月3日中 未报" in lines
+    assert "需求 #1（就医）需要去医院开降压药：未办结，梁红包干" in lines
+
+
 def test_abnormal_lists_todays_problems(say) -> None:
     assert "暂无异常" in say(SECRETARY, "异常")
     say(MEMBER, "王五 37.8 咳嗽，罗娟联系不上", at=AT.replace(hour=8))
