@@ -27,7 +27,7 @@ from schedules.jobs import Send, person_target
 from storage.alerts import open_alerts, recipient_names
 from storage.audit import record_change
 from storage.db import fetch_all, transaction
-from storage.needs import LEVEL_CN, LEVELS, due_after, overdue_needs
+from storage.needs import CLOSING_EXAMPLE, LEVEL_CN, LEVELS, due_after, overdue_needs
 from storage.outbox import queue_send, send_key
 from storage.people import roles_of
 
@@ -123,7 +123,8 @@ def problem_text(need: dict, owner: dict, level: str, due: dt.datetime, was: str
             f"【问题台账·逾期上交】#{n} {need['subject']}（{need['kind']}）{need['text']}",
             f"登记于{time_label(need['created_at'])}，{was}未办结，"
             f"现转由{LEVEL_CN[level]}级{owner['name']}包干负责，请于{time_label(due)}前办结。",
-            f"办结后请回复“办结 {n} 说明”，例如：办结 {n} 已送菜上门",
+            f"办结后请回复“办结 {n} 说明”，"
+            f"例如：办结 {n} {CLOSING_EXAMPLE.get(need['kind'], '已办理')}",
         ]
     )
 

@@ -19,6 +19,13 @@ LEVEL_CN = {"village": "村", "town": "镇", "county": "县"}
 DUE_HOURS = {"生活物资": 24, "就医": 12, "心理疏导": 24, "其他": 48}
 
 NEED_KINDS = ("生活物资", "就医", "心理疏导", "其他")
+# what a closing note may say, per kind: the example in a hint (办结 3 已送菜上门)
+CLOSING_EXAMPLE = {
+    "生活物资": "已送菜上门",
+    "就医": "已陪同就医",
+    "心理疏导": "已上门谈心",
+    "其他": "已办理",
+}
 # checked in this order: a medical or emotional need is the more urgent reading
 _KEYWORDS = {
     "就医": ("看病", "就医", "药", "医院", "发烧", "体检", "孕检", "透析", "复查", "打针", "医生"),
