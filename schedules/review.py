@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import sqlite_utils
 
@@ -22,6 +22,8 @@ from schedules.supervision import (
     all_flags,
     load_activity,
     member_records,
+    records_by_member,
+    within,
 )
 from storage.needs import week_problems
 from storage.outbox import send_key
@@ -108,6 +110,64 @@ def week_subjects(db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.
     }
 
 
+def _limited(tree: UnitTree, code: str) -> set[str]:
+    """The units `_tree(code)` reads: the unit and those below it, down to MAX_DEPTH."""
+    found, level = {code}, [code]
+    for _ in range(MAX_DEPTH):
+        level = [child for unit in level for child in tree.children.get(unit, [])]
+        found.update(level)
+    return found
+
+
+def findings(
+    db: sqlite_utils.Database,
+    config: Config,
+    tree: UnitTree,
+    codes: list[str],
+    start: dt.date,
+    end: dt.date,
+    now: dt.datetime,
+    records: bool = True,
+) -> Iterator[tuple[str, list[Flag], list[dict]]]:
+    """(unit, flags, members' records) of each unit's tree over [start, end], as
+    `load_activity` of that unit gives them, read one root (county) at a time: a unit below
+    its root takes its members' findings from the root's (`within`), so a county is read and
+    judged once, not once per village, town and county (bench.province: 10 counties' packs
+    12 s, quadratic). A unit whose members reach outside it, or a tree with a cycle or
+    deeper than the SQL's limit, is read by itself."""
+    roots: dict[str, list[str]] = defaultdict(list)
+    alone = []
+    for code in codes:
+        top = tree.ancestors(code)[-1] if code in tree.units else code
+        parent = tree.units[top].parent if top in tree.units else None
+        if parent and parent in tree.units:  # a cycle: no root reaches it
+            alone.append(code)
+        else:
+            roots[top].append(code)
+    for root, below in sorted(roots.items()):
+        activity = load_activity(db, config, root, start, end, now)
+        flags = all_flags(activity, config.supervision)
+        kept = records_by_member(activity, flags) if records else {}
+        reach = _limited(tree, root)
+        for code in below:
+            units = _limited(tree, code)
+            members = within(activity, units) if units <= reach else None
+            if members is None:
+                alone.append(code)
+                continue
+            chosen = set(members)
+            yield (
+                code,
+                [flag for flag in flags if flag.member_id in chosen],
+                [kept[pid] for pid in members if pid in kept],
+            )
+        del activity, flags, kept
+    for code in alone:
+        activity = load_activity(db, config, code, start, end, now)
+        flags = all_flags(activity, config.supervision)
+        yield code, flags, member_records(activity, flags) if records else []
+
+
 def build_review(
     db: sqlite_utils.Database,
     config: Config,
@@ -115,14 +175,19 @@ def build_review(
     start: dt.date,
     now: dt.datetime,
     activity: Activity | None = None,
+    found: tuple[list[Flag], list[dict]] | None = None,
 ) -> dict:
-    """The pack of the week beginning `start` (a Monday) for a unit's tree, as of `now`."""
+    """The pack of the week beginning `start` (a Monday) for a unit's tree, as of `now`;
+    `found`: its flags and members' records already judged (`findings`)."""
     row = db.conn.execute("SELECT code, name FROM units WHERE code = ?", [unit]).fetchone()
     if row is None:
         raise UnknownUnit(unit)
     end = start + dt.timedelta(days=6)
-    activity = activity or load_activity(db, config, unit, start, end, now)
-    flags = all_flags(activity, config.supervision)
+    if found is None:
+        activity = activity or load_activity(db, config, unit, start, end, now)
+        flags = all_flags(activity, config.supervision)
+        found = flags, member_records(activity, flags)
+    flags, members = found
     return {
         "unit": row[0],
         "unit_name": row[1],
@@ -130,7 +195,7 @@ def build_review(
         "from": start.isoformat(),
         "to": end.isoformat(),
         "subjects": week_subjects(db, unit, start, end),
-        "members": member_records(activity, flags),
+        "members": members,
         "problems": week_problems(db, unit, start, end, now),
         "flags": [flag.as_json() for flag in flags],
     }
@@ -208,9 +273,16 @@ def weekly_review(db: sqlite_utils.Database, config: Config, send: Send, now: dt
     """Monday's job: the past week's pack to its recipients, once per (unit, person, week)."""
     start = monday_of(now.date()) - dt.timedelta(days=7)
     tree = UnitTree.load(db)
+    recipients = review_recipients(tree, _people(db))
+    judged = {
+        code: (flags, records)
+        for code, flags, records in findings(
+            db, config, tree, sorted(recipients), start, start + dt.timedelta(days=6), now
+        )
+    }
     sent = 0
-    for code, people in sorted(review_recipients(tree, _people(db)).items()):
-        pack = build_review(db, config, code, start, now)
+    for code, people in sorted(recipients.items()):
+        pack = build_review(db, config, code, start, now, found=judged.pop(code))
         if not pack["subjects"]["active"] and not pack["members"]:
             continue
         text = review_text(pack, review_link(db, config, code, start, now))
@@ -240,13 +312,14 @@ def daily_flags(db: sqlite_utils.Database, config: Config, send: Send, now: dt.d
         return 0
     start = day - dt.timedelta(days=6)
     unit_of = {p["id"]: p["unit"] for p in people}
-    by_root: dict[str, list[Flag]] = {}
+    watched = sorted({monitor["unit"] for monitor in monitors})
+    by_root = {
+        code: [f for f in flags if f.day == day]
+        for code, flags, _ in findings(db, config, tree, watched, start, day, now, records=False)
+    }
     sent = 0
     for monitor in monitors:
         root = monitor["unit"]
-        if root not in by_root:
-            activity = load_activity(db, config, root, start, day, now)
-            by_root[root] = [f for f in all_flags(activity, config.supervision) if f.day == day]
         flags = by_root[root]
         if not flags:
             continue

@@ -69,6 +69,13 @@ class Activity:
     reports: list[Report] = field(default_factory=list)
     texts: dict[int, str] = field(default_factory=dict)  # inbox id → text
     prompts: dict[tuple[int, dt.date, str], dt.datetime] = field(default_factory=dict)
+    # what `within` needs to tell a unit below the root the same things (load_activity
+    # fills them): each subject's unit, each person read (unit, roles), each person's
+    # subjects, and the person whose message carried each replaced report
+    subject_units: dict[int, str] = field(default_factory=dict, repr=False)
+    people: dict[int, dict] = field(default_factory=dict, repr=False)
+    assigned: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    senders: dict[int, int] = field(default_factory=dict, repr=False)
 
     # reports by member and current reports by subject, built on first use (see `_index`)
     _by_member: dict[int | None, list[Report]] = field(default_factory=dict, repr=False)
@@ -174,21 +181,26 @@ def load_activity(
     params = {"root": root, "start": start.isoformat(), "end": end.isoformat()}
     subjects = {
         row[0]: dict(
-            zip(("id", "name", "start_date", "end_date", "status", "released_on"), row, strict=True)
+            zip(
+                ("id", "name", "start_date", "end_date", "status", "released_on", "unit"),
+                row,
+                strict=True,
+            )
         )
         for row in db.conn.execute(
             f"""{_tree_sql(root)}SELECT s.id, s.name, s.start_date, s.end_date, s.status,
-                   s.released_on FROM subjects s
+                   s.released_on, s.unit FROM subjects s
                 WHERE s.unit IN (SELECT code FROM tree)
                 AND s.start_date <= :end AND s.end_date >= :start""",
             params,
         )
     }
     found.subjects = {sid: s["name"] for sid, s in subjects.items()}
+    found.subject_units = {sid: s["unit"] for sid, s in subjects.items()}
     people = {
-        row[0]: {"id": row[0], "name": row[1], "roles": row[2]}
+        row[0]: {"id": row[0], "name": row[1], "roles": row[2], "unit": row[3]}
         for row in db.conn.execute(
-            f"""{_tree_sql(root)}SELECT p.id, p.name, p.roles FROM people p
+            f"""{_tree_sql(root)}SELECT p.id, p.name, p.roles, p.unit FROM people p
                 WHERE p.active AND (p.unit IN (SELECT code FROM tree) OR p.id IN (
                     SELECT a.person_id FROM assignments a JOIN subjects s ON s.id = a.subject_id
                     WHERE s.unit IN (SELECT code FROM tree)))
@@ -209,6 +221,7 @@ def load_activity(
             if pid in people:
                 assigned[pid].append(sid)
     found.shared = {sid for sid, count in counts.items() if count > 1}
+    found.people, found.assigned = people, dict(assigned)
     for pid, person in people.items():
         if "member" not in roles_of(person) and pid not in assigned:
             continue
@@ -220,25 +233,31 @@ def load_activity(
     # current reports through the partial index on (subject_id, date, slot); the reports they
     # replaced (for the first time a subject was reported) through the members' messages
     rows: dict[int, tuple] = {}
-    columns = "id, subject_id, date, slot, member_id, temperature, reported_at, inbox_id, current"
+    columns = ", ".join(
+        f"c.{name}"
+        for name in (
+            "id subject_id date slot member_id temperature reported_at inbox_id current".split()
+        )
+    )
     for chunk in _chunks(sorted(subjects)):
         marks = ",".join("?" * len(chunk))
         for row in db.conn.execute(
-            f"SELECT {columns} FROM contacts WHERE current = 1 AND subject_id IN ({marks})"
-            " AND date BETWEEN ? AND ?",
+            f"SELECT {columns} FROM contacts c WHERE c.current = 1"
+            f" AND c.subject_id IN ({marks}) AND c.date BETWEEN ? AND ?",
             [*chunk, start.isoformat(), end.isoformat()],
         ):
             rows[row[0]] = row
     for chunk in _chunks(sorted(found.members)):
         marks = ",".join("?" * len(chunk))
         for row in db.conn.execute(
-            f"SELECT {columns} FROM contacts WHERE inbox_id IN"
-            f" (SELECT id FROM inbox WHERE person_id IN ({marks}))"
-            " AND current = 0 AND revoked = 0 AND date BETWEEN ? AND ?",
+            f"SELECT {columns}, i.person_id FROM contacts c JOIN inbox i ON i.id = c.inbox_id"
+            f" WHERE i.person_id IN ({marks})"
+            " AND c.current = 0 AND c.revoked = 0 AND c.date BETWEEN ? AND ?",
             [*chunk, start.isoformat(), end.isoformat()],
         ):
             if row[1] in subjects:
-                rows[row[0]] = row
+                rows[row[0]] = row[:9]
+                found.senders[row[0]] = row[9]
     for row_id in sorted(rows):
         row = rows[row_id]
         at = _moment(row[6], tz)
@@ -285,6 +304,41 @@ def load_activity(
             if moment <= now:
                 found.prompts[(pid, day, parts[3])] = moment
     return found
+
+
+def within(activity: Activity, units: set[str]) -> list[int] | None:
+    """The members that `load_activity` of a tree below the root (its units `units`, all
+    under the root's limit) would hold, in roster order, when each of them is wholly inside
+    it: all their subjects, their own reports (a replaced one by a message of a member
+    there) and whoever else of the root's members reported their subjects. Then each one's
+    flags and record there are the root's: they read nothing else. None when any is not
+    (the caller reads the tree itself)."""
+    subjects = {sid for sid, unit in activity.subject_units.items() if unit in units}
+    members = []
+    for pid in activity.members:
+        person = activity.people[pid]
+        mine = activity.assigned.get(pid, [])
+        inside = any(sid in subjects for sid in mine)
+        if not (person["unit"] in units or inside):
+            continue  # not read there
+        if "member" not in roles_of(person) and not inside:
+            continue
+        if not all(sid in subjects for sid in mine):
+            return None
+        members.append(pid)
+    chosen = set(members)
+    for pid in members:
+        for report in activity.reports_by(pid):
+            if report.subject_id not in subjects:
+                return None
+            if not report.current and activity.senders.get(report.id) not in chosen:
+                return None
+        for sid in activity.assigned.get(pid, []):
+            for report in activity.current_of(sid):
+                other = report.member_id
+                if other is not None and other in activity.members and other not in chosen:
+                    return None
+    return members
 
 
 def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
@@ -542,12 +596,17 @@ def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
     """Per member: expected subject-slots (due by `now`), on time, late, missed (a report by
     anyone counts, as the deadline alert counts it), median minutes from the prompt to the
     member's own reports, and the kinds of flags raised."""
+    return list(records_by_member(activity, flags).values())
+
+
+def records_by_member(activity: Activity, flags: Iterable[Flag]) -> dict[int, dict]:
+    """`member_records` by member id, in roster order."""
     current = {(r.subject_id, (r.day, r.slot)): r for r in activity.reports if r.current}
     kinds: dict[int, list[str]] = defaultdict(list)
     for flag in flags:
         if flag.kind not in kinds[flag.member_id]:
             kinds[flag.member_id].append(flag.kind)
-    records = []
+    records = {}
     due = activity.due()
     for member_id, name in activity.members.items():
         expected = on_time = late = 0
@@ -567,15 +626,13 @@ def member_records(activity: Activity, flags: Iterable[Flag]) -> list[dict]:
                     minutes.append(delay.total_seconds() / 60)
         if not expected and member_id not in kinds:
             continue
-        records.append(
-            {
-                "member": name,
-                "expected": expected,
-                "on_time": on_time,
-                "late": late,
-                "missed": expected - on_time - late,
-                "median_minutes": round(statistics.median(minutes)) if minutes else None,
-                "flags": sorted(kinds[member_id], key=FLAG_KINDS.index),
-            }
-        )
+        records[member_id] = {
+            "member": name,
+            "expected": expected,
+            "on_time": on_time,
+            "late": late,
+            "missed": expected - on_time - late,
+            "median_minutes": round(statistics.median(minutes)) if minutes else None,
+            "flags": sorted(kinds[member_id], key=FLAG_KINDS.index),
+        }
     return records
