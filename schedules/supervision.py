@@ -76,6 +76,10 @@ class Activity:
     people: dict[int, dict] = field(default_factory=dict, repr=False)
     assigned: dict[int, list[int]] = field(default_factory=dict, repr=False)
     senders: dict[int, int] = field(default_factory=dict, repr=False)
+    # members by unit, subjects by unit, members by subject: built by `within` on first use
+    _places: tuple[dict, dict, dict, dict] | None = field(default=None, repr=False)
+    # the slots' prompt times when no prompt of the member's is known, by (date, slot)
+    _slot_prompts: dict[SlotKey, dt.datetime] = field(default_factory=dict, repr=False)
 
     # reports by member and current reports by subject, built on first use (see `_index`)
     _by_member: dict[int | None, list[Report]] = field(default_factory=dict, repr=False)
@@ -120,7 +124,11 @@ class Activity:
         found = self.prompts.get((member_id, day, slot))
         if found is not None:
             return found
-        return dt.datetime.combine(day, self.prompt_times[slot], tzinfo=self.now.tzinfo)
+        found = self._slot_prompts.get(key)
+        if found is None:
+            found = dt.datetime.combine(day, self.prompt_times[slot], tzinfo=self.now.tzinfo)
+            self._slot_prompts[key] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -313,9 +321,24 @@ def within(activity: Activity, units: set[str]) -> list[int] | None:
     there) and whoever else of the root's members reported their subjects. Then each one's
     flags and record there are the root's: they read nothing else. None when any is not
     (the caller reads the tree itself)."""
-    subjects = {sid for sid, unit in activity.subject_units.items() if unit in units}
+    if activity._places is None:
+        members_in: dict[str, list[int]] = defaultdict(list)
+        subjects_in: dict[str, list[int]] = defaultdict(list)
+        assignees: dict[int, list[int]] = defaultdict(list)
+        for pid in activity.members:
+            members_in[activity.people[pid]["unit"]].append(pid)
+            for sid in activity.assigned.get(pid, []):
+                assignees[sid].append(pid)
+        for sid, unit in activity.subject_units.items():
+            subjects_in[unit].append(sid)
+        order = {pid: n for n, pid in enumerate(activity.members)}
+        activity._places = members_in, subjects_in, assignees, order
+    members_in, subjects_in, assignees, order = activity._places
+    subjects = {sid for unit in units for sid in subjects_in.get(unit, ())}
+    candidates = {pid for unit in units for pid in members_in.get(unit, ())}
+    candidates.update(pid for sid in subjects for pid in assignees.get(sid, ()))
     members = []
-    for pid in activity.members:
+    for pid in sorted(candidates, key=order.__getitem__):
         person = activity.people[pid]
         mine = activity.assigned.get(pid, [])
         inside = any(sid in subjects for sid in mine)
