@@ -25,7 +25,7 @@ from schedules.supervision import (
     records_by_member,
     within,
 )
-from storage.needs import week_problems
+from storage.needs import problems_by_unit, week_problems
 from storage.outbox import send_key
 from storage.people import roles_of
 from storage.units import MAX_DEPTH
@@ -110,6 +110,18 @@ def week_subjects(db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.
     }
 
 
+def _descendants(tree: UnitTree, code: str) -> list[str]:
+    """storage.units.descendants from the tree in memory: the unit first, then by depth."""
+    if code not in tree.units:
+        return []
+    found, level, seen = [code], [code], {code}
+    for _ in range(MAX_DEPTH):
+        level = sorted({c for unit in level for c in tree.children.get(unit, [])} - seen)
+        seen.update(level)
+        found += level
+    return found
+
+
 def _limited(tree: UnitTree, code: str) -> set[str]:
     """The units `_tree(code)` reads: the unit and those below it, down to MAX_DEPTH."""
     found, level = {code}, [code]
@@ -176,9 +188,11 @@ def build_review(
     now: dt.datetime,
     activity: Activity | None = None,
     found: tuple[list[Flag], list[dict]] | None = None,
+    problems: tuple[dict[str, list[dict]], list[str]] | None = None,
 ) -> dict:
     """The pack of the week beginning `start` (a Monday) for a unit's tree, as of `now`;
-    `found`: its flags and members' records already judged (`findings`)."""
+    `found`: its flags and members' records already judged (`findings`); `problems`: the
+    ledger by unit and the unit's descendants (storage.needs.week_problems)."""
     row = db.conn.execute("SELECT code, name FROM units WHERE code = ?", [unit]).fetchone()
     if row is None:
         raise UnknownUnit(unit)
@@ -196,7 +210,7 @@ def build_review(
         "to": end.isoformat(),
         "subjects": week_subjects(db, unit, start, end),
         "members": members,
-        "problems": week_problems(db, unit, start, end, now),
+        "problems": week_problems(db, unit, start, end, now, problems),
         "flags": [flag.as_json() for flag in flags],
     }
 
@@ -280,9 +294,12 @@ def weekly_review(db: sqlite_utils.Database, config: Config, send: Send, now: dt
             db, config, tree, sorted(recipients), start, start + dt.timedelta(days=6), now
         )
     }
+    ledger = problems_by_unit(db)
     sent = 0
     for code, people in sorted(recipients.items()):
-        pack = build_review(db, config, code, start, now, found=judged.pop(code))
+        below = _descendants(tree, code)
+        found = judged.pop(code)
+        pack = build_review(db, config, code, start, now, found=found, problems=(ledger, below))
         if not pack["subjects"]["active"] and not pack["members"]:
             continue
         text = review_text(pack, review_link(db, config, code, start, now))
