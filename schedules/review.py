@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import sqlite_utils
 
@@ -74,32 +74,58 @@ def _last_day(subject: dict) -> str:
     return min(subject["end_date"], before.isoformat())
 
 
-def week_subjects(db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date) -> dict:
-    """Subjects monitored on a day of the week, begun in it, released in it (their last day
-    was the day before one of its days) and with an abnormal report in it."""
-    rows = [
-        dict(zip(("id", "start_date", "end_date", "status", "released_on"), row, strict=True))
-        for row in db.conn.execute(
-            f"""{_tree(unit)}SELECT s.id, s.start_date, s.end_date, s.status, s.released_on
-                FROM subjects s WHERE s.unit IN (SELECT code FROM tree)
-                AND s.start_date <= :end AND s.end_date >= :before""",
-            {
-                "root": unit,
-                "end": end.isoformat(),
-                "before": (start - dt.timedelta(days=1)).isoformat(),
-            },
+WeekSubjects = tuple[dict[str, list[dict]], dict[str, set[int]]]
+
+
+def week_subject_rows(
+    db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date
+) -> WeekSubjects:
+    """What `week_subjects` counts for a unit's tree, by unit: the subjects of the week (and
+    the day before), and those with an abnormal report in it."""
+    rows: dict[str, list[dict]] = defaultdict(list)
+    for row in db.conn.execute(
+        f"""{_tree(unit)}SELECT s.id, s.start_date, s.end_date, s.status, s.released_on, s.unit
+            FROM subjects s WHERE s.unit IN (SELECT code FROM tree)
+            AND s.start_date <= :end AND s.end_date >= :before""",
+        {
+            "root": unit,
+            "end": end.isoformat(),
+            "before": (start - dt.timedelta(days=1)).isoformat(),
+        },
+    ):
+        rows[row[5]].append(
+            dict(zip(("id", "start_date", "end_date", "status", "released_on"), row, strict=False))
         )
-    ]
-    first, last = start.isoformat(), end.isoformat()
-    before = (start - dt.timedelta(days=1)).isoformat()
-    active = [r for r in rows if r["start_date"] <= last and _last_day(r) >= first]
-    abnormal = db.conn.execute(
-        f"""{_tree(unit)}SELECT count(DISTINCT c.subject_id) FROM contacts c
+    abnormal: dict[str, set[int]] = defaultdict(set)
+    for sid, code in db.conn.execute(
+        f"""{_tree(unit)}SELECT DISTINCT c.subject_id, s.unit FROM contacts c
             JOIN subjects s ON s.id = c.subject_id
             WHERE c.current = 1 AND c.status = 'abnormal' AND c.date BETWEEN :first AND :last
             AND s.unit IN (SELECT code FROM tree)""",
-        {"root": unit, "first": first, "last": last},
-    ).fetchone()[0]
+        {"root": unit, "first": start.isoformat(), "last": end.isoformat()},
+    ):
+        abnormal[code].add(sid)
+    return rows, abnormal
+
+
+def week_subjects(
+    db: sqlite_utils.Database,
+    unit: str,
+    start: dt.date,
+    end: dt.date,
+    read: tuple[WeekSubjects, Iterable[str]] | None = None,
+) -> dict:
+    """Subjects monitored on a day of the week, begun in it, released in it (their last day
+    was the day before one of its days) and with an abnormal report in it. `read`: the rows
+    of a tree holding the unit's (`week_subject_rows`) and the unit's tree's units."""
+    (by_unit, abnormal_by_unit), units = read or (week_subject_rows(db, unit, start, end), None)
+    if units is None:
+        units = list(by_unit)
+    rows = [row for code in units for row in by_unit.get(code, [])]
+    first, last = start.isoformat(), end.isoformat()
+    before = (start - dt.timedelta(days=1)).isoformat()
+    active = [r for r in rows if r["start_date"] <= last and _last_day(r) >= first]
+    abnormal = len(set().union(*(abnormal_by_unit.get(code, set()) for code in units)))
     return {
         "active": len(active),
         "new": sum(first <= r["start_date"] <= last for r in rows),
@@ -108,6 +134,15 @@ def week_subjects(db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.
         ),
         "abnormal": abnormal,
     }
+
+
+def _root(tree: UnitTree, code: str) -> str | None:
+    """The root above a unit; None when a cycle leaves it without one."""
+    if code not in tree.units:
+        return None
+    top = tree.ancestors(code)[-1]
+    parent = tree.units[top].parent
+    return None if parent and parent in tree.units else top
 
 
 def _descendants(tree: UnitTree, code: str) -> list[str]:
@@ -150,9 +185,8 @@ def findings(
     roots: dict[str, list[str]] = defaultdict(list)
     alone = []
     for code in codes:
-        top = tree.ancestors(code)[-1] if code in tree.units else code
-        parent = tree.units[top].parent if top in tree.units else None
-        if parent and parent in tree.units:  # a cycle: no root reaches it
+        top = _root(tree, code) if code in tree.units else code
+        if top is None:  # a cycle: no root reaches it
             alone.append(code)
         else:
             roots[top].append(code)
@@ -189,6 +223,7 @@ def build_review(
     activity: Activity | None = None,
     found: tuple[list[Flag], list[dict]] | None = None,
     problems: tuple[dict[str, list[dict]], list[str]] | None = None,
+    subjects: tuple[WeekSubjects, Iterable[str]] | None = None,
 ) -> dict:
     """The pack of the week beginning `start` (a Monday) for a unit's tree, as of `now`;
     `found`: its flags and members' records already judged (`findings`); `problems`: the
@@ -208,7 +243,7 @@ def build_review(
         "week": week_name(start),
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "subjects": week_subjects(db, unit, start, end),
+        "subjects": week_subjects(db, unit, start, end, subjects),
         "members": members,
         "problems": week_problems(db, unit, start, end, now, problems),
         "flags": [flag.as_json() for flag in flags],
@@ -295,11 +330,21 @@ def weekly_review(db: sqlite_utils.Database, config: Config, send: Send, now: dt
         )
     }
     ledger = problems_by_unit(db)
+    read: dict[str, WeekSubjects] = {}  # the last root's subjects of the week
     sent = 0
     for code, people in sorted(recipients.items()):
         below = _descendants(tree, code)
         found = judged.pop(code)
-        pack = build_review(db, config, code, start, now, found=found, problems=(ledger, below))
+        subjects = None
+        root = _root(tree, code)
+        if root is not None and set(below) <= _limited(tree, root):
+            if root not in read:
+                read.clear()
+                read[root] = week_subject_rows(db, root, start, start + dt.timedelta(days=6))
+            subjects = (read[root], below)
+        pack = build_review(
+            db, config, code, start, now, found=found, problems=(ledger, below), subjects=subjects
+        )
         if not pack["subjects"]["active"] and not pack["members"]:
             continue
         text = review_text(pack, review_link(db, config, code, start, now))
