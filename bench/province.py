@@ -23,6 +23,7 @@ scheduling process's RSS is the schedule's own.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import multiprocessing
@@ -62,6 +63,8 @@ DIGEST_BUDGET = 30.0  # all digests of a report
 CALLBACK_P99_BUDGET = 200.0  # ms at 500/s
 RSS_BUDGET = 400.0  # MB per process
 WRITE_BATCH = 500  # reports written straight in, per transaction
+PUBLIC_URL = "https://gridwatch.example.cn"
+SECRET_KEY = "bench-province-" + "k" * 32
 
 
 @dataclass
@@ -237,7 +240,10 @@ def run_day(
             f" {sizes['contacts']:,} contacts in {sizes['seconds']:.1f} s"
         )
         members = members_with_names(db_path)
-        config = Config()
+        # a deployment with a public address: each prompt carries its member-page link
+        config = dataclasses.replace(
+            Config(), public_url=PUBLIC_URL, public_url_set=True, secret_key=SECRET_KEY
+        )
         posts_files: dict[str, Path] = {}
         for number, slot in enumerate(SLOTS):
             posts = slot_posts(

@@ -10,6 +10,7 @@ No built-in key exists: without a key nothing is signed or read.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import threading
 
@@ -66,7 +67,9 @@ def forget_stored_key(path: str | os.PathLike[str]) -> None:
         _stored.pop(os.path.abspath(path), None)
 
 
+@functools.lru_cache(maxsize=16)
 def _serializer(key: str, salt: str = SALT) -> URLSafeTimedSerializer:
+    """The serializer of (key, salt), made once (a province's prompt signs 100,000 links)."""
     if not key:
         raise NoKey("refusing to sign or read a link with an empty key")
     return URLSafeTimedSerializer(key, salt=salt)

@@ -28,7 +28,7 @@ from storage.alerts import open_alerts, recipient_names
 from storage.audit import record_change
 from storage.db import fetch_all, transaction
 from storage.needs import CLOSING_EXAMPLE, LEVEL_CN, LEVELS, due_after, overdue_needs
-from storage.outbox import queue_send, send_key
+from storage.outbox import claimed, queue_send, send_key
 from storage.people import roles_of
 
 WINDOW = dt.timedelta(hours=24)
@@ -36,9 +36,16 @@ KIND_CN = {"abnormal": "异常", "unreachable": "联系不上", "absent": "不�
 
 
 def _people_at(db: sqlite_utils.Database) -> dict[str, list[dict]]:
-    """Active people by their unit."""
+    """Active people by their unit, of the units above villages (the only ones escalation
+    reaches: not a province's 100,000 members at every firing)."""
     found: dict[str, list[dict]] = {}
-    for person in fetch_all(db, "SELECT * FROM people WHERE active ORDER BY id"):
+    marks = ",".join("?" * len(ABOVE_VILLAGE))
+    for person in fetch_all(
+        db,
+        "SELECT * FROM people WHERE active"
+        f" AND unit IN (SELECT code FROM units WHERE level IN ({marks})) ORDER BY id",
+        list(ABOVE_VILLAGE),
+    ):
         found.setdefault(person["unit"], []).append(person)
     return found
 
@@ -82,6 +89,8 @@ def escalate_alerts(db: sqlite_utils.Database, config: Config, send: Send, now: 
     for alert in alerts:
         raised = dt.datetime.fromisoformat(alert["raised_at"])
         levels = _levels_up(tree, alert["unit"], people, "monitor")
+        if not _pending(db, alert, levels, people, raised, after, now):
+            continue  # every step due is sent: nothing more to read
         told = recipient_names(db, alert["id"])
         minutes = int((now - raised).total_seconds() // 60)  # a catch-up says how long really
         # in a few words, the village's view of the alert's day, its number (WeCom's buttons)
@@ -105,6 +114,34 @@ def escalate_alerts(db: sqlite_utils.Database, config: Config, send: Send, now: 
                 )
                 sent += int(send(person, "escalation", text, key, card=about))
     return sent
+
+
+def _pending(
+    db: sqlite_utils.Database,
+    alert: dict,
+    levels: list[str],
+    people: dict[str, list[dict]],
+    raised: dt.datetime,
+    after: dt.timedelta,
+    now: dt.datetime,
+) -> bool:
+    """Whether a step of the alert is due with a key not claimed (an open alert is looked at
+    every minute for a day, long after its steps went)."""
+    for step, unit in enumerate(levels[:2], start=1):
+        if raised + step * after > now:
+            break
+        for person in people[unit]:
+            if "monitor" not in roles_of(person):
+                continue
+            key = send_key(
+                kind="escalation",
+                target=f"alert:{alert['id']}/{person_target(person)}",
+                day=raised.date(),
+                slot=f"step{step}",
+            )
+            if not claimed(db, key, now):
+                return True
+    return False
 
 
 def _owner_at(unit: str, people: dict[str, list[dict]]) -> dict | None:

@@ -166,34 +166,40 @@ class Collected:
                     keep_digest(db, unit, day, report, digest, now)
         for start in range(0, len(self.messages), WRITE_BATCH):
             with transaction(db):
+                next_id = 0  # the id SQLite gives the next row: MAX(id) + 1, read when needed
                 for message in self.messages[start : start + WRITE_BATCH]:
-                    outbox_id = queue_send(db, at=at, now=now, **message._asdict())
+                    text, row_id = message.text, None
+                    if self._links_page(message):
+                        if not next_id:
+                            next_id = db.conn.execute(
+                                "SELECT COALESCE(MAX(id), 0) + 1 FROM outbox"
+                            ).fetchone()[0]
+                        row_id = next_id
+                        text += f"\n逐人填报：{self._member_link(db, message, at, row_id)}"
+                    fields = message._asdict() | {"text": text}
+                    outbox_id = queue_send(db, at=at, now=now, row_id=row_id, **fields)
                     if outbox_id:
                         queued += 1
-                        self._link_page(db, outbox_id, message, at)
+                        next_id = outbox_id + 1 if next_id else 0
             if len(self.messages) > WRITE_BATCH:
                 time.sleep(YIELD_SECONDS)
         return queued
 
-    def _link_page(
-        self, db: sqlite_utils.Database, outbox_id: int, message: Outgoing, at: dt.datetime
-    ) -> None:
+    def _links_page(self, message: Outgoing) -> bool:
         """A message to a member ends with the link to their page of the day, naming this
         message (DESIGN §8), when the deployment has a public address."""
         card = message.card or {}
-        if not (self.config and self.config.public_url_set and card.get("page") == "member"):
-            return
-        link = member_link(
-            db,
-            self.config,
-            message.person["id"],
-            dt.date.fromisoformat(card["day"]),
-            at,
-            outbox_id,
-        )
-        db.execute(
-            "UPDATE outbox SET text = text || ? WHERE id = ?", [f"\n逐人填报：{link}", outbox_id]
-        )
+        return bool(self.config and self.config.public_url_set and card.get("page") == "member")
+
+    def _member_link(
+        self, db: sqlite_utils.Database, message: Outgoing, at: dt.datetime, outbox_id: int
+    ) -> str:
+        """The link, signed before the row is written with the id it will get (the write
+        lock is held: nobody else inserts meanwhile), so the row is written once, not
+        inserted then updated (100,000 UPDATEs in a province's prompt)."""
+        assert self.config is not None and message.card is not None
+        day = dt.date.fromisoformat(message.card["day"])
+        return member_link(db, self.config, message.person["id"], day, at, outbox_id)
 
 
 def _record(db: sqlite_utils.Database, run: JobRun, now: dt.datetime) -> None:

@@ -202,8 +202,22 @@ def problems(db: sqlite_utils.Database, units: Sequence[str]) -> list[dict]:
     )
 
 
+def problems_by_unit(db: sqlite_utils.Database) -> dict[str, list[dict]]:
+    """Every problem, by its subject's unit, oldest first (the weekly job's packs read them
+    once, not once per unit: each read scanned the whole ledger)."""
+    found: dict[str, list[dict]] = {}
+    for need in fetch_all(db, f"{_PROBLEM} ORDER BY n.id"):
+        found.setdefault(need["unit"], []).append(need)
+    return found
+
+
 def week_problems(
-    db: sqlite_utils.Database, unit: str, start: dt.date, end: dt.date, now: dt.datetime
+    db: sqlite_utils.Database,
+    unit: str,
+    start: dt.date,
+    end: dt.date,
+    now: dt.datetime,
+    by_unit: tuple[dict[str, list[dict]], list[str]] | None = None,
 ) -> dict:
     """The problem ledger of a unit's tree for the weekly pack (DESIGN §11): `opened` and
     `closed` in [start, end]; `open` and `overdue` at the week's end (or `now`, for the week
@@ -224,7 +238,11 @@ def week_problems(
     def open_then(need: dict) -> bool:
         return before(need["created_at"]) and not before(need["closed_at"])
 
-    found = sorted(problems(db, descendants(db, unit)), key=lambda n: n["id"])
+    if by_unit is None:
+        found = sorted(problems(db, descendants(db, unit)), key=lambda n: n["id"])
+    else:  # (problems_by_unit, the unit's descendants)
+        kept, units = by_unit
+        found = sorted((n for code in units for n in kept.get(code, [])), key=lambda n: n["id"])
     return {
         "opened": sum(1 for n in found if within(n["created_at"])),
         "closed": sum(1 for n in found if n["status"] == "closed" and within(n["closed_at"])),

@@ -37,15 +37,18 @@ def queue_message(
     send_key: str | None = None,
     inbox_id: int | None = None,
     card: dict | None = None,
+    row_id: int | None = None,
 ) -> int:
     """Queue one outbound message; `card` says what it is in a few words and which page
-    shows all of it (bot/channels/cards.py), for channels that send templates or cards."""
+    shows all of it (bot/channels/cards.py), for channels that send templates or cards.
+    `row_id`: the id reserved for it (its text names it: see schedules.runner.Collected)."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
     return insert_row(
         db,
         "outbox",
-        {
+        ({"id": row_id} if row_id else {})
+        | {
             "at": at.isoformat(timespec="seconds"),
             "recipient": recipient
             if recipient is not None
@@ -87,6 +90,7 @@ def queue_send(
     key: str,
     now: dt.datetime,
     card: dict | None = None,
+    row_id: int | None = None,
 ) -> int:
     """Claim a scheduled send's key and queue its message: its outbox id, or 0 (nothing
     queued) when the key was claimed as of `now` (see `claimed`). Call it inside a
@@ -100,7 +104,9 @@ def queue_send(
         " VALUES (?, ?, ?, ?, ?, ?)",
         [key, kind_part, target, day, slot, now.isoformat(timespec="seconds")],
     )
-    return queue_message(db, at=at, person=person, kind=kind, text=text, send_key=key, card=card)
+    return queue_message(
+        db, at=at, person=person, kind=kind, text=text, send_key=key, card=card, row_id=row_id
+    )
 
 
 def card_of(row: dict) -> dict:
