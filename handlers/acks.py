@@ -203,18 +203,21 @@ def bare_received(text: str) -> bool:
 
 
 def waiting_alerts(db: sqlite_utils.Database, person: dict, at: dt.datetime) -> list[dict]:
-    """Open alerts of the last WAITING_HOURS that reached `person` (or its escalation did)
-    and that nobody has acknowledged yet, oldest first."""
+    """Alerts of the last WAITING_HOURS that reached `person` (or its escalation did), not
+    handled nor voided, that they have not acknowledged themselves, oldest first (another's
+    收到 does not make theirs mean a different alert)."""
     since = (at - dt.timedelta(hours=WAITING_HOURS)).isoformat(timespec="seconds")
     rows = db.execute(
         """SELECT a.id, s.name, a.kind FROM alerts a JOIN subjects s ON s.id = a.subject_id
-           WHERE a.status = 'open' AND a.raised_at >= ? AND a.raised_at <= ?
+           WHERE a.status IN ('open', 'received') AND a.raised_at >= ? AND a.raised_at <= ?
+             AND NOT EXISTS (SELECT 1 FROM alert_acks k
+                             WHERE k.alert_id = a.id AND k.person_id = ?)
              AND (a.id IN (SELECT alert_id FROM alert_recipients WHERE person_id = ?)
                   OR EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'escalation'
                              AND o.person_id = ? AND o.send_key LIKE
                              'escalation|alert:' || a.id || '/%'))
            ORDER BY a.id""",
-        [since, at.isoformat(timespec="seconds"), person["id"], person["id"]],
+        [since, at.isoformat(timespec="seconds"), person["id"], person["id"], person["id"]],
     ).fetchall()
     return [{"id": number, "subject": name, "kind": kind} for number, name, kind in rows]
 

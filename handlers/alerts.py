@@ -227,17 +227,18 @@ def queue_corrections(
     status `voided` for this subject, date and slot was corrected or undone, so everyone who
     got that alert hears, once, what is on record now (kind `correction`)."""
     db = turn.ctx.db
-    numbers = [
-        row[0]
-        for row in db.execute(
-            """SELECT id FROM alerts WHERE subject_id = ? AND date = ? AND slot = ? AND kind = ?
-               AND status IN ('open', 'received')""",
-            [subject["id"], day.isoformat(), slot, voided],
-        )
-    ]
+    found = db.execute(
+        """SELECT id, raised_by FROM alerts WHERE subject_id = ? AND date = ? AND slot = ?
+           AND kind = ? AND status IN ('open', 'received')""",
+        [subject["id"], day.isoformat(), slot, voided],
+    ).fetchall()
+    numbers = [number for number, _ in found]
     # a cover report (someone not assigned to the subject, 多对一) changes the record but
-    # cannot silence the alert: it stays open until someone it reached acknowledges it
-    covered = not _assigned(db, turn.person["id"], subject["id"])
+    # cannot silence someone else's alert: it stays open until someone it reached
+    # acknowledges it (who raised it may take it back)
+    covered = not _assigned(db, turn.person["id"], subject["id"]) and any(
+        raised_by != turn.person["id"] for _, raised_by in found
+    )
     if not covered and voided_word is None:
         void_alerts(db, subject["id"], day, slot, voided, turn.at)  # never escalates now
     rows = db.execute(
@@ -253,7 +254,9 @@ def queue_corrections(
     if not rows:
         return []
     marks = ",".join("?" * len(rows))
-    people = list(db.query(f"SELECT * FROM people WHERE id IN ({marks})", [r[0] for r in rows]))
+    people = list(
+        db.query(f"SELECT * FROM people WHERE active AND id IN ({marks})", [r[0] for r in rows])
+    )
     unit = get_unit(db, subject["unit"])
     where = unit["name"] if unit else subject["unit"]
     text = (

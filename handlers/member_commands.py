@@ -43,6 +43,23 @@ def my_list(turn: Turn) -> str:
 def undo(turn: Turn) -> str:
     db = turn.ctx.db
     message = previous_message(db, turn.person["id"], turn.inbox_id or 1 << 62)
+    if message is not None:
+        replaced = db.execute(
+            """SELECT s.name, p.name FROM contacts c JOIN subjects s ON s.id = c.subject_id
+               JOIN contacts r ON r.id = c.replaced_by LEFT JOIN people p ON p.id = r.member_id
+               WHERE c.inbox_id = ? AND c.current = 0 AND c.revoked = 0""",
+            [message["id"]],
+        ).fetchone()
+        if (
+            replaced is not None
+            and not db.execute(
+                "SELECT 1 FROM contacts WHERE inbox_id = ? AND current = 1", [message["id"]]
+            ).fetchone()
+        ):
+            raise UserError(
+                f"您{message['at'][11:16]}的上报（{replaced[0]}）已被{replaced[1] or '后来'}的上报"
+                "取代，没有可撤销的内容。如需改正请发送更正，例如：更正 张三 36.5"
+            )
     if message is None or message["id"] != (last_report_message(db, turn.person["id"]) or {}).get(
         "id"
     ):

@@ -209,12 +209,23 @@ def _slots_owed(turn: Turn, subject: dict, since: dt.date) -> list[tuple[dt.date
     last = min(today, dt.date.fromisoformat(subject["end_date"]))
     if subject.get("released_on"):
         last = min(last, dt.date.fromisoformat(subject["released_on"]) - dt.timedelta(days=1))
+    # only slots a member of the subject was prompted for: none before go-live, none the
+    # schedule skipped
+    members = [m["id"] for m in subject_members(turn.ctx.db, subject["id"])]
+    prompted = {
+        tuple(key.rsplit("|", 2)[1:])
+        for member in members
+        for (key,) in turn.ctx.db.execute(
+            "SELECT send_key FROM outbox WHERE kind = 'prompt' AND send_key LIKE ?",
+            [f"prompt|person:{member}|%"],
+        )
+    }
     owed = []
     day = first
     while day <= last:
         for slot in SLOTS:
             deadline = dt.datetime.combine(day, config.slots[slot].deadline, tzinfo=config.tz)
-            if deadline <= turn.at:
+            if deadline <= turn.at and (day.isoformat(), slot) in prompted:
                 owed.append((day, slot))
         day += dt.timedelta(days=1)
     return owed
@@ -385,7 +396,9 @@ def finish_need(turn: Turn) -> str:
     others = {need["created_by"], need["owner_id"]} - {None, turn.person["id"]}
     if others:
         marks = ",".join("?" * len(others))
-        people = list(db.query(f"SELECT * FROM people WHERE id IN ({marks})", list(others)))
+        people = list(
+            db.query(f"SELECT * FROM people WHERE active AND id IN ({marks})", list(others))
+        )
         tell(
             turn,
             people,

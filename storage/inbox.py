@@ -84,7 +84,7 @@ def finish_inbound(
 
 def previous_message(db: sqlite_utils.Database, person_id: int, before: int) -> dict | None:
     """The person's latest message before inbox row `before`, passing over what 撤销 walks back
-    across: undos, reports already undone or replaced, acknowledgements (收到, 好的)."""
+    across: undos, reports already undone, acknowledgements (收到, 好的)."""
     return first(
         fetch_all(
             db,
@@ -93,7 +93,7 @@ def previous_message(db: sqlite_utils.Database, person_id: int, before: int) -> 
                  AND i.outcome != 'ack'
                  AND NOT (EXISTS (SELECT 1 FROM contacts c WHERE c.inbox_id = i.id)
                           AND NOT EXISTS (SELECT 1 FROM contacts c
-                                          WHERE c.inbox_id = i.id AND c.current = 1))
+                                          WHERE c.inbox_id = i.id AND c.revoked = 0))
                ORDER BY i.id DESC LIMIT 1""",
             [person_id, before],
         ),

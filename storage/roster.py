@@ -396,8 +396,13 @@ class _Validator:
             by_name.setdefault(person["name"], []).append(person)
             if person["phone"]:
                 by_phone[person["phone"]] = person
+        # the people of the file's units are those its people sheet lists: the others leave
+        # with this import (`_Writer.retire`), so no subject row may still name them
+        listed_units = {unit["code"] for unit in self.plan.units}
         for person in self.db.query("SELECT name, phone, roles, unit FROM people WHERE active"):
             if (person["name"], person["unit"]) in planned or person["phone"] in planned_phones:
+                continue
+            if person["unit"] in listed_units:
                 continue
             by_name.setdefault(person["name"], []).append(person)
             if person["phone"]:

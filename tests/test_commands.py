@@ -122,13 +122,23 @@ def test_secretary_looks_up_one_persons_file(say) -> None:
     assert "王五（外地返回人员）监测中" in reply
     assert "139****0103" in reply and "13900000103" not in reply
     assert "3月2日早 异常 37.8℃ 发热、咳嗽（梁红 08:40）" in reply
+    assert "未报" not in reply  # no prompt was ever sent: nothing was owed before go-live
     assert "没有名为“赵六”" in say(SECRETARY, "查 赵六")
     assert say(SECRETARY, "查王五") == reply  # voice input glues the name on
 
 
-def test_the_file_shows_missed_slots_and_open_needs(say) -> None:
-    """查 王五 at noon on 3/3: the slots due since 3/1 (王五 started 2/26) in order, the ones
-    nobody reported as 未报, and his open need."""
+def test_the_file_shows_missed_slots_and_open_needs(say, loaded_db: sqlite_utils.Database) -> None:
+    """查 王五 at 14:30 on 3/3, the schedule running since 2/28 12:00: the slots prompted and
+    due since 3/1 (王五 started 2/26) in order, the ones nobody reported as 未报, and his
+    open need."""
+    from bot.config import Config
+    from schedules.runner import run_due
+
+    for day in (28, 1, 2, 3):
+        month = 2 if day == 28 else 3
+        for hour in (8, 12, 18):
+            if (day, hour) not in ((28, 8), (3, 18)):
+                run_due(loaded_db, Config(), AT.replace(month=month, day=day, hour=hour, minute=0))
     say(MEMBER, "王五 36.5", at=AT.replace(day=3, hour=8))
     say(MEMBER, "需求 王五 需要去医院开降压药", at=AT.replace(day=3, hour=8, minute=50))
     reply = say(SECRETARY, "查 王五", at=AT.replace(day=3, hour=14, minute=30))

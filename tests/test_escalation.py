@@ -161,6 +161,16 @@ def test_a_cover_report_cannot_silence_an_alert(village, say, tick) -> None:
     assert [p for p, _ in escalations(village)] == ["刘敏", "赵县"]
 
 
+def test_a_cover_member_may_take_back_their_own_alert(village, say, tick) -> None:
+    say("wuxiulan", "张三 38.5", at=at(8, 20))  # not her subject: a cover report, alert 1
+    say("wuxiulan", "撤销", at=at(8, 22))
+    assert village.execute("SELECT status FROM alerts WHERE id = 1").fetchone()[0] == "voided"
+    tick(at(9, 30))
+    assert escalations(village) == []
+    told = village.execute("SELECT text FROM outbox WHERE kind = 'correction'").fetchall()
+    assert told and all("非包联网格员代报" not in text for (text,) in told)
+
+
 def test_a_correction_reaches_everyone_the_escalation_reached(village, say, tick) -> None:
     fever(say)
     tick(at(8, 50))
@@ -454,3 +464,17 @@ def test_a_bare_received_with_nothing_waiting_is_just_thanks(village, say, who, 
 def test_received_with_the_number_written_out(village, say) -> None:
     fever(say)
     assert "编号 1" in say(SECRETARY, "收到第1号", at=at(8, 25))
+
+
+def test_a_bare_received_does_not_pick_an_alert_someone_else_answered(village, say) -> None:
+    """The medic answered alert 1; the secretary's bare 收到 could mean 1 or 2: asked."""
+    fever(say)
+    say(MEDIC, "收到 1", at=at(8, 21))
+    say(MEMBER, "李四 38.6", at=at(8, 22))
+    reply = say(SECRETARY, "收到", at=at(8, 25))
+    assert "2条未确认的提醒" in reply
+    assert village.execute(
+        "SELECT count(*) FROM alert_acks k JOIN people p ON p.id = k.person_id"
+        " WHERE p.wechat_id = ?",
+        [SECRETARY],
+    ).fetchone() == (0,)

@@ -276,6 +276,20 @@ def test_undo_undoes_the_last_message_only(
         assert "不是上报" in reply and "更正" in reply and corrections(loaded_db) == []
 
 
+def test_undo_never_reaches_past_a_report_someone_else_replaced(
+    chat: Chat, loaded_db: sqlite_utils.Database
+) -> None:
+    """梁红 reported 李四; 韩冰's cover report replaced it; her 撤销 says so and leaves her
+    earlier 张三 alone."""
+    chat("lianghong", "张三 36.5", at=MORNING - dt.timedelta(minutes=20))
+    chat("lianghong", "李四 36.6", at=MORNING - dt.timedelta(minutes=10))
+    chat("hanbing", "李四 36.9", at=MORNING - dt.timedelta(minutes=5))
+    reply = chat("lianghong", "撤销").reply
+    assert "已被韩冰的上报取代" in reply
+    assert current(loaded_db, "张三")["temperature"] == 36.5
+    assert current(loaded_db, "李四")["temperature"] == 36.9
+
+
 def test_a_report_whose_alert_was_handled_is_not_undone(
     chat: Chat, loaded_db: sqlite_utils.Database
 ) -> None:

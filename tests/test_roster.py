@@ -1418,3 +1418,19 @@ def test_a_file_of_another_village_retires_nobody_here(
     report = run_import(db, write_csv(other, tmp_path / "hd"))
     assert report.errors == [] and report.retired == []
     assert db.execute("SELECT count(*) FROM people WHERE active").fetchone()[0] == 10
+
+
+def test_a_file_that_drops_a_member_its_subjects_still_name_is_refused(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    """The people sheet no longer lists 梁红 but her subjects still name her: the file is
+    refused whole (nobody would be prompted for them), and she stays."""
+    tables = demo_tables()
+    assert run_import(db, write_csv(tables, tmp_path / "before")).errors == []
+    people = tables["people"]
+    assert people is not None
+    tables["people"] = [row for row in people if row[0] != "梁红"]
+    report = run_import(db, write_csv(tables, tmp_path / "after"))
+    assert report.errors and all("梁红" in error for error in report.errors)
+    assert not report.applied and report.retired == []
+    assert db.execute("SELECT active FROM people WHERE name = '梁红'").fetchone() == (1,)
