@@ -74,6 +74,9 @@ BATCH_PAUSE = 0.002  # seconds between two batches, lock free
 CHECKPOINT_EVERY = 8  # batches: ~1,000 pages of WAL for a county's first import
 
 
+_ROLE_CN = {"secretary": "书记", "monitor": "督查员", "medic": "医护"}
+
+
 @dataclass
 class ImportReport:
     errors: list[str] = field(default_factory=list)
@@ -700,16 +703,20 @@ class _Writer:
         leaving = [
             row
             for row in self.db.conn.execute(
-                f"SELECT id, name, unit FROM people WHERE active AND unit IN ({marks})",
+                f"SELECT id, name, unit, roles FROM people WHERE active AND unit IN ({marks})",
                 sorted(codes),
             )
             if row[0] not in self.listed
         ]
         with transaction(self.db):
-            for key, name, unit in leaving:
+            for key, name, unit, roles in leaving:
                 update_row(self.db, "people", key, {"active": 0})
                 self.audit("people", key, "update", {"active": 1}, {"active": 0})
-                self.report.retired.append(f"{name}（{unit}）")
+                # a secretary, monitor or medic leaving stops alerts and digests: say so
+                held = [_ROLE_CN[r] for r in (roles or "").split(",") if r in _ROLE_CN]
+                self.report.retired.append(
+                    f"{name}（{unit}{'，' + '、'.join(held) if held else ''}）"
+                )
 
     # subjects and who is assigned to them
 

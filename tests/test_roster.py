@@ -1434,3 +1434,15 @@ def test_a_file_that_drops_a_member_its_subjects_still_name_is_refused(
     assert report.errors and all("梁红" in error for error in report.errors)
     assert not report.applied and report.retired == []
     assert db.execute("SELECT active FROM people WHERE name = '梁红'").fetchone() == (1,)
+
+
+def test_a_retired_secretary_or_medic_is_named_with_the_role(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    tables = demo_tables()
+    assert run_import(db, write_csv(tables, tmp_path / "before")).errors == []
+    people = tables["people"]
+    assert people is not None
+    tables["people"] = [row for row in people if row[0] != "黄永红"]
+    report = run_import(db, write_csv(tables, tmp_path / "after"))
+    assert report.retired == ["黄永红（HX，医护）"]
