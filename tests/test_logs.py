@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -108,39 +108,42 @@ def test_the_zone_comes_from_the_settings(
     assert handler.format(record()).startswith("[2026-03-01 21:30:05 -0300]")
 
 
-@pytest.mark.parametrize(("zone", "offset"), [("Asia/Shanghai", "+0800"), ("Asia/Tokyo", "+0900")])
-def test_gridwatch_serve_logs_in_the_configured_zone(
-    tmp_path: Path, zone: str, offset: str
-) -> None:
+def serving(tmp_path: Path, env: dict[str, str], visit: Callable[[str], None]) -> str:
+    """Start `gridwatch serve` (no schedule) with `env`, wait for /healthz, `visit` its base
+    URL, stop it; what it wrote to stdout and stderr."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = os.environ | {"TZ": "UTC", "GRIDWATCH_TZ": zone, "PYTHONPATH": str(ROOT)}
+    env = os.environ | {"PYTHONPATH": str(ROOT)} | env
     env.pop("GRIDWATCH_CONFIG", None)
-    command = [
-        sys.executable,
-        "-c",
-        "from bot.cli.main import cli; cli()",
-        "serve",
-        "--no-scheduler",
-    ]
-    command += ["--port", str(port), "--db", str(tmp_path / "gw.db")]
+    command = [sys.executable, "-c", "from bot.cli.main import cli; cli()", "serve"]
+    command += ["--no-scheduler", "--port", str(port), "--db", str(tmp_path / "gw.db")]
     out = tmp_path / "serve.log"
     with open(out, "w") as log:
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
                     break
             except OSError:
                 time.sleep(0.1)
+        visit(base)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    stamped = [line for line in out.read_text().splitlines() if line.startswith("[20")]
-    assert any("Listening at" in line for line in stamped), out.read_text()
+    return out.read_text()
+
+
+@pytest.mark.parametrize(("zone", "offset"), [("Asia/Shanghai", "+0800"), ("Asia/Tokyo", "+0900")])
+def test_gridwatch_serve_logs_in_the_configured_zone(
+    tmp_path: Path, zone: str, offset: str
+) -> None:
+    text = serving(tmp_path, {"TZ": "UTC", "GRIDWATCH_TZ": zone}, lambda base: None)
+    stamped = [line for line in text.splitlines() if line.startswith("[20")]
+    assert any("Listening at" in line for line in stamped), text
     assert all(line[21:26] == offset for line in stamped), stamped
 
 
@@ -160,33 +163,15 @@ def test_page_tokens_are_left_out_of_the_access_log(line: str, logged: str) -> N
 
 
 def test_gridwatch_serve_writes_no_page_token_to_its_access_log(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    env.pop("GRIDWATCH_CONFIG", None)
-    command = [sys.executable, "-c", "from bot.cli.main import cli; cli()", "serve"]
-    command += ["--no-scheduler", "--port", str(port), "--db", str(tmp_path / "gw.db")]
-    out = tmp_path / "serve.log"
     secret = "eyJwIjo0LCJkIjoiMjAyNi0wMy0wMiJ9.SECRETPART"
-    with open(out, "w") as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+
+    def visit(base: str) -> None:
         for path in (f"/me/{secret}", f"/view/{secret}/excel", f"/review/{secret}"):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+                urllib.request.urlopen(f"{base}{path}", timeout=5)
             except urllib.error.HTTPError as refused:
                 assert refused.code in (403, 404)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    text = out.read_text()
+
+    text = serving(tmp_path, {}, visit)
     assert "/me/[token]" in text and "/view/[token]/excel" in text, text
     assert "SECRETPART" not in text
