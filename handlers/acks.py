@@ -134,6 +134,11 @@ def _tell_recipients(
         f"【已处置】提醒编号 {alert['id']}（{alert['subject']}）已由{person['name']}于 "
         f"{at:%H:%M} 处置{noted}，无需再处置。"
     )
+    return _notify(db, people, text, at)
+
+
+def _notify(db: sqlite_utils.Database, people: list[dict], text: str, at: dt.datetime) -> int:
+    """Queue one notice (kind escalation: supervision traffic) to each; how many."""
     for other in people:
         queue_message(db, at=at, person=other, kind="escalation", text=text)
     return len(people)
@@ -162,9 +167,7 @@ def _tell_escalated(
         f"【已回复】提醒编号 {alert['id']}（{alert['subject']}）已由{person['name']}于 "
         f"{at:%H:%M} {what}，无需再督办。"
     )
-    for other in people:
-        queue_message(db, at=at, person=other, kind="escalation", text=text)
-    return len(people)
+    return _notify(db, people, text, at)
 
 
 def _answer(turn: Turn, action: str) -> str:
