@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,20 @@ MAX_TEXT = 2000
 UNBOUND_REPLY = "您还未绑定身份，请向管理员索取绑定码后发送“绑定 123456”（6位数字）完成绑定。"
 # 收到 / 好的 / 👌 are not reports nor questions: one short line back (DESIGN §3)
 ACK_REPLY = "好的，辛苦了！"
+# 收到 12 / 已处置 3号: an alert's acknowledgement (a whole number that cannot be a reading)
+_ACK_NUMBER = re.compile(r"^\s*(?:收到|已处置|处置|已处理)\s*第?\s*[#＃]?\s*(\d{1,6})\s*号?\s*$")
+
+
+def _alert_number_said(text: str) -> bool:
+    """收到 12 said by someone who cannot acknowledge; 收到 36 / 收到 365 may be a reading of
+    a member's one subject (a dot left out) and go to the report parser."""
+    match = _ACK_NUMBER.match(unicodedata.normalize("NFKC", text))
+    if match is None:
+        return False
+    number = int(match[1])
+    return not (34 <= number <= 42 or 340 <= number <= 425)
+
+
 ERROR_REPLY = "系统暂时出错，您的消息已保存，我们会尽快处理；如有急事请直接电话联系村书记。"
 _BIND = re.compile(r"^\s*绑定\s*[:：]?\s*(\d{6})\s*$")
 # a click on a WeCom card's button (bot/wechat/message_xml.py): its text is the EventKey. WeCom
@@ -411,6 +426,14 @@ def _decide(ctx: Context, message: Incoming) -> Step:
             return _answer("ack", ACK_REPLY, person)
         if is_acknowledgement(text):
             return _answer("ack", ACK_REPLY, person)
+        if not turn.roles & ACK_ROLES and _alert_number_said(text):
+            # 收到 12 from a member who copied it from someone's alert: one line, not the help
+            return _answer(
+                "problem",
+                "“收到 编号”“已处置 编号”是书记、督查员、医护确认提醒用的。"
+                "您的上报请直接写，例如：张三 36.5 正常",
+                person,
+            )
         if "member" not in turn.roles:
             from handlers.commands import help_text
 

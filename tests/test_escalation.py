@@ -236,8 +236,10 @@ def test_acknowledging_after_escalation_tells_the_escalation_recipients_once(
         (SECRETARY, "收到１", "已确认收到编号 1"),  # full-width digit
         (SECRETARY, "已处置 #1", "已记录编号 1（张三）已处置。"),
         (SECRETARY, "已处置1号，已退烧", "已记录编号 1（张三）已处置，说明：已退烧。"),
-        (MEMBER, "收到 1", "上报请这样写"),  # a member's text is read as a report first
+        (MEMBER, "收到 1", "是书记、督查员、医护确认提醒用的"),  # one line, not the help
+        (MEMBER, "已处置 12号", "仅限医护、督查员、书记使用"),  # a command: refused by role
         (MEMBER, "收到", "好的"),  # a member's plain acknowledgement stays one
+        (MEMBER, "收到 365", "没写是谁的情况"),  # might be a reading (36.5): the parser's to read
         (SECRETARY, "收到", "已确认收到编号 1"),  # the one alert waiting for her
     ],
 )
