@@ -16,6 +16,7 @@ from storage.alerts import alerts_on
 from storage.audit import record_change
 from storage.contacts import contacts_on, subject_history
 from storage.needs import LEVEL_CN, close_need, get_problem, is_overdue, open_needs
+from storage.outbox import send_key
 from storage.subjects import find_subjects_by_name, subject_members, subject_names, unit_subjects
 from storage.units import descendants, get_unit, village_of, villages_under
 
@@ -209,26 +210,33 @@ def _slots_owed(turn: Turn, subject: dict, since: dt.date) -> list[tuple[dt.date
     last = min(today, dt.date.fromisoformat(subject["end_date"]))
     if subject.get("released_on"):
         last = min(last, dt.date.fromisoformat(subject["released_on"]) - dt.timedelta(days=1))
-    # only slots a member of the subject was prompted for: none before go-live, none the
-    # schedule skipped
-    members = [m["id"] for m in subject_members(turn.ctx.db, subject["id"])]
-    prompted = {
-        tuple(key.rsplit("|", 2)[1:])
-        for member in members
-        for (key,) in turn.ctx.db.execute(
-            "SELECT send_key FROM outbox WHERE kind = 'prompt' AND send_key LIKE ?",
-            [f"prompt|person:{member}|%"],
-        )
-    }
-    owed = []
+    due = []
     day = first
     while day <= last:
         for slot in SLOTS:
             deadline = dt.datetime.combine(day, config.slots[slot].deadline, tzinfo=config.tz)
-            if deadline <= turn.at and (day.isoformat(), slot) in prompted:
-                owed.append((day, slot))
+            if deadline <= turn.at:
+                due.append((day, slot))
         day += dt.timedelta(days=1)
-    return owed
+    # only slots a member of the subject was prompted for (none before go-live, none the
+    # schedule skipped): the prompts' send keys, looked up by key
+    members = [m["id"] for m in subject_members(turn.ctx.db, subject["id"])]
+    keys = {
+        send_key(kind="prompt", target=f"person:{member}", day=day, slot=slot): (day, slot)
+        for member in members
+        for day, slot in due
+    }
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    sent = {
+        key
+        for (key,) in turn.ctx.db.execute(
+            f"SELECT key FROM sends WHERE key IN ({marks})", list(keys)
+        )
+    }
+    owed = {keys[key] for key in sent}
+    return [pair for pair in due if pair in owed]
 
 
 @command("解除", "解除隔离", roles=SECRETARY, usage="解除 张三 — 解除监测", takes_args=True)
