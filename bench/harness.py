@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
 
+import sqlite_utils
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bench.county import make_county
@@ -75,15 +76,20 @@ def build_county(db_path: Path, members: int, seed: int = 7) -> list[tuple[str, 
             members_per_village=20,
             seed=seed,
         )
-        rows = db.execute(
-            """SELECT p.wechat_id, group_concat(s.name, ',') FROM people p
-               JOIN assignments a ON a.person_id = p.id JOIN subjects s ON s.id = a.subject_id
-               WHERE s.start_date <= ? AND s.end_date >= ? AND a.position = 0
-               GROUP BY p.id ORDER BY p.id""",
-            [DAY.isoformat(), DAY.isoformat()],
-        ).fetchall()
+        return member_names(db)
     finally:
         db.conn.close()
+
+
+def member_names(db: sqlite_utils.Database) -> list[tuple[str, list[str]]]:
+    """(wechat_id, the names of the subjects they are first member of) on DAY, per member."""
+    rows = db.execute(
+        """SELECT p.wechat_id, group_concat(s.name, ',') FROM people p
+           JOIN assignments a ON a.person_id = p.id JOIN subjects s ON s.id = a.subject_id
+           WHERE s.start_date <= ? AND s.end_date >= ? AND a.position = 0
+           GROUP BY p.id ORDER BY p.id""",
+        [DAY.isoformat(), DAY.isoformat()],
+    ).fetchall()
     return [(wechat_id, names.split(",")) for wechat_id, names in rows]
 
 

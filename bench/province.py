@@ -43,6 +43,7 @@ from bench.harness import (
     TZ,
     encrypted_post,
     gunicorn,
+    member_names,
     report_text,
     server_env,
     worker_rss_mb,
@@ -144,16 +145,9 @@ def generate(db_path: Path, counties: int, seed: int = 2020) -> dict:
 def members_with_names(db_path: Path) -> list[tuple[str, list[str]]]:
     db = connect(db_path)
     try:
-        rows = db.execute(
-            """SELECT p.wechat_id, group_concat(s.name, ',') FROM people p
-               JOIN assignments a ON a.person_id = p.id JOIN subjects s ON s.id = a.subject_id
-               WHERE s.start_date <= ? AND s.end_date >= ? AND a.position = 0
-               GROUP BY p.id ORDER BY p.id""",
-            [DAY.isoformat(), DAY.isoformat()],
-        ).fetchall()
+        return member_names(db)
     finally:
         db.conn.close()
-    return [(wechat_id, names.split(",")) for wechat_id, names in rows]
 
 
 def slot_posts(
