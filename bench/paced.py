@@ -14,6 +14,7 @@ It runs as its own process, beside the server like wrk.
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import socket
 import sys
@@ -69,6 +70,7 @@ def _run(url: str, posts: list[tuple[str, str]], rate: float, seconds: float) ->
     in_flight = 0
     start = time.monotonic() + 0.01
     next_index = 0
+    trace: list[tuple[float, float]] | None = [] if os.environ.get("BENCH_PACED_TRACE") else None
 
     def finish(call: _Call, ok: bool) -> None:
         nonlocal failed, in_flight
@@ -77,6 +79,8 @@ def _run(url: str, posts: list[tuple[str, str]], rate: float, seconds: float) ->
         in_flight -= 1
         if ok and call.response[9:12] == b"200":
             latencies.append((time.monotonic() - call.scheduled) * 1000)
+            if trace is not None:
+                trace.append((round(call.scheduled - start, 4), round(latencies[-1], 1)))
         else:
             failed += 1
 
@@ -112,6 +116,10 @@ def _run(url: str, posts: list[tuple[str, str]], rate: float, seconds: float) ->
             except OSError:
                 finish(call, False)
     elapsed = time.monotonic() - start
+    if trace is not None:  # (due second from the start, latency ms) of each answer
+        Path(os.environ["BENCH_PACED_TRACE"]).write_text(
+            json.dumps({"start_wall": time.time() - elapsed, "calls": trace})
+        )
     latencies.sort()
 
     def share(q: float) -> float:

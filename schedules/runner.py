@@ -36,22 +36,27 @@ from bot.channels import channel_for, deliver_pending
 from bot.config import SLOTS, Config
 from bot.links import member_link
 from schedules import jobs, review
-from storage.db import transaction
+from storage.db import insert_row, transaction
 from storage.digests import keep_digest
-from storage.outbox import claimed, queue_send
+from storage.outbox import claim_key, claimed, outbox_row
 from storage.purge import purge
 
 log = logging.getLogger("gridwatch.schedule")
 
 Job = Callable[[sqlite_utils.Database, Config, jobs.Send, dt.datetime], int]
-DELIVERY_BATCH = 5000
-MAX_BATCHES = 20
+# rows claimed, then recorded, per transaction: ~10 ms of the write lock each
+DELIVERY_BATCH = 1000
+MAX_BATCHES = 200
 WRITE_BATCH = 500  # messages per transaction: ~10 ms of the write lock
 # after each batch the job pauses this long, so callbacks waiting for the write lock take it:
 # a writer that takes the lock again at once mostly wins it back (flock wakes the waiters,
 # who must first be scheduled), and a province's fan-out of 200 batches then kept a callback
 # waiting ~3.5 s (bench.province). 200 × 2 ms adds 0.4 s to it.
 YIELD_SECONDS = 0.002
+# A batch's ids are chosen before its transaction, this far past the last row, so that the
+# rows others insert meanwhile (a reply a second, …) do not take them; when they have, the
+# batch is made again inside. The gap stays unused: ids only order rows, none is skipped.
+ID_SLACK = 256
 
 
 class DueJob(NamedTuple):
@@ -158,32 +163,51 @@ class Collected:
         return True
 
     def write(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
-        """Queue every message not sent before, WRITE_BATCH per transaction; how many."""
+        """Queue every message not sent before, WRITE_BATCH per transaction; how many.
+
+        Each batch's rows are made before its transaction (texts, cards, signed links), so
+        the write lock is held only to insert them."""
         queued = 0
         for start in range(0, len(self.digests), WRITE_BATCH):
             with transaction(db):
                 for unit, day, report, digest in self.digests[start : start + WRITE_BATCH]:
                     keep_digest(db, unit, day, report, digest, now)
         for start in range(0, len(self.messages), WRITE_BATCH):
+            batch = self.messages[start : start + WRITE_BATCH]
+            first_id = _free_ids(db) + ID_SLACK if any(map(self._links_page, batch)) else 0
+            rows = self._rows(db, batch, at, first_id)
             with transaction(db):
-                next_id = 0  # the id SQLite gives the next row: MAX(id) + 1, read when needed
-                for message in self.messages[start : start + WRITE_BATCH]:
-                    text, row_id = message.text, None
-                    if self._links_page(message):
-                        if not next_id:
-                            next_id = db.conn.execute(
-                                "SELECT COALESCE(MAX(id), 0) + 1 FROM outbox"
-                            ).fetchone()[0]
-                        row_id = next_id
-                        text += f"\n逐人填报：{self._member_link(db, message, at, row_id)}"
-                    fields = message._asdict() | {"text": text}
-                    outbox_id = queue_send(db, at=at, now=now, row_id=row_id, **fields)
-                    if outbox_id:
+                if first_id and _free_ids(db) > first_id:  # the slack was used up meanwhile
+                    first_id = _free_ids(db)
+                    rows = self._rows(db, batch, at, first_id)
+                for message, row in zip(batch, rows, strict=True):
+                    if claim_key(db, message.key, now):
+                        insert_row(db, "outbox", row)
                         queued += 1
-                        next_id = outbox_id + 1 if next_id else 0
             if len(self.messages) > WRITE_BATCH:
                 time.sleep(YIELD_SECONDS)
         return queued
+
+    def _rows(
+        self, db: sqlite_utils.Database, batch: list[Outgoing], at: dt.datetime, first_id: int
+    ) -> list[dict]:
+        """The outbox rows of `batch`; with `first_id`, each row has its id (first_id, the
+        next, …) and a message to a member ends with the link to their page naming it."""
+        rows = []
+        for offset, message in enumerate(batch):
+            text, row_id = message.text, first_id + offset if first_id else 0
+            if row_id and self._links_page(message):
+                text += f"\n逐人填报：{self._member_link(db, message, at, row_id)}"
+            row = outbox_row(
+                at=at,
+                person=message.person,
+                kind=message.kind,
+                text=text,
+                send_key=message.key,
+                card=message.card,
+            )
+            rows.append(({"id": row_id} if row_id else {}) | row)
+        return rows
 
     def _links_page(self, message: Outgoing) -> bool:
         """A message to a member ends with the link to their page of the day, naming this
@@ -194,12 +218,17 @@ class Collected:
     def _member_link(
         self, db: sqlite_utils.Database, message: Outgoing, at: dt.datetime, outbox_id: int
     ) -> str:
-        """The link, signed before the row is written with the id it will get (the write
-        lock is held: nobody else inserts meanwhile), so the row is written once, not
-        inserted then updated (100,000 UPDATEs in a province's prompt)."""
+        """The link, signed before the row is written with the id it will get, so the row
+        is written once, not inserted then updated (100,000 UPDATEs in a province's
+        prompt)."""
         assert self.config is not None and message.card is not None
         day = dt.date.fromisoformat(message.card["day"])
         return member_link(db, self.config, message.person["id"], day, at, outbox_id)
+
+
+def _free_ids(db: sqlite_utils.Database) -> int:
+    """The outbox id SQLite gives the next row it inserts without one (MAX(id) + 1)."""
+    return db.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox").fetchone()[0]
 
 
 def _record(db: sqlite_utils.Database, run: JobRun, now: dt.datetime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import sqlite_utils
 
@@ -25,8 +26,7 @@ KINDS = (
 )
 
 
-def queue_message(
-    db: sqlite_utils.Database,
+def outbox_row(
     *,
     at: dt.datetime,
     person: dict | None,
@@ -37,34 +37,33 @@ def queue_message(
     send_key: str | None = None,
     inbox_id: int | None = None,
     card: dict | None = None,
-    row_id: int | None = None,
-) -> int:
-    """Queue one outbound message; `card` says what it is in a few words and which page
-    shows all of it (bot/channels/cards.py), for channels that send templates or cards.
-    `row_id`: the id reserved for it (its text names it: see schedules.runner.Collected)."""
+) -> dict:
+    """One outbound message as its outbox row (without id); `card` says what it is in a few
+    words and which page shows all of it (bot/channels/cards.py), for channels that send
+    templates or cards. Built before a transaction, so the write lock is held only to
+    insert it."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
-    return insert_row(
-        db,
-        "outbox",
-        ({"id": row_id} if row_id else {})
-        | {
-            "at": at.isoformat(timespec="seconds"),
-            "recipient": recipient
-            if recipient is not None
-            else (person or {}).get("wechat_id") or "",
-            "person_id": (person or {}).get("id"),
-            "person": (person or {}).get("name", ""),
-            "kind": kind,
-            "text": text,
-            "status": status,
-            "attempts": 0,
-            "send_key": send_key,
-            "inbox_id": inbox_id,
-            "card": json.dumps(card, ensure_ascii=False, sort_keys=True) if card else None,
-            "next_attempt_at": at.isoformat(timespec="seconds") if status == "queued" else None,
-        },
-    )
+    return {
+        "at": at.isoformat(timespec="seconds"),
+        "recipient": recipient if recipient is not None else (person or {}).get("wechat_id") or "",
+        "person_id": (person or {}).get("id"),
+        "person": (person or {}).get("name", ""),
+        "kind": kind,
+        "text": text,
+        "status": status,
+        "attempts": 0,
+        "send_key": send_key,
+        "inbox_id": inbox_id,
+        "card": json.dumps(card, ensure_ascii=False, sort_keys=True) if card else None,
+        "next_attempt_at": at.isoformat(timespec="seconds") if status == "queued" else None,
+    }
+
+
+def queue_message(db: sqlite_utils.Database, *, row_id: int | None = None, **fields: Any) -> int:
+    """Queue one outbound message (the fields of `outbox_row`); its outbox id. `row_id`:
+    the id reserved for it (its text names it: see schedules.runner.Collected)."""
+    return insert_row(db, "outbox", ({"id": row_id} if row_id else {}) | outbox_row(**fields))
 
 
 def send_key(*, kind: str, target: str, day: dt.date, slot: str = "") -> str:
@@ -78,6 +77,21 @@ def claimed(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
     its message."""
     row = db.conn.execute("SELECT created_at FROM sends WHERE key = ?", [key]).fetchone()
     return row is not None and dt.datetime.fromisoformat(row[0]) <= now
+
+
+def claim_key(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
+    """Claim a scheduled send's key as of `now`; False when it was claimed already (see
+    `claimed`). Inside a transaction, with the message it keys."""
+    if claimed(db, key, now):
+        return False
+    kind_part, rest = key.split("|", 1)
+    target, day, slot = rest.rsplit("|", 2)
+    db.conn.execute(
+        "INSERT OR REPLACE INTO sends (key, kind, target, date, slot, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [key, kind_part, target, day, slot, now.isoformat(timespec="seconds")],
+    )
+    return True
 
 
 def queue_send(
@@ -95,15 +109,8 @@ def queue_send(
     """Claim a scheduled send's key and queue its message: its outbox id, or 0 (nothing
     queued) when the key was claimed as of `now` (see `claimed`). Call it inside a
     transaction: claim and message go together."""
-    if claimed(db, key, now):
+    if not claim_key(db, key, now):
         return 0
-    kind_part, rest = key.split("|", 1)
-    target, day, slot = rest.rsplit("|", 2)
-    db.conn.execute(
-        "INSERT OR REPLACE INTO sends (key, kind, target, date, slot, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [key, kind_part, target, day, slot, now.isoformat(timespec="seconds")],
-    )
     return queue_message(
         db, at=at, person=person, kind=kind, text=text, send_key=key, card=card, row_id=row_id
     )

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
 from storage import db as storage_db
-from storage.db import LockBusy, connect, migrate, open_db, schema_version, transaction
+from storage.db import (
+    LockBusy,
+    connect,
+    migrate,
+    open_db,
+    schema_version,
+    transaction,
+    yield_to_messages,
+)
 from storage.migrations import MIGRATIONS
 from storage.subjects import member_subjects, unit_subjects
 
@@ -342,3 +353,89 @@ def test_a_patient_transaction_gives_up_on_a_writer_that_skips_the_lock_file(
     finally:
         shell.execute("ROLLBACK")
         shell.close()
+
+
+class _Flocks:
+    """storage.db's fcntl, telling when a thread asks for the write lock or polls the line."""
+
+    def __init__(self) -> None:
+        self.asked: dict[str, threading.Event] = {}
+
+    def event(self, name: str) -> threading.Event:
+        return self.asked.setdefault(name, threading.Event())
+
+    def flock(self, fd: int, operation: int) -> None:
+        asked = self.event(threading.current_thread().name)
+        if operation == fcntl.LOCK_EX:  # it blocks: asked is what can be known
+            asked.set()
+        try:
+            fcntl.flock(fd, operation)
+        finally:  # a shared lock taken, a poll answered
+            asked.set()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(fcntl, name)
+
+
+def test_a_schedule_writer_lets_every_waiting_reply_go_first(
+    db: sqlite_utils.Database, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A province's fan-out writes a batch only when no reply waits for the lock: the
+    reply that came while another held it goes before the batch that waited longer."""
+    flocks = _Flocks()
+    monkeypatch.setattr(storage_db, "fcntl", flocks)
+    monkeypatch.setattr(storage_db, "MAX_YIELD_SECONDS", 60.0)
+    schedule = yield_to_messages(connect(db_path))
+    reply = connect(db_path)
+    order: list[str] = []
+
+    def write(who: sqlite_utils.Database, name: str) -> None:
+        with transaction(who):
+            who.execute("INSERT INTO settings (key, value) VALUES (?, ?)", [name, "x"])
+            order.append(name)
+
+    threads = [
+        threading.Thread(target=write, args=(schedule, "schedule"), name="schedule"),
+        threading.Thread(target=write, args=(reply, "reply"), name="reply"),
+    ]
+    with transaction(db):  # a reply being stored holds the lock
+        threads[0].start()
+        assert flocks.event("schedule").wait(10)  # the batch waits for the line to clear
+        threads[1].start()
+        assert flocks.event("reply").wait(10)  # the next reply is in line
+        db.execute("INSERT INTO settings (key, value) VALUES ('first', 'x')")
+    for thread in threads:
+        thread.join(10)
+    assert order == ["reply", "schedule"]
+    schedule.conn.close()
+    reply.conn.close()
+
+
+def test_a_schedule_writer_goes_anyway_when_the_line_never_clears(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_db, "MAX_YIELD_SECONDS", 0.05)
+    schedule = yield_to_messages(open_db(db_path))
+    line = os.open(f"{db_path}-lock.line", os.O_RDWR)
+    try:
+        fcntl.flock(line, fcntl.LOCK_SH)  # a writer in line for ever (a stuck process)
+        with transaction(schedule):
+            schedule.execute("INSERT INTO settings (key, value) VALUES ('batch', 'written')")
+    finally:
+        os.close(line)
+    assert schedule.execute("SELECT value FROM settings WHERE key = 'batch'").fetchone()[0]
+    schedule.conn.close()
+
+
+def test_a_writer_that_gave_up_leaves_the_line(db: sqlite_utils.Database, db_path: Path) -> None:
+    other = connect(db_path)
+    try:
+        with transaction(other), pytest.raises(LockBusy), transaction(db, patience=(0.0,)):
+            pass
+    finally:
+        other.conn.close()
+    line = os.open(f"{db_path}-lock.line", os.O_RDWR)
+    try:
+        fcntl.flock(line, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it: no error
+    finally:
+        os.close(line)

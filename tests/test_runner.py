@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,9 +17,11 @@ from apscheduler.triggers.cron import CronTrigger
 from click.testing import Result
 
 from bot.config import Config
+from bot.links import link_key, read_member_token
 from schedules import runner, wiring
 from schedules.runner import DueJob, due_jobs, run_due
-from storage.db import open_db
+from storage.db import open_db, transaction
+from storage.outbox import queue_message
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = dt.date(2026, 3, 2)
@@ -325,15 +328,15 @@ def test_a_job_writes_what_it_sends_in_short_transactions(
     record; the write lock is free between them (a callback stores its message there)."""
     monkeypatch.setattr(runner, "WRITE_BATCH", 2)
     batches: list[int] = []
-    queue_send = runner.queue_send
+    claim_key = runner.claim_key
 
-    def counted(db: sqlite_utils.Database, **message: object) -> bool:
-        if message["kind"] == "prompt":  # committed before this one, 2 by 2
+    def counted(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
+        if key.startswith("prompt|"):  # committed before this one, 2 by 2
             prompts = "SELECT count(*) FROM outbox WHERE kind = 'prompt'"
             batches.append(db.execute(prompts).fetchone()[0] // 2)
-        return queue_send(db, **message)
+        return claim_key(db, key, now)
 
-    monkeypatch.setattr(runner, "queue_send", counted)
+    monkeypatch.setattr(runner, "claim_key", counted)
     [run] = [r for r in run_due(loaded_db, Config(), at(8)) if r.job == "prompt:morning"]
     assert run.detail == "6 queued"
     assert batches == [0, 0, 1, 1, 2, 2]
@@ -343,17 +346,17 @@ def test_a_job_that_dies_part_way_sends_the_rest_when_run_again_and_nothing_twic
     loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner, "WRITE_BATCH", 2)
-    queue_send = runner.queue_send
+    claim_key = runner.claim_key
     written: list[str] = []
 
-    def dies_on_the_fifth(db: sqlite_utils.Database, **message: object) -> bool:
-        if message["kind"] == "prompt":
+    def dies_on_the_fifth(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
+        if key.startswith("prompt|"):
             if len(written) == 4:
                 raise OSError("the process died")
-            written.append(str(message["key"]))
-        return queue_send(db, **message)
+            written.append(key)
+        return claim_key(db, key, now)
 
-    monkeypatch.setattr(runner, "queue_send", dies_on_the_fifth)
+    monkeypatch.setattr(runner, "claim_key", dies_on_the_fifth)
     first = run_due(loaded_db, Config(), at(8))
     assert ("prompt:morning", "failed") in [(r.job, r.outcome) for r in first]
     prompts = "SELECT count(*) FROM outbox WHERE kind = 'prompt'"
@@ -412,3 +415,53 @@ def test_a_prompt_sent_early_by_a_clock_ahead_goes_out_again_on_the_real_day(
         [f"{tomorrow.isoformat()}%"],
     ).fetchone()[0]
     assert prompts == 2  # the early one, and the one on time
+
+
+def _linked_ids(db: sqlite_utils.Database, config: Config) -> list[tuple[int, int | None]]:
+    """(row id, message id its member-page link names) of each prompt."""
+    key = link_key(db, config)
+    found = []
+    for row in db.query("SELECT id, text FROM outbox WHERE kind = 'prompt' ORDER BY id"):
+        token = re.search(r"逐人填报：\S+/me/(\S+)", row["text"])[1]  # type: ignore[index]
+        found.append((row["id"], read_member_token(key, token, at(8), 7)[2]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("slack", "replies_meanwhile"),
+    [
+        (256, 3),  # replies stored while the batch was made: its ids lie past them
+        (2, 3),  # more replies than the slack: the batch is made again inside
+        (256, 0),
+    ],
+)
+def test_each_prompt_link_names_its_own_row_whatever_was_written_meanwhile(
+    loaded_db: sqlite_utils.Database,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    slack: int,
+    replies_meanwhile: int,
+) -> None:
+    """A batch's rows and links are made before its transaction, with ids past the last
+    row; replies another process stores meanwhile take ids of their own."""
+    monkeypatch.setattr(runner, "WRITE_BATCH", 2)
+    monkeypatch.setattr(runner, "ID_SLACK", slack)
+    config = Config(public_url="https://gw.example.cn", public_url_set=True)
+    other = open_db(db_path)
+    made = runner.Collected._rows
+
+    def replies_arrive(self: runner.Collected, *args: object) -> list[dict]:
+        rows = made(self, *args)  # type: ignore[arg-type]
+        if self.db.conn.in_transaction:  # made again inside: nobody else writes now
+            return rows
+        with transaction(other):
+            for _ in range(replies_meanwhile):
+                queue_message(other, at=at(8), person=None, kind="reply", text="已记录")
+        return rows
+
+    monkeypatch.setattr(runner.Collected, "_rows", replies_arrive)
+    run_due(loaded_db, config, at(8))
+    linked = _linked_ids(loaded_db, config)
+    assert len(linked) == 6 and all(row_id == named for row_id, named in linked)
+    replies = loaded_db.execute("SELECT count(*) FROM outbox WHERE kind = 'reply'").fetchone()
+    assert replies[0] >= 3 * replies_meanwhile
