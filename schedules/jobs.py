@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import groupby
 
 import sqlite_utils
 
@@ -43,6 +44,7 @@ Send = Callable[..., bool]
 SLOT_TITLES = {"morning": "早间", "noon": "午间", "evening": "晚间"}
 REPORT_TITLES = {1: "上午", 2: "晚间"}
 ACTOR = "schedule"
+MEMBER_CHUNK = 5000  # members a fan-out reads at a time
 
 
 def person_target(person: dict) -> str:
@@ -79,18 +81,41 @@ def _active_people(db: sqlite_utils.Database) -> dict[int, dict]:
     return {row["id"]: row for row in db.query("SELECT * FROM people WHERE active ORDER BY id")}
 
 
-def _assigned(db: sqlite_utils.Database, day: dt.date) -> dict[int, list[tuple[int, str]]]:
-    """Each active person's active assigned subjects on `day`: {person_id: [(id, name)]}."""
-    found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+def _members_with_subjects(
+    db: sqlite_utils.Database, day: dt.date, first: int, last: int | None
+) -> Iterator[tuple[int, list[tuple[int, str]]]]:
+    """(person id, [(subject id, name)]) of active people with ids first..last (None: all)
+    who have active subjects on `day`, by person id."""
     rows = db.conn.execute(
         f"""SELECT a.person_id, s.id, s.name FROM assignments a
             JOIN subjects s ON s.id = a.subject_id JOIN people p ON p.id = a.person_id
-            WHERE p.active AND {ACTIVE_ON} ORDER BY a.person_id, s.id""",
-        {"day": day.isoformat()},
+            WHERE p.active AND {ACTIVE_ON} AND a.person_id >= :first
+              AND (:last IS NULL OR a.person_id <= :last)
+            ORDER BY a.person_id, s.id""",
+        {"day": day.isoformat(), "first": first, "last": last},
     )
-    for person_id, subject_id, name in rows:
-        found[person_id].append((subject_id, name))
-    return found
+    for person_id, group in groupby(rows, key=lambda row: row[0]):
+        yield person_id, [(subject_id, name) for _, subject_id, name in group]
+
+
+def members_to_contact(
+    db: sqlite_utils.Database, day: dt.date, chunk: int = MEMBER_CHUNK
+) -> Iterator[tuple[dict, list[tuple[int, str]]]]:
+    """(person {id, name, wechat_id}, [(subject id, name)]) of each active person with
+    active subjects on `day`, read `chunk` people at a time: a province's fan-out holds a
+    few thousand members, not 100,000 (bench.province)."""
+    ids = [row[0] for row in db.conn.execute("SELECT id FROM people WHERE active ORDER BY id")]
+    for start in range(0, len(ids), chunk):
+        first, last = ids[start], ids[min(start + chunk, len(ids)) - 1]
+        people = {
+            row[0]: {"id": row[0], "name": row[1], "wechat_id": row[2]}
+            for row in db.conn.execute(
+                "SELECT id, name, wechat_id FROM people WHERE active AND id BETWEEN ? AND ?",
+                [first, last],
+            )
+        }
+        for person_id, subjects in list(_members_with_subjects(db, day, first, last)):
+            yield people[person_id], subjects
 
 
 def example_reply(names: list[str]) -> str:
@@ -117,16 +142,15 @@ def prompt(
 ) -> int:
     """Each member with an active subject gets the list to contact and an example reply."""
     day = now.date()
-    people = _active_people(db)
     sent = 0
-    for person_id, subjects in _assigned(db, day).items():
+    for person, subjects in members_to_contact(db, day):
         text = prompt_text(slot, day, [name for _, name in subjects])
         sent += _send_once(
             send,
-            people[person_id],
+            person,
             "prompt",
             text,
-            target=person_target(people[person_id]),
+            target=person_target(person),
             day=day,
             slot=slot,
             card=card(f"{SLOT_TITLES[slot]}联系提醒", f"{len(subjects)}人待联系", "member", day),
@@ -160,17 +184,16 @@ def reminder(
             [day.isoformat(), slot],
         )
     }
-    people = _active_people(db)
     sent = 0
-    for person_id, subjects in _assigned(db, day).items():
+    for person, subjects in members_to_contact(db, day):
         left = [name for subject_id, name in subjects if subject_id not in reported]
         if left:
             sent += _send_once(
                 send,
-                people[person_id],
+                person,
                 "reminder",
                 reminder_text(slot, config, left),
-                target=person_target(people[person_id]),
+                target=person_target(person),
                 day=day,
                 slot=slot,
                 card=card(

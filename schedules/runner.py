@@ -47,7 +47,7 @@ Job = Callable[[sqlite_utils.Database, Config, jobs.Send, dt.datetime], int]
 # rows claimed, then recorded, per transaction: ~10 ms of the write lock each
 DELIVERY_BATCH = 1000
 MAX_BATCHES = 200
-WRITE_BATCH = 500  # messages per transaction: ~10 ms of the write lock
+WRITE_BATCH = 250  # messages per transaction: ~5 ms of the write lock
 # after each batch the job pauses this long, so callbacks waiting for the write lock take it:
 # a writer that takes the lock again at once mostly wins it back (flock wakes the waiters,
 # who must first be scheduled), and a province's fan-out of 200 batches then kept a callback
@@ -57,6 +57,7 @@ YIELD_SECONDS = 0.002
 # rows others insert meanwhile (a reply a second, …) do not take them; when they have, the
 # batch is made again inside. The gap stays unused: ids only order rows, none is skipped.
 ID_SLACK = 256
+FLUSH_AT = 5000  # messages a job keeps before it writes them (Collected)
 
 
 class DueJob(NamedTuple):
@@ -142,12 +143,21 @@ class Collected:
     """A job's `send`: what it sends is kept, to be written by `write` in short batches."""
 
     def __init__(
-        self, db: sqlite_utils.Database, now: dt.datetime, config: Config | None = None
+        self,
+        db: sqlite_utils.Database,
+        now: dt.datetime,
+        config: Config | None = None,
+        at: dt.datetime | None = None,
     ) -> None:
-        self.db, self.now, self.config = db, now, config
+        """`at`, the time messages are recorded at (the job's due time): given, messages are
+        written FLUSH_AT at a time while the job runs, so a province's fan-out does not hold
+        its 100,000 messages at once (what is written stays written if the job then fails,
+        as when it dies part-way: the next run sends the rest)."""
+        self.db, self.now, self.config, self.at = db, now, config, at
         self.messages: list[Outgoing] = []
         self.keys: set[str] = set()
         self.digests: list[tuple[str, dt.date, int, dict]] = []
+        self.queued = 0  # written while the job ran
 
     def keep(self, unit: str, day: dt.date, report: int, digest: dict) -> None:
         """A digest as sent, kept with the messages (the first one kept stays)."""
@@ -160,6 +170,8 @@ class Collected:
             return False
         self.keys.add(key)
         self.messages.append(Outgoing(person, kind, text, key, card))
+        if self.at is not None and len(self.messages) >= FLUSH_AT:
+            self.queued += self._write_messages(self.db, self.at, self.now)
         return True
 
     def write(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
@@ -167,11 +179,15 @@ class Collected:
 
         Each batch's rows are made before its transaction (texts, cards, signed links), so
         the write lock is held only to insert them."""
-        queued = 0
         for start in range(0, len(self.digests), WRITE_BATCH):
             with transaction(db):
                 for unit, day, report, digest in self.digests[start : start + WRITE_BATCH]:
                     keep_digest(db, unit, day, report, digest, now)
+        self.queued += self._write_messages(db, at, now)
+        return self.queued
+
+    def _write_messages(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
+        queued = 0
         for start in range(0, len(self.messages), WRITE_BATCH):
             batch = self.messages[start : start + WRITE_BATCH]
             first_id = _free_ids(db) + ID_SLACK if any(map(self._links_page, batch)) else 0
@@ -186,6 +202,7 @@ class Collected:
                         queued += 1
             if len(self.messages) > WRITE_BATCH:
                 time.sleep(YIELD_SECONDS)
+        self.messages = []
         return queued
 
     def _rows(
@@ -315,8 +332,8 @@ def run_job(
             detail += f", personal data of {purged} subjects erased"
         run = JobRun(job.name, job.due, "ran", detail)
     else:
-        sent = Collected(db, now, config)
-        job.run(db, config, sent, job.due)  # reads only
+        sent = Collected(db, now, config, at=job.due)
+        job.run(db, config, sent, job.due)  # reads, and writes what it sends as it goes
         count = sent.write(db, job.due, now)
         run = JobRun(job.name, job.due, "ran", f"{count} queued")
         if not _record_once(db, job, run, now):

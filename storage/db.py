@@ -101,7 +101,7 @@ def _attach_write_lock(db: sqlite_utils.Database, lock_path: str) -> None:
 
 # a background writer waits at most this long for a moment with no message in line, then
 # writes anyway: under a flood of messages the schedule still moves
-MAX_YIELD_SECONDS = 0.5
+MAX_YIELD_SECONDS = 0.05
 YIELD_POLL_SECONDS = 0.001
 
 
