@@ -37,6 +37,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.callback import SERVING_THREADS
 from bench.county import make_county
 from bench.harness import (
     DAY,
@@ -52,7 +53,7 @@ from bench.harness import (
 from bench.paced import PacedResult, run_paced
 from bot.config import SLOTS, Config
 from schedules.runner import day_jobs, deliver_all, run_job
-from storage.db import connect, open_db, transaction
+from storage.db import connect, open_db, transaction, yield_to_messages
 
 VILLAGES_PER_COUNTY = 100
 SUBJECTS_PER_VILLAGE = 50
@@ -64,6 +65,10 @@ DIGEST_BUDGET = 30.0  # all digests of a report
 CALLBACK_P99_BUDGET = 200.0  # ms at 500/s
 RSS_BUDGET = 400.0  # MB per process
 WRITE_BATCH = 500  # reports written straight in, per transaction
+# the deployment README "Limits and scale" gives a province: gunicorn -w 2 -k gthread
+# --threads 8 (as bench.callback serves), the schedule in a process of its own under
+# `nice -n 10` (cron's `gridwatch tick`), so replies keep the CPU the fan-out would take
+SCHEDULE_NICE = 10
 PUBLIC_URL = "https://gridwatch.example.cn"
 SECRET_KEY = "bench-province-" + "k" * 32
 
@@ -212,7 +217,8 @@ def run_day(
     folder: Path | None = None,
     serving_workers: int = 2,
     quiet: bool = False,
-    nice: int = 0,
+    nice: int = SCHEDULE_NICE,
+    threads: int = SERVING_THREADS,
 ) -> DayResult:
     def say(text: str) -> None:
         if not quiet:
@@ -253,9 +259,11 @@ def run_day(
             )
         del members
         result.db_before_mb = round(_size_mb(db_path), 1)
-        db = open_db(db_path)
+        db = yield_to_messages(open_db(db_path))  # as `gridwatch tick` opens it
         jobs = day_jobs(config, DAY)
-        with gunicorn("bot:create_app()", server_env(db_path), workers=serving_workers) as (
+        with gunicorn(
+            "bot:create_app()", server_env(db_path), workers=serving_workers, threads=threads
+        ) as (
             url,
             master,
         ):
@@ -402,7 +410,7 @@ def growth_table(results: list[DayResult]) -> str:
 
 def run() -> list[dict]:
     counties = int(os.environ.get("BENCH_PROVINCE_COUNTIES", "100"))
-    result = run_day(counties, nice=int(os.environ.get("BENCH_SCHEDULE_NICE", "0")))
+    result = run_day(counties, nice=int(os.environ.get("BENCH_SCHEDULE_NICE", SCHEDULE_NICE)))
     print(json.dumps(asdict(result), ensure_ascii=False), file=sys.stderr)
     return rows(result)
 

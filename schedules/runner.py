@@ -150,9 +150,10 @@ class Collected:
         at: dt.datetime | None = None,
     ) -> None:
         """`at`, the time messages are recorded at (the job's due time): given, messages are
-        written FLUSH_AT at a time while the job runs, so a province's fan-out does not hold
-        its 100,000 messages at once (what is written stays written if the job then fails,
-        as when it dies part-way: the next run sends the rest)."""
+        written FLUSH_AT at a time (digests WRITE_BATCH at a time) while the job runs, so a
+        province's fan-out does not hold its 100,000 messages, nor its digests their 10,000
+        units, at once (what is written stays written if the job then fails, as when it
+        dies part-way: the next run sends the rest)."""
         self.db, self.now, self.config, self.at = db, now, config, at
         self.messages: list[Outgoing] = []
         self.keys: set[str] = set()
@@ -162,6 +163,8 @@ class Collected:
     def keep(self, unit: str, day: dt.date, report: int, digest: dict) -> None:
         """A digest as sent, kept with the messages (the first one kept stays)."""
         self.digests.append((unit, day, report, digest))
+        if self.at is not None and len(self.digests) >= WRITE_BATCH:
+            self._write_digests(self.db, self.now)
 
     def __call__(
         self, person: dict, kind: str, text: str, key: str, card: dict | None = None
@@ -179,12 +182,16 @@ class Collected:
 
         Each batch's rows are made before its transaction (texts, cards, signed links), so
         the write lock is held only to insert them."""
+        self._write_digests(db, now)
+        self.queued += self._write_messages(db, at, now)
+        return self.queued
+
+    def _write_digests(self, db: sqlite_utils.Database, now: dt.datetime) -> None:
         for start in range(0, len(self.digests), WRITE_BATCH):
             with transaction(db):
                 for unit, day, report, digest in self.digests[start : start + WRITE_BATCH]:
                     keep_digest(db, unit, day, report, digest, now)
-        self.queued += self._write_messages(db, at, now)
-        return self.queued
+        self.digests = []
 
     def _write_messages(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
         queued = 0
