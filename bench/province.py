@@ -53,7 +53,7 @@ from bench.harness import (
 from bench.paced import PacedResult, run_paced
 from bot.config import SLOTS, Config
 from schedules.runner import day_jobs, deliver_all, run_job
-from storage.db import connect, open_db, transaction, yield_to_messages
+from storage.db import connect, open_db, transaction
 
 VILLAGES_PER_COUNTY = 100
 SUBJECTS_PER_VILLAGE = 50
@@ -259,7 +259,7 @@ def run_day(
             )
         del members
         result.db_before_mb = round(_size_mb(db_path), 1)
-        db = yield_to_messages(open_db(db_path))  # as `gridwatch tick` opens it
+        db = open_db(db_path)
         jobs = day_jobs(config, DAY)
         with gunicorn(
             "bot:create_app()", server_env(db_path), workers=serving_workers, threads=threads

@@ -4,7 +4,8 @@ Each job takes `(db, config, send, now)`, where `now` is the job's scheduled tim
 decides the content), and `send(person, kind, text, key)` queues one outbox message under an
 idempotency key (kind, target, date, slot), and says False when that key was sent before,
 so running a job twice sends nothing new. Jobs only read (except `release`): the runner
-writes what they send in short transactions. Each returns how many messages it sent.
+writes what they send in short transactions, as they go. Each returns how many messages it
+sent.
 """
 
 from __future__ import annotations

@@ -5,11 +5,12 @@ time ago are caught up; older ones are recorded as skipped, except `release`, wh
 runs (missed on several days, it runs once, for all of them). After its releases it erases
 the personal data past `retention_days` (storage/purge.py), in short transactions of its own.
 
-A job only reads; what it sends is written afterwards in short transactions of
-`WRITE_BATCH` messages, each message with its idempotency key, then the job's record. So a
-county's fan-out never holds the write lock for long (a callback storing its message waits
-for one batch at most), and a crash part-way leaves the messages written so far: the next
-run sends the rest and nothing twice. `release` changes subjects and runs in one
+A job reads; what it sends is written as it goes (every FLUSH_AT messages, and at its end)
+in short transactions of `WRITE_BATCH` messages, each message with its idempotency key,
+then the job's record. Each transaction lets the replies waiting for the write lock go
+first (storage.db.transaction's `yields`), so a province's fan-out never keeps a callback
+waiting for more than one batch, and a crash part-way leaves the messages written so far:
+the next run sends the rest and nothing twice. `release` changes subjects and runs in one
 transaction (a day's releases are few).
 
 A record made by a clock ahead of `now` (`tick --at` a later day, a system clock that
@@ -55,9 +56,10 @@ WRITE_BATCH = 250  # messages per transaction: ~5 ms of the write lock
 YIELD_SECONDS = 0.002
 # A batch's ids are chosen before its transaction, this far past the last row, so that the
 # rows others insert meanwhile (a reply a second, …) do not take them; when they have, the
-# batch is made again inside. The gap stays unused: ids only order rows, none is skipped.
+# batch is made again inside. The ids in the gap are never used (ids only order the rows).
 ID_SLACK = 256
 FLUSH_AT = 5000  # messages a job keeps before it writes them (Collected)
+DIGESTS_AT = 1000  # digests a job keeps before it writes them
 
 
 class DueJob(NamedTuple):
@@ -140,7 +142,8 @@ class Outgoing(NamedTuple):
 
 
 class Collected:
-    """A job's `send`: what it sends is kept, to be written by `write` in short batches."""
+    """A job's `send`: what it sends is kept, to be written in short batches as it goes and
+    by `write` at its end."""
 
     def __init__(
         self,
@@ -149,11 +152,12 @@ class Collected:
         config: Config | None = None,
         at: dt.datetime | None = None,
     ) -> None:
-        """`at`, the time messages are recorded at (the job's due time): given, messages are
-        written FLUSH_AT at a time (digests WRITE_BATCH at a time) while the job runs, so a
-        province's fan-out does not hold its 100,000 messages, nor its digests their 10,000
-        units, at once (what is written stays written if the job then fails, as when it
-        dies part-way: the next run sends the rest)."""
+        """`at`, the time messages are recorded at (the job's due time): given, what the job
+        sent is written while it runs, each time it holds FLUSH_AT messages or
+        DIGESTS_AT digests, so a province's fan-out does not hold its 100,000 messages, nor
+        the digest job its 10,500 units, at once. What is written stays written if the job
+        then fails, as when it dies part-way: the next run sends the rest. Messages are
+        written before the digests they carry, so no digest is kept as sent that was not."""
         self.db, self.now, self.config, self.at = db, now, config, at
         self.messages: list[Outgoing] = []
         self.keys: set[str] = set()
@@ -162,9 +166,9 @@ class Collected:
 
     def keep(self, unit: str, day: dt.date, report: int, digest: dict) -> None:
         """A digest as sent, kept with the messages (the first one kept stays)."""
+        if self.at is not None and len(self.digests) >= DIGESTS_AT:
+            self._flush(self.db, self.at, self.now)  # the earlier units' messages are all in
         self.digests.append((unit, day, report, digest))
-        if self.at is not None and len(self.digests) >= WRITE_BATCH:
-            self._write_digests(self.db, self.now)
 
     def __call__(
         self, person: dict, kind: str, text: str, key: str, card: dict | None = None
@@ -174,24 +178,36 @@ class Collected:
         self.keys.add(key)
         self.messages.append(Outgoing(person, kind, text, key, card))
         if self.at is not None and len(self.messages) >= FLUSH_AT:
-            self.queued += self._write_messages(self.db, self.at, self.now)
+            # the last digest kept waits: its unit may have recipients still to come
+            self._flush(self.db, self.at, self.now, digests_done=len(self.digests) - 1)
         return True
 
     def write(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
         """Queue every message not sent before, WRITE_BATCH per transaction; how many.
 
         Each batch's rows are made before its transaction (texts, cards, signed links), so
-        the write lock is held only to insert them."""
-        self._write_digests(db, now)
-        self.queued += self._write_messages(db, at, now)
+        the write lock is held only to insert them, and each transaction lets the replies
+        waiting for the lock go first (`transaction`'s `yields`)."""
+        self._flush(db, at, now)
         return self.queued
 
-    def _write_digests(self, db: sqlite_utils.Database, now: dt.datetime) -> None:
-        for start in range(0, len(self.digests), WRITE_BATCH):
-            with transaction(db):
-                for unit, day, report, digest in self.digests[start : start + WRITE_BATCH]:
+    def _flush(
+        self,
+        db: sqlite_utils.Database,
+        at: dt.datetime,
+        now: dt.datetime,
+        digests_done: int | None = None,
+    ) -> None:
+        """Write the messages, then the first `digests_done` digests kept (all: None)."""
+        self.queued += self._write_messages(db, at, now)
+        done = len(self.digests) if digests_done is None else max(0, digests_done)
+        for start in range(0, done, WRITE_BATCH):
+            with transaction(db, yields=True):
+                for unit, day, report, digest in self.digests[
+                    start : min(done, start + WRITE_BATCH)
+                ]:
                     keep_digest(db, unit, day, report, digest, now)
-        self.digests = []
+        self.digests = self.digests[done:]
 
     def _write_messages(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
         queued = 0
@@ -199,7 +215,7 @@ class Collected:
             batch = self.messages[start : start + WRITE_BATCH]
             first_id = _free_ids(db) + ID_SLACK if any(map(self._links_page, batch)) else 0
             rows = self._rows(db, batch, at, first_id)
-            with transaction(db):
+            with transaction(db, yields=True):
                 if first_id and _free_ids(db) > first_id:  # the slack was used up meanwhile
                     first_id = _free_ids(db)
                     rows = self._rows(db, batch, at, first_id)
@@ -423,7 +439,7 @@ def deliver_all(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> 
     total = 0
     # bounded: a channel that leaves rows queued and due must not spin this forever
     for _ in range(MAX_BATCHES):
-        count = deliver_pending(db, channel, now, limit=DELIVERY_BATCH)
+        count = deliver_pending(db, channel, now, limit=DELIVERY_BATCH, yields=True)
         total += count
         if count < DELIVERY_BATCH:
             break

@@ -27,7 +27,7 @@ from bot.clock import now as clock_now
 from bot.config import SLOTS, Config
 from schedules.recovery import recover_unhandled
 from schedules.runner import record_firing, run_due
-from storage.db import open_db, yield_to_messages
+from storage.db import open_db
 
 log = logging.getLogger("gridwatch.schedule")
 
@@ -97,7 +97,7 @@ def tick(db_path: str | os.PathLike[str], config: Config) -> None:
 
 
 def _fire(db_path: str | os.PathLike[str], config: Config) -> None:
-    db = yield_to_messages(open_db(db_path))
+    db = open_db(db_path)
     try:
         now = clock_now(config.tz)
         record_firing(db, now)

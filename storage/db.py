@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -14,6 +15,8 @@ from typing import Any
 import sqlite_utils
 
 from storage.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 
 def default_db_path() -> str:
@@ -83,7 +86,8 @@ def _attach_write_lock(db: sqlite_utils.Database, lock_path: str) -> None:
     too; the descriptors close with the Database object.
 
     Beside it, `<db>-lock.line`: a writer holds it shared while it waits for the write lock
-    and writes (see `yield_to_messages`).
+    and writes (see `transaction`'s `yields`). flock works on a descriptor opened read-only,
+    so a file another user created (`sudo gridwatch tick` first) is still shared.
     """
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -91,33 +95,23 @@ def _attach_write_lock(db: sqlite_utils.Database, lock_path: str) -> None:
         return  # a read-only folder: SQLite's own locking still applies
     db.write_lock_fd = fd  # type: ignore[attr-defined]
     weakref.finalize(db, os.close, fd)
+    line_path = f"{lock_path}.line"
     try:
-        line_fd = os.open(f"{lock_path}.line", os.O_RDWR | os.O_CREAT, 0o644)
+        line_fd = os.open(line_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
-        return
+        try:
+            line_fd = os.open(line_path, os.O_RDONLY)
+        except OSError as error:
+            log.warning("cannot open %s (%s): the schedule will not yield", line_path, error)
+            return
     db.line_lock_fd = line_fd  # type: ignore[attr-defined]
     weakref.finalize(db, os.close, line_fd)
 
 
-# a background writer waits at most this long for a moment with no message in line, then
-# writes anyway: under a flood of messages the schedule still moves
+# A transaction that yields waits at most this long for a moment with no other writer in
+# line, then writes anyway: under a flood of messages the schedule still moves.
 MAX_YIELD_SECONDS = 0.05
 YIELD_POLL_SECONDS = 0.001
-
-
-def yield_to_messages(db: sqlite_utils.Database) -> sqlite_utils.Database:
-    """Make `db`'s transactions give way to every other writer (the schedule's connection).
-
-    A fan-out to a province writes 100,000 messages. Taking turns on the write lock is not
-    enough: a sync serving worker asks for the lock again only after it has read and parsed
-    its next request, by which time the job has taken it back, so members' replies got
-    through at ~60 a second while it ran (bench.province). Every other writer holds the
-    line file shared while it waits and writes; a background transaction starts only when
-    it can take the line file exclusively, i.e. when no reply is waiting or writing (after
-    `MAX_YIELD_SECONDS` it goes anyway).
-    """
-    db.yields = True  # type: ignore[attr-defined]
-    return db
 
 
 def passive_checkpoint(db: sqlite_utils.Database) -> None:
@@ -173,17 +167,30 @@ class LockBusy(Exception):
 class transaction:
     """BEGIN IMMEDIATE … COMMIT, nested uses join the outer one.
 
+    `yields` (the schedule's batches) lets every other writer go first: a province's
+    fan-out writes 100,000 messages, and taking turns on the write lock was not enough (a
+    serving worker asks for the lock again only after it has read and parsed its next
+    request, by which time the job has taken it back: replies got through at ~60 a second
+    while it ran, bench.province). Every other writer holds `<db>-lock.line` shared while
+    it waits and writes; a yielding transaction starts when it can take that file
+    exclusively, i.e. when no reply is waiting or writing, or after MAX_YIELD_SECONDS.
+
     `patience`, when given, is how long to wait for the write lock: the pauses (seconds)
     before each try; when none succeeds, LockBusy is raised before anything is written.
     Without it the transaction waits its turn however long it takes.
     """
 
-    def __init__(self, db: sqlite_utils.Database, patience: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        patience: Sequence[float] | None = None,
+        yields: bool = False,
+    ) -> None:
         self.conn = db.conn
         self.lock_fd: int | None = getattr(db, "write_lock_fd", None)
         self.line_fd: int | None = getattr(db, "line_lock_fd", None)
-        self.yields = bool(getattr(db, "yields", False))
         self.patience = patience
+        self.yields = yields
         self.outer = False
         self.in_line = False
 
@@ -191,7 +198,11 @@ class transaction:
         self.outer = not self.conn.in_transaction
         if self.outer:
             if self.lock_fd is not None:
-                self._lock()
+                try:
+                    self._lock()
+                except BaseException:  # LockBusy, or a signal while waiting
+                    self._leave_line()
+                    raise
             try:
                 self._begin()
             except BaseException:
@@ -232,25 +243,36 @@ class transaction:
             self._unlock()
 
     def _lock(self) -> None:
-        if self.line_fd is not None:
-            if self.yields:
-                self._wait_for_no_line()
-            else:
-                fcntl.flock(self.line_fd, fcntl.LOCK_SH)
-                self.in_line = True
         if self.patience is None:
+            self._join_line(blocking=True)
             fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
             return
         for pause in self.patience:
             if pause:
                 time.sleep(pause)
+            if not self._join_line(blocking=False):
+                continue
             try:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue
             return
-        self._leave_line()
         raise LockBusy(f"the write lock stayed taken ({sum(self.patience) * 1000:.0f} ms)")
+
+    def _join_line(self, blocking: bool) -> bool:
+        """Stand in line (or, yielding, wait for it to clear); False when a patient writer
+        could not stand in line at once (the schedule's poll held it that instant)."""
+        if self.line_fd is None or self.in_line:
+            return True
+        if self.yields:
+            self._wait_for_no_line()
+            return True
+        try:
+            fcntl.flock(self.line_fd, fcntl.LOCK_SH if blocking else fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self.in_line = True
+        return True
 
     def _wait_for_no_line(self) -> None:
         assert self.line_fd is not None

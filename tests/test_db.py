@@ -20,7 +20,6 @@ from storage.db import (
     open_db,
     schema_version,
     transaction,
-    yield_to_messages,
 )
 from storage.migrations import MIGRATIONS
 from storage.subjects import member_subjects, unit_subjects
@@ -385,12 +384,12 @@ def test_a_schedule_writer_lets_every_waiting_reply_go_first(
     flocks = _Flocks()
     monkeypatch.setattr(storage_db, "fcntl", flocks)
     monkeypatch.setattr(storage_db, "MAX_YIELD_SECONDS", 60.0)
-    schedule = yield_to_messages(connect(db_path))
+    schedule = connect(db_path)
     reply = connect(db_path)
     order: list[str] = []
 
     def write(who: sqlite_utils.Database, name: str) -> None:
-        with transaction(who):
+        with transaction(who, yields=who is schedule):
             who.execute("INSERT INTO settings (key, value) VALUES (?, ?)", [name, "x"])
             order.append(name)
 
@@ -415,11 +414,11 @@ def test_a_schedule_writer_goes_anyway_when_the_line_never_clears(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(storage_db, "MAX_YIELD_SECONDS", 0.05)
-    schedule = yield_to_messages(open_db(db_path))
+    schedule = open_db(db_path)
     line = os.open(f"{db_path}-lock.line", os.O_RDWR)
     try:
         fcntl.flock(line, fcntl.LOCK_SH)  # a writer in line for ever (a stuck process)
-        with transaction(schedule):
+        with transaction(schedule, yields=True):
             schedule.execute("INSERT INTO settings (key, value) VALUES ('batch', 'written')")
     finally:
         os.close(line)
@@ -439,3 +438,77 @@ def test_a_writer_that_gave_up_leaves_the_line(db: sqlite_utils.Database, db_pat
         fcntl.flock(line, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it: no error
     finally:
         os.close(line)
+
+
+def _line_is_free(db_path: Path) -> bool:
+    line = os.open(f"{db_path}-lock.line", os.O_RDWR)
+    try:
+        fcntl.flock(line, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(line)
+
+
+def test_a_writer_interrupted_while_waiting_leaves_the_line(
+    db: sqlite_utils.Database, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal while a reply waits for the write lock: the line is not left held (the
+    schedule would then wait its longest on every batch)."""
+    lock_fd = db.write_lock_fd  # type: ignore[attr-defined]
+
+    class Interrupted:
+        def __getattr__(self, name: str) -> object:
+            return getattr(fcntl, name)
+
+        def flock(self, fd: int, operation: int) -> None:
+            if fd == lock_fd and operation == fcntl.LOCK_EX:
+                raise KeyboardInterrupt
+            fcntl.flock(fd, operation)
+
+    monkeypatch.setattr(storage_db, "fcntl", Interrupted())
+    with pytest.raises(KeyboardInterrupt), transaction(db):
+        pass
+    assert _line_is_free(db_path)
+
+
+def test_a_patient_writer_does_not_wait_on_the_line_past_its_patience(
+    db: sqlite_utils.Database, db_path: Path
+) -> None:
+    """The schedule holds the line exclusively for the instant of its poll; a patient
+    writer caught there gives up as patiently as it does for the write lock."""
+    line = os.open(f"{db_path}-lock.line", os.O_RDWR)
+    try:
+        fcntl.flock(line, fcntl.LOCK_EX)  # the schedule's poll, paused right there
+        with pytest.raises(LockBusy), transaction(db, patience=(0.0, 0.001)):
+            pass
+    finally:
+        os.close(line)
+    assert _line_is_free(db_path) and not db.conn.in_transaction
+    with transaction(db, patience=(0.0,)):  # free again: taken at the first try
+        db.execute("INSERT INTO settings (key, value) VALUES ('now', 'written')")
+
+
+def test_the_line_file_of_another_user_is_shared_read_only(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sudo gridwatch tick` created the line file first: a server that may only read it
+    still stands in line (flock needs no write access)."""
+    open_db(db_path).conn.close()
+    real_open = os.open
+
+    def as_another_user(path: str, flags: int, *mode: int) -> int:
+        if path.endswith(".line") and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(storage_db.os, "open", as_another_user)
+    server = connect(db_path)
+    monkeypatch.undo()
+    try:
+        assert getattr(server, "line_lock_fd", None) is not None
+        with transaction(server):  # in line, read-only
+            assert not _line_is_free(db_path)
+    finally:
+        server.conn.close()

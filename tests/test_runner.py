@@ -465,3 +465,54 @@ def test_each_prompt_link_names_its_own_row_whatever_was_written_meanwhile(
     assert len(linked) == 6 and all(row_id == named for row_id, named in linked)
     replies = loaded_db.execute("SELECT count(*) FROM outbox WHERE kind = 'reply'").fetchone()
     assert replies[0] >= 3 * replies_meanwhile
+
+
+@pytest.mark.parametrize("dies_after", [0, 1])
+def test_a_digest_job_that_dies_part_way_keeps_no_digest_whose_messages_were_not_written(
+    loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch, dies_after: int
+) -> None:
+    """What a job sent is written as it goes (a province's 10,500 digests are not held to
+    the end); a digest is kept as sent only once every message carrying it is written."""
+    monkeypatch.setattr(runner, "FLUSH_AT", 1)
+    monkeypatch.setattr(runner, "DIGESTS_AT", 1)
+    [job] = [j for j in due_jobs(Config(), at(10, 30), at(10, 30)) if j.name == "digest:1"]
+    expected: dict[str, int] = {}
+
+    def counted(person: dict, kind: str, text: str, key: str, card: object = None) -> bool:
+        unit = key.split("|")[1].split("/")[0]
+        expected[unit] = expected.get(unit, 0) + 1
+        return True
+
+    run_due(loaded_db, Config(), at(10, 29))  # the morning's jobs, so the digest has a day
+    job.run(loaded_db, Config(), counted, job.due)  # what a whole run sends, per unit
+    assert len(expected) == 2  # the two villages' secretaries
+    collect = runner.Collected.__call__
+    calls: list[str] = []
+
+    def dies(self: runner.Collected, *args: object, **more: object) -> bool:
+        if len(calls) == dies_after:
+            raise OSError("the process died")
+        calls.append("sent")
+        return collect(self, *args, **more)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner.Collected, "__call__", dies)
+    assert ("digest:1", "failed") in [
+        (r.job, r.outcome) for r in run_due(loaded_db, Config(), at(10, 30))
+    ]
+    kept = [unit for (unit,) in loaded_db.execute("SELECT unit FROM digests_sent")]
+    written = dict(
+        loaded_db.execute(
+            "SELECT substr(send_key, 8, instr(substr(send_key, 8), '/') - 1), count(*)"
+            " FROM outbox WHERE kind = 'digest' GROUP BY 1"
+        ).fetchall()
+    )
+    assert all(written.get(unit) == expected[unit] for unit in kept)
+    monkeypatch.undo()
+    run_due(loaded_db, Config(), at(10, 31))  # the next firing sends the rest, nothing twice
+    written = dict(
+        loaded_db.execute(
+            "SELECT substr(send_key, 8, instr(substr(send_key, 8), '/') - 1), count(*)"
+            " FROM outbox WHERE kind = 'digest' GROUP BY 1"
+        ).fetchall()
+    )
+    assert written == expected

@@ -48,21 +48,24 @@ def channel_for(config: Config) -> Channel:
 
 
 # a round that died while sending is retried after this; long enough that no living round
-# (up to 5,000 rows, each call with its own timeouts and backoff) outlasts its claim
+# (up to 1,000 rows, each call with its own timeouts and backoff) outlasts its claim
 LEASE = dt.timedelta(hours=1)
 
 
-def claim(db: sqlite_utils.Database, rows: list[dict], now: dt.datetime) -> list[dict]:
+def claim(
+    db: sqlite_utils.Database, rows: list[dict], now: dt.datetime, yields: bool = False
+) -> list[dict]:
     """Take rows for this delivery round. Several rounds may look at the same queued rows
     (the callback's alerts, the scheduler, the minute job, other processes); only the one
     whose UPDATE changes a row sends it. A claim is a lease: the channel records the outcome,
-    and a row still 'sending' after LEASE is taken again."""
+    and a row still 'sending' after LEASE is taken again. `yields`: the schedule's claims
+    let replies waiting for the write lock go first (storage.db.transaction)."""
     if not rows:
         return []
     stamp = now.isoformat(timespec="seconds")
     lease = (now + LEASE).isoformat(timespec="seconds")
     marks = ",".join("?" * len(rows))
-    with transaction(db) as conn:
+    with transaction(db, yields=yields) as conn:
         taken = {
             row[0]
             for row in conn.execute(
@@ -94,9 +97,14 @@ def deliver_message_alerts(
 
 
 def deliver_pending(
-    db: sqlite_utils.Database, channel: Channel, now: dt.datetime, limit: int = 5000
+    db: sqlite_utils.Database,
+    channel: Channel,
+    now: dt.datetime,
+    limit: int = 5000,
+    yields: bool = False,
 ) -> int:
-    """Deliver queued rows whose time has come; returns how many were handed to the channel."""
+    """Deliver queued rows whose time has come; returns how many were handed to the channel.
+    `yields`: claim them as the schedule does (see `claim`)."""
     rows = fetch_all(
         db,
         # julianday() reads the offsets: times stored before and after a DST change compare
@@ -105,7 +113,7 @@ def deliver_pending(
         " ORDER BY id LIMIT ?",
         [now.isoformat(timespec="seconds"), limit],
     )
-    rows = claim(db, rows, now)
+    rows = claim(db, rows, now, yields=yields)
     if rows:
         channel.deliver(db, rows, now)
     return len(rows)

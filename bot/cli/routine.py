@@ -20,7 +20,6 @@ def tick(ctx: Context, at_text: str | None) -> None:
     """Run every scheduled job due up to TIME that has not run yet."""
     from bot.clock import now as clock_now
     from schedules.runner import live_since, run_due
-    from storage.db import yield_to_messages
 
     at = time_option(at_text, ctx)
     real = clock_now(ctx.config.tz)
@@ -32,7 +31,7 @@ def tick(ctx: Context, at_text: str | None) -> None:
             f"live since {since}, and jobs run early here would be sent early for real. "
             "Rehearse on a copy of the database instead."
         )
-    runs = run_due(yield_to_messages(ctx.db), ctx.config, at, clock=real)
+    runs = run_due(ctx.db, ctx.config, at, clock=real)
     if not runs:
         click.echo("nothing due")
     for run in runs:
