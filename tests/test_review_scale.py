@@ -348,3 +348,38 @@ def test_cover_heavy_counts_a_slots_reports_in_the_order_they_came() -> None:
         settings = dataclasses.replace(Supervision(), cover_min_slots=6, cover_share=0.5)
         [flag] = [f for f in all_flags(activity, settings) if f.kind == "cover_heavy"]
         assert flag.day == day
+
+
+def test_counties_judged_in_worker_processes_give_the_same(
+    generated_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two spawned workers (each county on a connection of its own) find what this process
+    finds, in the same order; a pool that breaks leaves the rest to this process."""
+    import schedules.review as review
+
+    config, tree = Config(), UnitTree.load(generated_db)
+    end = BENCH_DAY - dt.timedelta(days=1)
+    start, now = end - dt.timedelta(days=6), dt.datetime.combine(BENCH_DAY, dt.time(9), tzinfo=TZ)
+    codes = sorted(tree.units)
+    here = list(findings(generated_db, config, tree, codes, start, end, now, workers=1))
+    monkeypatch.setattr(review, "POOL_FROM", 1)
+    apart = list(findings(generated_db, config, tree, codes, start, end, now, workers=2))
+    assert apart == here
+
+    class Broken:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def __enter__(self) -> Broken:
+            return self
+
+        def __exit__(self, *args: object) -> None:
+            pass
+
+        def map(self, *args: object) -> list:
+            from concurrent.futures.process import BrokenProcessPool
+
+            raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(review, "ProcessPoolExecutor", Broken)
+    assert list(findings(generated_db, config, tree, codes, start, end, now, workers=2)) == here
