@@ -90,6 +90,7 @@ class Activity:
     _by_member: dict[int | None, list[Report]] = field(default_factory=dict, repr=False)
     _by_subject: dict[int, list[Report]] = field(default_factory=dict, repr=False)
     _current: dict[tuple[int, SlotKey], Report] = field(default_factory=dict, repr=False)
+    _by_key: dict[SlotKey, dict[int, Report]] = field(default_factory=dict, repr=False)
     _indexed: int = field(default=-1, repr=False)
     # each member's asked subject-slots (`_asked`), and the sizes it was made for
     _asked: dict = field(default_factory=dict, repr=False)
@@ -100,13 +101,14 @@ class Activity:
             return
         by_member: dict[int | None, list[Report]] = defaultdict(list)
         by_subject: dict[int, list[Report]] = defaultdict(list)
-        current: dict[tuple[int, SlotKey], Report] = {}
+        by_key: dict[SlotKey, dict[int, Report]] = defaultdict(dict)
         for report in self.reports:
             by_member[report.member_id].append(report)
             if report.current:
                 by_subject[report.subject_id].append(report)
-                current[(report.subject_id, (report.day, report.slot))] = report
-        self._by_member, self._by_subject, self._current = by_member, by_subject, current
+                by_key[(report.day, report.slot)][report.subject_id] = report
+        self._by_member, self._by_subject, self._by_key = by_member, by_subject, by_key
+        self._current = {}
         self._indexed = len(self.reports)
 
     def reports_by(self, member_id: int) -> list[Report]:
@@ -123,7 +125,18 @@ class Activity:
         """The current report of each (subject, (date, slot)) in the range (the last one
         listed, should there be two)."""
         self._index()
+        if not self._current and self._by_key:
+            self._current = {
+                (sid, key): report
+                for key, reports in self._by_key.items()
+                for sid, report in reports.items()
+            }
         return self._current
+
+    def current_by_slot(self) -> dict[SlotKey, dict[int, Report]]:
+        """`current` by (date, slot), then subject."""
+        self._index()
+        return self._by_key
 
     def days(self) -> list[dt.date]:
         return [self.start + dt.timedelta(days=n) for n in range((self.end - self.start).days + 1)]
@@ -706,13 +719,12 @@ def _asked(activity: Activity) -> dict[int, _Asked]:
     stamp = (len(activity.reports), len(activity.prompts), len(activity.members))
     if activity._asked_for == stamp:
         return activity._asked
-    current: dict[SlotKey, dict[int, Report]] = defaultdict(dict)
-    for (sid, key), report in activity.current().items():
-        current[key][sid] = report
+    current = activity.current_by_slot()
     deadlines, prompts, duty = activity.deadlines, activity.prompts, activity.duty
     holders: Counter[int] = Counter()
     for member_id in activity.members:
         holders.update({sid for listed in duty[member_id].values() for sid in listed})
+    multi = {sid for sid, count in holders.items() if count > 1}
     due = [(key, deadlines[key], current.get(key, {})) for key in activity.due()]
     found = {}
     for member_id in activity.members:
@@ -740,7 +752,7 @@ def _asked(activity: Activity) -> dict[int, _Asked]:
                 else:
                     outcome = 2
                     late += 1
-                if holders[sid] > 1:
+                if sid in multi:
                     shared[(sid, key)] = outcome
                 else:
                     alone[0] += 1
