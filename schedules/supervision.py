@@ -81,6 +81,7 @@ class Activity:
     # members by unit, subjects by unit, members by subject, roster order: built by
     # `within` on first use
     _places: tuple[dict, dict, dict, dict] | None = field(default=None, repr=False)
+    _footprints: dict[int, tuple] = field(default_factory=dict, repr=False)
     # the slots' prompt times and windows by (date, slot), made once each
     _slot_prompts: dict[SlotKey, dt.datetime] = field(default_factory=dict, repr=False)
     _windows: dict[SlotKey, dt.datetime] = field(default_factory=dict, repr=False)
@@ -405,18 +406,31 @@ def within(activity: Activity, units: set[str]) -> list[int] | None:
             return None
         members.append(pid)
     chosen = set(members)
+    footprints = activity._footprints
     for pid in members:
-        for report in activity.reports_by(pid):
-            if report.subject_id not in subjects:
-                return None
-            if not report.current and activity.senders.get(report.id) not in chosen:
-                return None
-        for sid in activity.assigned.get(pid, []):
-            for report in activity.current_of(sid):
-                other = report.member_id
-                if other is not None and other in activity.members and other not in chosen:
-                    return None
+        found = footprints.get(pid)
+        if found is None:
+            found = footprints[pid] = _footprint(activity, pid)
+        reported, senders, others = found
+        if not (reported <= subjects and senders <= chosen and others <= chosen):
+            return None
     return members
+
+
+def _footprint(activity: Activity, member_id: int) -> tuple[set[int], set, set[int]]:
+    """What `within` asks of a member, once per member: the subjects of their own reports,
+    the senders of their replaced reports (None: unknown), and the others of the root's
+    members who reported their subjects."""
+    own = activity.reports_by(member_id)
+    reported = {report.subject_id for report in own}
+    senders = {activity.senders.get(report.id) for report in own if not report.current}
+    others = {
+        report.member_id
+        for sid in activity.assigned.get(member_id, [])
+        for report in activity.current_of(sid)
+        if report.member_id is not None and report.member_id in activity.members
+    }
+    return reported, senders, others
 
 
 def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
