@@ -474,26 +474,26 @@ def copy_paste(activity: Activity, settings: Supervision) -> list[Flag]:
     flags = []
     texts = activity.texts
     for member_id, name in activity.members.items():
-        slots_of: dict[int, set[SlotKey]] = {}
-        readings: Counter[int] = Counter()
+        # each message of the member's: the slots it reported, and its readings
+        messages: dict[int, list] = {}
         for report in _own(activity, member_id):
             inbox_id = report.inbox_id
-            if inbox_id is None or inbox_id not in texts:
+            if inbox_id not in texts:
                 continue
-            keys = slots_of.get(inbox_id)
-            if keys is None:
-                keys = slots_of[inbox_id] = set()
-            keys.add((report.day, report.slot))
+            found = messages.get(inbox_id)
+            if found is None:
+                found = messages[inbox_id] = [set(), 0]
+            found[0].add((report.day, report.slot))
             if report.temperature is not None:
-                readings[inbox_id] += 1
+                found[1] += 1
         by_text: dict[str, set[SlotKey]] = defaultdict(set)
         original: dict[str, tuple[str, int]] = {}
-        for inbox_id, keys in sorted(slots_of.items()):
-            if readings[inbox_id] < settings.copy_paste_readings:
+        for inbox_id, (keys, readings) in sorted(messages.items()):
+            if readings < settings.copy_paste_readings:
                 continue
             text = normalized(texts[inbox_id])
             by_text[text] |= keys
-            original.setdefault(text, (texts[inbox_id].strip(), readings[inbox_id]))
+            original.setdefault(text, (texts[inbox_id].strip(), readings))
         repeated = []
         for text, keys in by_text.items():
             count = original[text][1]
