@@ -71,12 +71,16 @@ def make_county(
     categories: tuple[str, ...] = DEFAULT_CATEGORIES,
     counties: int = 1,
     today_reported: bool = True,
+    week: bool = False,
 ) -> County:
     """Write the county into `db` (an empty, migrated database); return its sizes.
 
     `counties` > 1 splits the villages evenly between that many counties (a province: one
     root unit per county, codes C000, C000T00, C000T00V00, …); with `today_reported` False
-    the contacts are yesterday's only (a day about to be run, bench.province).
+    the contacts are yesterday's only (a day about to be run, bench.province). With `week`
+    the 7 days before `day` are a real week of work (`_past_week`): each day's prompts sent
+    (outbox and sends), and each member's reports of a slot in one message (inbox), so the
+    Monday pack and the flags note read what a running deployment holds.
     """
     rng = random.Random(seed)
     if counties == 1:
@@ -146,7 +150,9 @@ def make_county(
             if second != first:
                 assignments.append((number, second, 1))
     active = [row[0] for row in subject_rows if row[6] > (day - dt.timedelta(days=14)).isoformat()]
-    contact_rows = _contacts(rng, active, assignments, contacts, day, tz, today_reported)
+    contact_rows = _contacts(
+        rng, active, assignments, contacts, day, tz, today_reported, yesterday=not week
+    )
     needs = [
         (rng.choice(active), *rng.choice(NEEDS), _stamp(day, 7, rng.randrange(60), tz))
         for _ in range(max(1, subjects // 100))
@@ -175,12 +181,16 @@ def make_county(
         conn.executemany(
             "INSERT INTO needs (subject_id, kind, text, created_at) VALUES (?, ?, ?, ?)", needs
         )
+    written = len(contact_rows)
+    del contact_rows
+    if week:
+        written += _past_week(db, random.Random(seed + 1), subject_rows, assignments, day, tz)
     return County(
         roots[0] if counties == 1 else "province",
         per_county * counties,
         sum(len(m) for _, m in grid_members),
         subjects,
-        len(contact_rows),
+        written,
         day,
     )
 
@@ -193,12 +203,14 @@ def _contacts(
     day: dt.date,
     tz: dt.tzinfo,
     today: bool = True,
+    yesterday: bool = True,
 ) -> list[tuple]:
     """`total` current reports: today's three slots first (3% missing), then yesterday's."""
     member = {subject: person for subject, person, position in assignments if position == 0}
-    yesterday = day - dt.timedelta(days=1)
+    before = day - dt.timedelta(days=1)
     slots = [(day, "morning", 8), (day, "noon", 12), (day, "evening", 18)] if today else []
-    slots += [(yesterday, "evening", 18), (yesterday, "noon", 12), (yesterday, "morning", 8)]
+    if yesterday:
+        slots += [(before, "evening", 18), (before, "noon", 12), (before, "morning", 8)]
     rows: list[tuple] = []
     for when, slot, hour in slots:
         for subject in active:
@@ -233,3 +245,111 @@ def _contacts(
                 )
             )
     return rows
+
+
+WEEK_SLOTS = (("morning", 8), ("noon", 12), ("evening", 18))
+
+
+def _past_week(
+    db: sqlite_utils.Database,
+    rng: random.Random,
+    subject_rows: list[tuple],
+    assignments: list[tuple[int, int, int]],
+    day: dt.date,
+    tz: dt.tzinfo,
+) -> int:
+    """The 7 days before `day`, as the schedule and the members left them: each member with
+    an active subject prompted for each slot (the outbox row sent, its key in sends), and
+    answering in one message (inbox) naming their first-member subjects, 8-100 minutes after
+    the prompt (a few after the deadline: late), 3 % of the subject-slots not reported;
+    statuses as in `_contacts`. Written a day at a time (a province's week is ~8 million
+    reports); returns the reports written."""
+    from schedules.jobs import prompt_text  # the prompt as the job words it
+
+    names = {row[0]: row[1] for row in subject_rows}
+    periods = {row[0]: (row[6], row[7]) for row in subject_rows}
+    first: dict[int, list[int]] = {}
+    listed: dict[int, list[int]] = {}
+    for subject, person, position in sorted(assignments):
+        listed.setdefault(person, []).append(subject)
+        if position == 0:
+            first.setdefault(person, []).append(subject)
+    inbox_id = db.conn.execute("SELECT COALESCE(MAX(id), 0) FROM inbox").fetchone()[0]
+    written = 0
+    for back in range(7, 0, -1):
+        when = day - dt.timedelta(days=back)
+        stamp = when.isoformat()
+
+        def active(subject: int, stamp: str = stamp, when: dt.date = when) -> bool:
+            start, days = periods[subject]
+            return start <= stamp and when < dt.date.fromisoformat(start) + dt.timedelta(days)
+
+        outbox, sends, inbox, contacts = [], [], [], []
+        for slot, hour in WEEK_SLOTS:
+            prompt = dt.datetime.combine(when, dt.time(hour), tzinfo=tz)
+            for person in sorted(listed):
+                mine = [s for s in listed[person] if active(s)]
+                if not mine:
+                    continue
+                key = f"prompt|person:{person}|{stamp}|{slot}"
+                sent = (prompt + dt.timedelta(seconds=rng.randrange(1, 60))).isoformat()
+                text = prompt_text(slot, when, [names[s] for s in mine])
+                outbox.append((prompt.isoformat(), person, "prompt", text, "sent", sent, key))
+                sends.append((key, "prompt", f"person:{person}", stamp, slot, prompt.isoformat()))
+                reported = [s for s in first.get(person, []) if active(s) and rng.random() >= 0.03]
+                if not reported:
+                    continue
+                late = rng.random() < 0.02
+                minutes = rng.uniform(125, 170) if late else rng.uniform(8, 100)
+                at = (prompt + dt.timedelta(minutes=minutes)).replace(microsecond=0).isoformat()
+                inbox_id += 1
+                parts = []
+                for subject in reported:
+                    roll = rng.random()
+                    if roll < 0.02:
+                        status, temperature, symptoms = (
+                            "abnormal",
+                            round(rng.uniform(37.3, 39), 1),
+                            "发热",
+                        )
+                    elif roll < 0.03:
+                        status, temperature, symptoms = "unreachable", None, ""
+                    elif roll < 0.033:
+                        status, temperature, symptoms = "absent", None, ""
+                    else:
+                        status, temperature, symptoms = (
+                            "normal",
+                            round(rng.uniform(36.0, 37.1), 1),
+                            "",
+                        )
+                    shown = {"unreachable": "联系不上", "absent": "不在家"}.get(status)
+                    parts.append(f"{names[subject]} {shown or temperature}")
+                    contacts.append(
+                        (subject, stamp, slot, person, temperature, status, symptoms, at, inbox_id)
+                    )
+                inbox.append(
+                    (inbox_id, at, at, "console", f"wx{person}", person, "，".join(parts), "ok")
+                )
+        with transaction(db) as conn:
+            conn.executemany(
+                "INSERT INTO outbox (at, person_id, kind, text, status, sent_at, send_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                outbox,
+            )
+            conn.executemany(
+                "INSERT INTO sends (key, kind, target, date, slot, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                sends,
+            )
+            conn.executemany(
+                "INSERT INTO inbox (id, received_at, at, channel, sender, person_id, text,"
+                " outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                inbox,
+            )
+            conn.executemany(
+                "INSERT INTO contacts (subject_id, date, slot, member_id, temperature, status,"
+                " symptoms, reported_at, inbox_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                contacts,
+            )
+        written += len(contacts)
+    return written

@@ -80,6 +80,7 @@ class DayResult:
     subjects: int
     members: int
     generate_seconds: float
+    week: bool = False  # the 7 days before were a real week (the Monday pack reads them)
     jobs: dict[str, dict] = field(default_factory=dict)  # name: {start, end, late, queued}
     delivered: dict[str, float] = field(default_factory=dict)  # due time: delivery seconds
     reports_written: dict[str, float] = field(default_factory=dict)  # slot: seconds
@@ -118,7 +119,7 @@ class DayResult:
         return sum(c["failed"] for c in self.callbacks.values())
 
 
-def _generate(db_path: str, counties: int, seed: int) -> dict:
+def _generate(db_path: str, counties: int, seed: int, week: bool = False) -> dict:
     db = open_db(db_path)
     try:
         started = time.perf_counter()
@@ -133,6 +134,7 @@ def _generate(db_path: str, counties: int, seed: int) -> dict:
             counties=counties,
             seed=seed,
             today_reported=False,
+            week=week,
         )
         seconds = time.perf_counter() - started
     finally:
@@ -140,11 +142,12 @@ def _generate(db_path: str, counties: int, seed: int) -> dict:
     return asdict(county) | {"seconds": seconds}
 
 
-def generate(db_path: Path, counties: int, seed: int = 2020) -> dict:
-    """The province, written by a child process (its memory is not the schedule's)."""
+def generate(db_path: Path, counties: int, seed: int = 2020, week: bool = False) -> dict:
+    """The province, written by a child process (its memory is not the schedule's); with
+    `week` the 7 days before the bench's day are a real week (bench.county.make_county)."""
     context = multiprocessing.get_context("fork")
     with context.Pool(1) as pool:
-        return pool.apply(_generate, (str(db_path), counties, seed))
+        return pool.apply(_generate, (str(db_path), counties, seed, week))
 
 
 def members_with_names(db_path: Path) -> list[tuple[str, list[str]]]:
@@ -219,6 +222,7 @@ def run_day(
     quiet: bool = False,
     nice: int = SCHEDULE_NICE,
     threads: int = SERVING_THREADS,
+    week: bool = False,
 ) -> DayResult:
     def say(text: str) -> None:
         if not quiet:
@@ -226,14 +230,18 @@ def run_day(
 
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         db_path = Path(tmp) / "province.db"
-        say(f"… generating {counties} counties ({counties * VILLAGES_PER_COUNTY:,} villages)")
-        sizes = generate(db_path, counties)
+        say(
+            f"… generating {counties} counties ({counties * VILLAGES_PER_COUNTY:,} villages)"
+            + (", with the week before" if week else "")
+        )
+        sizes = generate(db_path, counties, week=week)
         result = DayResult(
             counties,
             sizes["villages"],
             sizes["subjects"],
             sizes["members"],
             round(sizes["seconds"], 2),
+            week,
         )
         say(
             f"  {sizes['subjects']:,} subjects, {sizes['members']:,} members,"
@@ -337,6 +345,8 @@ def run_day(
 
 def rows(result: DayResult) -> list[dict]:
     size = f"{result.villages:,} villages, {result.subjects:,} subjects, {result.members:,} members"
+    if result.week:
+        size += ", a week of reports before"
     return [
         {
             "name": f"province day ({size}): every job's end after its time (worst: "
@@ -410,15 +420,21 @@ def growth_table(results: list[DayResult]) -> str:
 
 def run() -> list[dict]:
     counties = int(os.environ.get("BENCH_PROVINCE_COUNTIES", "100"))
-    result = run_day(counties, nice=int(os.environ.get("BENCH_SCHEDULE_NICE", SCHEDULE_NICE)))
+    result = run_day(
+        counties,
+        nice=int(os.environ.get("BENCH_SCHEDULE_NICE", SCHEDULE_NICE)),
+        week=os.environ.get("BENCH_PROVINCE_WEEK", "1") != "0",
+    )
     print(json.dumps(asdict(result), ensure_ascii=False), file=sys.stderr)
     return rows(result)
 
 
 if __name__ == "__main__":
-    sizes = [int(arg) for arg in sys.argv[1:]] or [1, 10, 100]
+    # `python -m bench.province [--week] 1 10 100`: --week writes the week before the day
+    week = "--week" in sys.argv[1:]
+    sizes = [int(arg) for arg in sys.argv[1:] if arg != "--week"] or [1, 10, 100]
     results = []
     for size in sizes:
-        results.append(run_day(size))
+        results.append(run_day(size, week=week))
         print(json.dumps(asdict(results[-1]), ensure_ascii=False), flush=True)
     print(growth_table(results))
