@@ -13,10 +13,12 @@ Run: GRIDWATCH_DB=… and the WECHAT_* settings of bench.harness, `gunicorn benc
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
@@ -37,6 +39,16 @@ SCHEMA = (
 )
 
 
+_SETUP = threading.Lock()  # this process's threads; the file lock, the other workers
+
+
+@contextmanager
+def _setup_file() -> Iterator[None]:
+    with open(floor_db_path() + ".setup", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def floor_db_path() -> str:
     return os.environ.get("GRIDWATCH_DB", "gridwatch.db") + ".floor"
 
@@ -51,10 +63,13 @@ class FloorCallback:
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(floor_db_path(), timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode = WAL")
+            # one thread at a time: switching to WAL does not wait for another connection
+            # doing the same (the first posts of a run failed with "database is locked")
+            with _SETUP, _setup_file():
+                conn.execute("PRAGMA journal_mode = WAL")
+                for statement in SCHEMA:
+                    conn.execute(statement)
             conn.execute("PRAGMA synchronous = FULL")
-            for statement in SCHEMA:
-                conn.execute(statement)
             self.local.conn = conn
         return conn
 

@@ -154,11 +154,21 @@ class _Pool:
         self.exact = {to_simplified(unicodedata.normalize("NFKC", n)): n for n in names}
         self.lengths = sorted({len(key) for key in self.exact}, reverse=True)
         self.firsts = frozenset(key[0] for key in self.exact)
-        by_pinyin: dict[tuple[str, ...], list[str]] = {}
-        for n in dict.fromkeys(names):
-            by_pinyin.setdefault(_read(n), []).append(n)
-        # frozen: a village's pools live as long as the process (~100 keys each, most one name)
-        self.by_pinyin = {key: tuple(found) for key, found in by_pinyin.items()}
+        self.names = names
+        self._by_pinyin: dict[tuple[str, ...], tuple[str, ...]] | None = None
+
+    @property
+    def by_pinyin(self) -> dict[tuple[str, ...], tuple[str, ...]]:
+        """Names by their toneless pinyin, read when first asked: a message that names its
+        subjects as written never needs it, and in a province's morning most villages'
+        pools are built for one such message (their pinyin was half of its CPU)."""
+        if self._by_pinyin is None:  # two threads may both read it: the same result
+            by_pinyin: dict[tuple[str, ...], list[str]] = {}
+            for n in dict.fromkeys(self.names):
+                by_pinyin.setdefault(_read(n), []).append(n)
+            # a village's pools live as long as the process (~100 keys, most one name)
+            self._by_pinyin = {key: tuple(found) for key, found in by_pinyin.items()}
+        return self._by_pinyin
 
     def find(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         """Where names appear verbatim in text[start:end]: leftmost first, the longest name
