@@ -117,18 +117,19 @@ class Village:
 
     def __init__(self, rows: list[dict]) -> None:
         shared = {name for name, count in Counter(row["name"] for row in rows).items() if count > 1}
-        self.rows = [Brief(row, address=row["name"] in shared) for row in rows]
-        rows = self.rows
-        self.by_id = {row["id"]: row for row in rows}
-        self.by_name: dict[str, dict] = {}
-        for row in rows:
-            self.by_name[row["name"]] = row  # namesakes: the later one, as a dict would keep
+        briefs = [Brief(row, address=row["name"] in shared) for row in rows]
+        self.rows: list[Brief] = briefs
+        # attributes, not the mapping: a province's morning builds a village per message
+        self.by_id = {brief.id: brief for brief in briefs}
+        self.by_name: dict[str, Brief] = {}
+        for brief in briefs:
+            self.by_name[brief.name] = brief  # namesakes: the later one, as a dict would keep
         self.names = tuple(sorted(self.by_name))  # unique, sorted
-        self.row_names = tuple(row["name"] for row in rows)  # in roster order
-        self.namesakes: dict[str, list[dict]] = {}  # names that two or more subjects share
-        if len(self.names) < len(rows):
-            for row in rows:
-                self.namesakes.setdefault(row["name"], []).append(row)
+        self.row_names = tuple(brief.name for brief in briefs)  # in roster order
+        self.namesakes: dict[str, list[Brief]] = {}  # names that two or more subjects share
+        if len(self.names) < len(briefs):
+            for brief in briefs:
+                self.namesakes.setdefault(brief.name, []).append(brief)
             self.namesakes = {n: same for n, same in self.namesakes.items() if len(same) > 1}
 
 
