@@ -5,10 +5,13 @@ serving process settles once its app is loaded and what it stops as it exits (al
 from __future__ import annotations
 
 import gc
+import logging
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger("gridwatch.serving")
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]
@@ -41,9 +44,29 @@ def settle_worker(worker: object = None) -> None:
         from bot.serving.background import start_background
 
         start_background(app)
+        _warm_up(app)
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _warm_up(app: Flask) -> None:
+    """Load now what a fresh worker's first message would: imports (the WeChat layer alone
+    ~0.3 s) and the parser's tables. Left to the first message, they held every thread of
+    a worker started before a burst: a province's morning answered its first second of
+    callbacks ~1 s late (bench.province)."""
+    import datetime as dt
+
+    from bot.wechat.crypto import warm_up
+    from handlers.parser import parse_reply
+
+    config = app.config["GRIDWATCH"]
+    try:
+        warm_up(config.channel)
+        now = dt.datetime.now(config.tz)
+        parse_reply("张三 36.5 正常，李四 37.8 咳嗽", ("张三", "李四"), now, others=("王五",))
+    except Exception:  # a warm-up never keeps a worker from serving: the message will say
+        log.exception("warming the worker up failed")
 
 
 def worker_exit(_server: object, worker: object) -> None:

@@ -71,6 +71,16 @@ def _cipher(kind: str, aes_key: str):  # type: ignore[no-untyped-def]
     return Prp(key)
 
 
+def warm_up(settings: ChannelSettings) -> None:
+    """Import now what the first encrypted message would (wechatpy, requests, cryptography:
+    ~0.3 s), and build the cipher."""
+    from wechatpy.enterprise.exceptions import InvalidCorpIdException  # noqa: F401
+    from wechatpy.exceptions import InvalidAppIdException  # noqa: F401
+
+    if settings.aes_key:
+        _cipher(settings.kind, settings.aes_key)
+
+
 def decrypt(settings: ChannelSettings, encrypted: str) -> str:
     """Decrypt a verified ciphertext; the AppId / CorpId inside must be ours."""
     from wechatpy.enterprise.exceptions import InvalidCorpIdException
