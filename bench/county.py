@@ -48,6 +48,18 @@ class County:
     day: dt.date
 
 
+def _outcome(rng: random.Random) -> tuple[str, float | None, str]:
+    """A contact's (status, temperature, symptoms): 2 % fever, 1 % unreachable, 0.3 % away."""
+    roll = rng.random()
+    if roll < 0.02:
+        return "abnormal", round(rng.uniform(37.3, 39.0), 1), "发热"
+    if roll < 0.03:
+        return "unreachable", None, ""
+    if roll < 0.033:
+        return "absent", None, ""
+    return "normal", round(rng.uniform(36.0, 37.1), 1), ""
+
+
 def _name(rng: random.Random) -> str:
     given = "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2))))
     return rng.choice(SURNAMES) + given
@@ -218,19 +230,7 @@ def _contacts(
                 return rows
             if when == day and rng.random() < 0.03:  # not reported
                 continue
-            roll = rng.random()
-            if roll < 0.02:
-                status, temperature, symptoms = (
-                    "abnormal",
-                    round(rng.uniform(37.3, 39.0), 1),
-                    "发热",
-                )
-            elif roll < 0.03:
-                status, temperature, symptoms = "unreachable", None, ""
-            elif roll < 0.033:
-                status, temperature, symptoms = "absent", None, ""
-            else:
-                status, temperature, symptoms = "normal", round(rng.uniform(36.0, 37.1), 1), ""
+            status, temperature, symptoms = _outcome(rng)
             at = _stamp(when, hour, rng.randrange(60), tz)
             rows.append(
                 (
@@ -305,23 +305,7 @@ def _past_week(
                 inbox_id += 1
                 parts = []
                 for subject in reported:
-                    roll = rng.random()
-                    if roll < 0.02:
-                        status, temperature, symptoms = (
-                            "abnormal",
-                            round(rng.uniform(37.3, 39), 1),
-                            "发热",
-                        )
-                    elif roll < 0.03:
-                        status, temperature, symptoms = "unreachable", None, ""
-                    elif roll < 0.033:
-                        status, temperature, symptoms = "absent", None, ""
-                    else:
-                        status, temperature, symptoms = (
-                            "normal",
-                            round(rng.uniform(36.0, 37.1), 1),
-                            "",
-                        )
+                    status, temperature, symptoms = _outcome(rng)
                     shown = {"unreachable": "联系不上", "absent": "不在家"}.get(status)
                     parts.append(f"{names[subject]} {shown or temperature}")
                     contacts.append(

@@ -149,11 +149,15 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _copy_of(path: Path, copy: Path) -> sqlite_utils.Database:
+    """A test's own copy of a module's database (the tests change it)."""
+    shutil.copy(path, copy)
+    return sqlite_utils.Database(copy)
+
+
 @pytest.fixture
 def generated_db(generated: Path, tmp_path: Path) -> sqlite_utils.Database:
-    copy = tmp_path / "generated.db"
-    shutil.copy(generated, copy)
-    return sqlite_utils.Database(copy)
+    return _copy_of(generated, tmp_path / "generated.db")
 
 
 @pytest.fixture(scope="module")
@@ -174,9 +178,7 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def scripted_db(scripted: Path, tmp_path: Path) -> sqlite_utils.Database:
-    copy = tmp_path / "scripted.db"
-    shutil.copy(scripted, copy)
-    return sqlite_utils.Database(copy)
+    return _copy_of(scripted, tmp_path / "scripted.db")
 
 
 def test_the_generated_week_is_prompted_and_reported(generated_db: sqlite_utils.Database) -> None:
