@@ -37,7 +37,7 @@ from bot.channels import channel_for, deliver_pending
 from bot.config import SLOTS, Config
 from bot.links import member_link
 from schedules import jobs, review
-from storage.db import insert_row, transaction
+from storage.db import checkpoint_after, insert_row, transaction
 from storage.digests import keep_digest
 from storage.outbox import claim_key, claimed, outbox_row
 from storage.purge import purge
@@ -199,14 +199,15 @@ class Collected:
         digests_done: int | None = None,
     ) -> None:
         """Write the messages, then the first `digests_done` digests kept (all: None)."""
-        self.queued += self._write_messages(db, at, now)
         done = len(self.digests) if digests_done is None else max(0, digests_done)
-        for start in range(0, done, WRITE_BATCH):
-            with transaction(db, yields=True):
-                for unit, day, report, digest in self.digests[
-                    start : min(done, start + WRITE_BATCH)
-                ]:
-                    keep_digest(db, unit, day, report, digest, now)
+        with checkpoint_after(db):
+            self.queued += self._write_messages(db, at, now)
+            for start in range(0, done, WRITE_BATCH):
+                with transaction(db, yields=True):
+                    for unit, day, report, digest in self.digests[
+                        start : min(done, start + WRITE_BATCH)
+                    ]:
+                        keep_digest(db, unit, day, report, digest, now)
         self.digests = self.digests[done:]
 
     def _write_messages(self, db: sqlite_utils.Database, at: dt.datetime, now: dt.datetime) -> int:
@@ -438,12 +439,13 @@ def deliver_all(db: sqlite_utils.Database, config: Config, now: dt.datetime) -> 
     channel = channel_for(config)
     total = 0
     # bounded: a channel that leaves rows queued and due must not spin this forever
-    for _ in range(MAX_BATCHES):
-        count = deliver_pending(db, channel, now, limit=DELIVERY_BATCH, yields=True)
-        total += count
-        if count < DELIVERY_BATCH:
-            break
-        time.sleep(YIELD_SECONDS)  # the next batch's claim waits behind waiting callbacks
+    with checkpoint_after(db):
+        for _ in range(MAX_BATCHES):
+            count = deliver_pending(db, channel, now, limit=DELIVERY_BATCH, yields=True)
+            total += count
+            if count < DELIVERY_BATCH:
+                break
+            time.sleep(YIELD_SECONDS)  # the next batch's claim waits behind waiting callbacks
     return total
 
 

@@ -13,7 +13,14 @@ from typing import Any
 import sqlite_utils
 
 from storage.audit import record_change
-from storage.db import fetch_all, insert_row, passive_checkpoint, transaction, update_row
+from storage.db import (
+    checkpoint_after,
+    fetch_all,
+    insert_row,
+    passive_checkpoint,
+    transaction,
+    update_row,
+)
 from storage.purge import PERSONAL
 from storage.roster_file import SHEETS, Row, read_roster
 from storage.units import get_unit
@@ -824,18 +831,10 @@ def import_roster(
         return report
     plan = validator.plan
     writer = _Writer(db, report, now, actor, batch_rows, on_batch)
-    # A commit that crosses 1,000 WAL pages would copy them back into the database, fsyncs
-    # included, before the transaction lets go of the lock file: every callback would wait
-    # for it (half a second, measured). The writer checkpoints between batches instead.
-    autocheckpoint = db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-    db.conn.execute("PRAGMA wal_autocheckpoint = 0")
-    try:
+    with checkpoint_after(db):  # the writer also checkpoints between batches
         writer.units(plan.units)
         writer.people(plan.people)
         writer.subjects(plan.subjects)
         writer.retire({unit["code"] for unit in plan.units})
-    finally:
-        db.conn.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
-    passive_checkpoint(db)
     report.applied = True
     return report

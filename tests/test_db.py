@@ -512,3 +512,24 @@ def test_the_line_file_of_another_user_is_shared_read_only(
             assert not _line_is_free(db_path)
     finally:
         server.conn.close()
+
+
+def test_a_long_write_checkpoints_once_after_outside_the_lock(
+    db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that crosses 1,000 WAL pages would copy them back holding the lock file;
+    inside `checkpoint_after` no commit does, and one PASSIVE checkpoint follows."""
+    checkpoints: list[bool] = []
+    monkeypatch.setattr(
+        storage_db, "passive_checkpoint", lambda d: checkpoints.append(d.conn.in_transaction)
+    )
+    before = pragma(db, "wal_autocheckpoint")
+    with storage_db.checkpoint_after(db):
+        with transaction(db):
+            assert pragma(db, "wal_autocheckpoint") == 0
+        assert checkpoints == []
+    assert pragma(db, "wal_autocheckpoint") == before > 0
+    assert checkpoints == [False]
+    with transaction(db), storage_db.checkpoint_after(db):  # inside a transaction: none
+        pass
+    assert checkpoints == [False]

@@ -516,3 +516,22 @@ def test_a_digest_job_that_dies_part_way_keeps_no_digest_whose_messages_were_not
         ).fetchall()
     )
     assert written == expected
+
+
+def test_a_fan_out_commits_without_checkpointing_then_checkpoints_once(
+    loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A province's fan-out commits 400 batches: none may copy the WAL back while it holds
+    the lock file (every reply would wait for the fsyncs)."""
+    monkeypatch.setattr(runner, "WRITE_BATCH", 2)
+    claim_key = runner.claim_key
+    seen: set[int] = set()
+
+    def watched(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
+        seen.add(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        return claim_key(db, key, now)
+
+    monkeypatch.setattr(runner, "claim_key", watched)
+    [run] = [r for r in run_due(loaded_db, Config(), at(8)) if r.job == "prompt:morning"]
+    assert run.detail == "6 queued" and seen == {0}
+    assert loaded_db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
