@@ -5,17 +5,20 @@ to monitors (督查)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import gc
 import logging
 import multiprocessing
 import os
 import re
+import signal
 import sqlite3
+import threading
+import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
 import sqlite_utils
@@ -260,7 +263,8 @@ def _judge_apart(
 ) -> tuple[list[tuple[str, Found]], list[str]]:
     """`_judge` in a worker process, on a read-only connection of its own."""
     path, *rest = task
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    uri = f"file:{urllib.parse.quote(path)}?mode=ro"  # a folder named d#1 stays itself
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return _judge(sqlite_utils.Database(conn), *rest)  # type: ignore[arg-type]
@@ -283,11 +287,48 @@ def _collector_paused() -> Iterator[None]:
 
 def job_workers() -> int:
     """Processes that judge counties side by side in the Monday pack and the flags note:
-    GRIDWATCH_JOB_WORKERS, else up to 2 (the machine's cores)."""
+    GRIDWATCH_JOB_WORKERS (at most the machine's cores), else up to 2."""
+    cores = os.cpu_count() or 1
     value = os.environ.get("GRIDWATCH_JOB_WORKERS", "").strip()
     if value:
-        return max(1, int(value))
-    return max(1, min(2, os.cpu_count() or 1))
+        try:
+            return max(1, min(int(value), cores))
+        except ValueError:
+            log.warning("GRIDWATCH_JOB_WORKERS=%r is not a number: using %s", value, min(2, cores))
+    return max(1, min(2, cores))
+
+
+_POOLS: set[ProcessPoolExecutor] = set()  # the pools judging now (stop_job_workers)
+_POOLS_LOCK = threading.Lock()
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker process ends when the process that started it does (Linux: even when it
+    was killed, SIGKILL included), so a serving worker killed mid-job leaves no orphans."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's stop_job_workers still ends it
+        pass
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(0)
+
+
+def stop_job_workers() -> None:
+    """Cancel what the job processes have not started and end them (a serving process that
+    exits: its job's pool must not hold the exit up for the rest of a province)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS)
+    for pool in pools:
+        _end(pool)
+
+
+def _end(pool: ProcessPoolExecutor) -> None:
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
 
 
 POOL_FROM = 4  # roots: fewer are judged in the job's own process (a pool starts in ~1 s)
@@ -334,21 +375,34 @@ def findings(
     workers = job_workers() if workers is None else workers
     done = 0
     if workers > 1 and path and len(tasks) >= POOL_FROM:
+        pool = ProcessPoolExecutor(
+            min(workers, len(tasks)),
+            mp_context=multiprocessing.get_context("spawn"),  # no SQLite handle forked
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
+        with _POOLS_LOCK:
+            _POOLS.add(pool)
+        finished = False
         try:
-            with ProcessPoolExecutor(
-                min(workers, len(tasks)),
-                mp_context=multiprocessing.get_context("spawn"),  # no SQLite handle forked
-            ) as pool:
-                judged = pool.map(
-                    _judge_apart,
-                    [(path, config, *task, start, end, now, records) for task in tasks],
-                )
-                for found, apart in judged:
-                    done += 1
-                    yield from found
-                    alone += apart
-        except BrokenProcessPool:  # a worker could not start or died: the rest in here
-            log.warning("review: a worker process failed; judging the rest in this one")
+            judged = pool.map(
+                _judge_apart,
+                [(path, config, *task, start, end, now, records) for task in tasks],
+            )
+            for found, apart in judged:
+                done += 1
+                yield from found
+                alone += apart
+            finished = True
+        except Exception:  # a worker could not start, died or failed: the rest in here
+            log.exception("review: a worker process failed; judging the rest in this one")
+        finally:
+            with _POOLS_LOCK:
+                _POOLS.discard(pool)
+            if finished:
+                pool.shutdown(wait=True)
+            else:  # failed, stopped (stop_job_workers), or the caller gave up mid-way
+                _end(pool)
     for root, below in tasks[done:]:
         found, apart = _judge(db, config, root, below, start, end, now, records)
         yield from found

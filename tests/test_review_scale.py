@@ -383,5 +383,36 @@ def test_counties_judged_in_worker_processes_give_the_same(
 
             raise BrokenProcessPool("a worker died")
 
+        def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+            ended.append(cancel_futures)
+
+    ended: list[bool] = []
+
     monkeypatch.setattr(review, "ProcessPoolExecutor", Broken)
     assert list(findings(generated_db, config, tree, codes, start, end, now, workers=2)) == here
+    assert ended == [True]  # what it had not started is cancelled
+
+
+def test_a_serving_process_that_stops_ends_its_jobs_worker_processes(
+    generated_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker told to stop mid-pack: the pool's processes end and what they had not
+    started is cancelled (they held the exit up for the rest of a province, then were
+    orphaned when the worker was killed); each knows to end with its parent."""
+    import schedules.review as review
+
+    monkeypatch.setattr(review, "POOL_FROM", 1)
+    config, tree = Config(), UnitTree.load(generated_db)
+    end = BENCH_DAY - dt.timedelta(days=1)
+    start, now = end - dt.timedelta(days=6), dt.datetime.combine(BENCH_DAY, dt.time(9), tzinfo=TZ)
+    judging = findings(generated_db, config, tree, sorted(tree.units), start, end, now, workers=2)
+    next(judging)  # the pool is up and has judged a county
+    [pool] = list(review._POOLS)
+    processes = list(pool._processes.values())  # type: ignore[attr-defined]
+    assert processes and all(p.is_alive() for p in processes)
+    review.stop_job_workers()
+    for process in processes:
+        process.join(10)
+    assert not any(p.is_alive() for p in processes)
+    judging.close()
+    assert not review._POOLS

@@ -507,6 +507,7 @@ def test_a_digest_job_that_dies_part_way_keeps_no_digest_whose_messages_were_not
         ).fetchall()
     )
     assert all(written.get(unit) == expected[unit] for unit in kept)
+    assert len(kept) == dies_after  # the units finished before it died: kept as it went
     monkeypatch.undo()
     run_due(loaded_db, Config(), at(10, 31))  # the next firing sends the rest, nothing twice
     written = dict(

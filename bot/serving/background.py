@@ -79,8 +79,11 @@ class Background:
 
         self.stopping.set()
         if self.scheduler is not None:
+            from schedules.review import stop_job_workers
+
             stop_scheduler(self.scheduler, wait=False)
             self.scheduler = None
+            stop_job_workers()  # a Monday pack's processes must not hold the exit up
         if self.checkpointer is not None:
             self.checkpointer.stop()
 
