@@ -25,6 +25,7 @@ import datetime as dt
 import random
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 from bot.config import SLOTS, Config
@@ -161,79 +162,75 @@ class Honest:
         return self.template.format(n=name, t=f"{temperature:.1f}")
 
 
+def slots_on_duty(sim: Sim, member: int) -> Iterator[tuple[dt.date, str, list[int], dt.datetime]]:
+    """(day, slot, the member's subjects, when they were prompted) of each slot the member
+    had subjects in, in order."""
+    for day in sim.activity.days():
+        for slot in SLOTS:
+            subjects = sim.activity.duty[member][day]
+            if subjects:
+                yield day, slot, subjects, sim.activity.prompts[(member, day, slot)]
+
+
 def honest_week(sim: Sim, member: int, habits: Honest, *, temps=None, bulk: bool = True) -> None:
     """The member works the week honestly (or with made-up `temps(subject, day)`)."""
     rng = sim.rng
     names = sim.activity.subjects
-    for day in sim.activity.days():
-        for slot in SLOTS:
-            subjects = sim.activity.duty[member][day]
-            if not subjects or rng.random() < habits.miss_rate:
-                continue
-            prompt = sim.activity.prompts[(member, day, slot)]
-            if slot == "evening" and habits.own.random() < habits.evening_early:
-                # the delay below adds 2–120 minutes: start from 17:00 less a little
-                prompt = sim.at(day, dt.time(17)) - dt.timedelta(minutes=2)
-            marker = f"{MARK[slot]}：" if habits.marker else ""
-            readings = [(s, day, slot, (temps or habits.temperature)(s, day)) for s in subjects]
-            if bulk and rng.random() < habits.bulk:
-                sim.message(
-                    member,
-                    prompt + habits.delay(),
-                    f"{marker}全部正常",
-                    [(s, d, sl, None) for s, d, sl, _ in readings],
-                )
-                continue
-            split = habits.split if habits.split != "mixed" else rng.choice(("one", "each"))
-            if split == "one" or len(subjects) == 1:
-                text = habits.joiner.join(habits.wording(names[s], t) for s, _, _, t in readings)
-                sim.message(member, prompt + habits.delay(), marker + text, readings)
-            else:
-                when = prompt + habits.delay()
-                for reading in readings:
-                    when += dt.timedelta(seconds=rng.uniform(20, 400))
-                    text = habits.wording(names[reading[0]], reading[3])
-                    sim.message(member, when, marker + text, [reading])
+    for day, slot, subjects, prompt in slots_on_duty(sim, member):
+        if rng.random() < habits.miss_rate:
+            continue
+        if slot == "evening" and habits.own.random() < habits.evening_early:
+            # the delay below adds 2–120 minutes: start from 17:00 less a little
+            prompt = sim.at(day, dt.time(17)) - dt.timedelta(minutes=2)
+        marker = f"{MARK[slot]}：" if habits.marker else ""
+        readings = [(s, day, slot, (temps or habits.temperature)(s, day)) for s in subjects]
+        if bulk and rng.random() < habits.bulk:
+            sim.message(
+                member,
+                prompt + habits.delay(),
+                f"{marker}全部正常",
+                [(s, d, sl, None) for s, d, sl, _ in readings],
+            )
+            continue
+        split = habits.split if habits.split != "mixed" else rng.choice(("one", "each"))
+        if split == "one" or len(subjects) == 1:
+            text = habits.joiner.join(habits.wording(names[s], t) for s, _, _, t in readings)
+            sim.message(member, prompt + habits.delay(), marker + text, readings)
+        else:
+            when = prompt + habits.delay()
+            for reading in readings:
+                when += dt.timedelta(seconds=rng.uniform(20, 400))
+                text = habits.wording(names[reading[0]], reading[3])
+                sim.message(member, when, marker + text, [reading])
 
 
 def copy_paste_week(sim: Sim, member: int, habits: Honest) -> None:
     """Day one honestly, in one message per slot; then yesterday's text again, each slot."""
     rng, names = sim.rng, sim.activity.subjects
     sent: dict[str, tuple[str, dict[int, float]]] = {}
-    for day in sim.activity.days():
-        for slot in SLOTS:
-            subjects = sim.activity.duty[member][day]
-            if not subjects:
-                continue
-            prompt = sim.activity.prompts[(member, day, slot)]
-            if slot in sent:
-                text, temps = sent[slot]
-                readings = [(s, day, slot, temps.get(s, 36.5)) for s in subjects]
-                text_now = text
-            else:
-                temps = {s: habits.temperature(s, day) for s in subjects}
-                readings = [(s, day, slot, temps[s]) for s in subjects]
-                text_now = habits.joiner.join(habits.wording(names[s], temps[s]) for s in subjects)
-            sim.message(member, prompt + habits.delay(), text_now, readings)
-            sent[slot] = (text_now, {s: t for s, _, _, t in readings})
+    for day, slot, subjects, prompt in slots_on_duty(sim, member):
+        if slot in sent:
+            text, temps = sent[slot]
+            readings = [(s, day, slot, temps.get(s, 36.5)) for s in subjects]
+            text_now = text
+        else:
+            temps = {s: habits.temperature(s, day) for s in subjects}
+            readings = [(s, day, slot, temps[s]) for s in subjects]
+            text_now = habits.joiner.join(habits.wording(names[s], temps[s]) for s in subjects)
+        sim.message(member, prompt + habits.delay(), text_now, readings)
+        sent[slot] = (text_now, {s: t for s, _, _, t in readings})
     del rng
 
 
 def script_week(sim: Sim, member: int, habits: Honest) -> None:
     """A script: every subject's report seconds after each prompt."""
     rng, names = sim.rng, sim.activity.subjects
-    for day in sim.activity.days():
-        for slot in SLOTS:
-            subjects = sim.activity.duty[member][day]
-            if not subjects:
-                continue
-            when = sim.activity.prompts[(member, day, slot)] + dt.timedelta(
-                seconds=rng.uniform(3, 20)
-            )
-            for s in subjects:
-                t = round(rng.uniform(36.3, 36.8), 1)
-                sim.message(member, when, f"{names[s]} {t:.1f}", [(s, day, slot, t)])
-                when += dt.timedelta(seconds=rng.uniform(1, 6))
+    for day, slot, subjects, prompt in slots_on_duty(sim, member):
+        when = prompt + dt.timedelta(seconds=rng.uniform(3, 20))
+        for s in subjects:
+            t = round(rng.uniform(36.3, 36.8), 1)
+            sim.message(member, when, f"{names[s]} {t:.1f}", [(s, day, slot, t)])
+            when += dt.timedelta(seconds=rng.uniform(1, 6))
 
 
 def early_week(sim: Sim, member: int, habits: Honest) -> None:
@@ -259,16 +256,11 @@ def covered_week(sim: Sim, member: int, habits: Honest, neighbour: int) -> None:
     """The neighbour reports most of the member's subjects; the member a few."""
     rng, names = sim.rng, sim.activity.subjects
     other = Honest(rng)
-    for day in sim.activity.days():
-        for slot in SLOTS:
-            subjects = sim.activity.duty[member][day]
-            if not subjects:
-                continue
-            prompt = sim.activity.prompts[(member, day, slot)]
-            who = member if rng.random() < 0.2 else neighbour
-            readings = [(s, day, slot, habits.temperature(s, day)) for s in subjects]
-            text = "，".join(other.wording(names[s], t) for s, _, _, t in readings)
-            sim.message(who, prompt + other.delay(), text, readings)
+    for day, slot, subjects, prompt in slots_on_duty(sim, member):
+        who = member if rng.random() < 0.2 else neighbour
+        readings = [(s, day, slot, habits.temperature(s, day)) for s in subjects]
+        text = "，".join(other.wording(names[s], t) for s, _, _, t in readings)
+        sim.message(who, prompt + other.delay(), text, readings)
 
 
 def simulate(seed: int, honest: int, cheats: int, config: Config | None = None) -> Sim:
