@@ -4,7 +4,8 @@ By default the connection whose commit crosses 1,000 WAL pages copies them back 
 database, fsyncs included, while it still holds the writer lock: every writer waits, and
 that message's reply is late. Serving connections turn that off (`serving_connection`), and
 one thread per database copies the WAL back every second (PASSIVE: it never blocks a
-writer, and readers keep their snapshots).
+writer, and readers keep their snapshots), then syncs the database file itself, holding no
+lock (`storage.db.sync_database_file`).
 
 Under a steady load some reader is nearly always inside the WAL, so the next writer seldom
 finds the moment to start it over and the file keeps growing (half a gigabyte in a minute
@@ -25,7 +26,7 @@ import os
 import sqlite3
 import threading
 
-from storage.db import connect
+from storage.db import connect, sync_database_file
 
 log = logging.getLogger(__name__)
 INTERVAL = 1.0  # seconds; a busy morning writes ~2,000 pages in that time
@@ -60,6 +61,7 @@ class Checkpointer(threading.Thread):
         self.rounds = 0  # checkpoints this thread ran (tests wait on it)
         self.without_lock = False
         self.last_error = ""
+        self.synced = (0, 0)  # (WAL pages, copied) when it last synced the database file
 
     def run(self) -> None:
         db = connect(self.path)
@@ -85,6 +87,9 @@ class Checkpointer(threading.Thread):
             return (1, -1, -1)
         self.last_error = ""
         self.rounds += 1
+        if copied > 0 and (wal_pages, copied) != self.synced:  # the count is the WAL's so far
+            sync_database_file(self.path)
+            self.synced = (wal_pages, copied)
         if busy == 0 and wal_pages == copied and wal_pages > RESTART_AT:
             busy, wal_pages, copied = self._restart(conn)
         if wal_pages > LARGE_WAL:

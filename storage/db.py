@@ -119,7 +119,34 @@ def passive_checkpoint(db: sqlite_utils.Database) -> None:
     """Copy the WAL back now (a long write between its batches), unless Litestream owns the
     checkpoints."""
     if getattr(db, "checkpoints", "app") == "app":
-        db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        copied = db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
+        if copied > 0:
+            sync_database_file(getattr(db, "path_key", ""))
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+
+
+def sync_database_file(path: str) -> None:
+    """Put what a checkpoint copied into the database file on disk now, holding no lock.
+
+    SQLite syncs the database file only when a checkpoint has copied the whole WAL back.
+    Under steady writes a PASSIVE checkpoint never quite catches up, so its pages stay
+    dirty in memory until the RESTART that does catch up syncs them all while it holds
+    every writer: ~150 MB and 200-250 ms of stalled replies every few seconds of a
+    province's morning (measured). Synced here after each checkpoint, the RESTART's sync
+    finds a few pages. A failed sync is only logged: SQLite's own sync still comes."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        log.warning("cannot open %s to sync it: %s", path, error)
+        return
+    try:
+        _fdatasync(fd)
+    except OSError as error:
+        log.warning("syncing %s failed: %s", path, error)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

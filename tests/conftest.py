@@ -19,6 +19,7 @@ import sqlite_utils
 from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 
+import storage.db as storage_db
 from bot.config import Config
 from storage.db import open_db
 from storage.roster import import_roster
@@ -68,6 +69,30 @@ def make_db(tmp_path: Path) -> Iterator[Callable[[str], sqlite_utils.Database]]:
     yield make
     for database in opened:
         database.close()
+
+
+@pytest.fixture
+def database_syncs(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Each sync of db_path's file by `storage.db.sync_database_file` (the database must
+    exist): whether a writer could have begun at that moment."""
+    synced: list[bool] = []
+    real = storage_db._fdatasync
+
+    def spy(fd: int) -> None:
+        if os.path.samestat(os.fstat(fd), os.stat(db_path)):
+            probe = sqlite3.connect(db_path, timeout=0)
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+                synced.append(True)
+            except sqlite3.OperationalError:
+                synced.append(False)
+            finally:
+                probe.close()
+        real(fd)
+
+    monkeypatch.setattr(storage_db, "_fdatasync", spy)
+    return synced
 
 
 @pytest.fixture

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
+import storage.db as storage_db
 from bot.config import Config
 from bot.web.app import build_app
 from storage.checkpoint import RESTART_AT, Checkpointer, serving_connection
@@ -135,4 +138,44 @@ def test_without_a_lock_file_every_process_checkpoints(
         assert checkpointer.without_lock
         write_rows(serving, 3, "after")
         assert wal_pages(serving) < 20
+    serving.close()
+
+
+def test_the_checkpointer_syncs_what_it_copied_holding_no_lock(
+    db: sqlite_utils.Database, db_path: Path, database_syncs: list[bool]
+) -> None:
+    """SQLite syncs the database file only once a checkpoint copies the whole WAL; under
+    steady writes that is the RESTART, which holds every writer meanwhile. The checkpointer
+    syncs after each copy itself, with writers free to go on."""
+    serving = serving_db(db_path)
+    write_rows(serving, 50)
+    synced = database_syncs
+    checkpointer = Checkpointer(str(db_path))
+    conn = connect(db_path).conn
+    busy, pages, copied = checkpointer.checkpoint(conn)
+    assert busy == 0 and copied > 0
+    assert synced == [True]  # once, and a writer could have begun meanwhile
+    assert checkpointer.checkpoint(conn)[2] == copied  # nothing new copied: no sync
+    assert synced == [True]
+    conn.close()
+    serving.close()
+
+
+def test_a_sync_that_fails_is_logged_and_checkpoints_go_on(
+    db: sqlite_utils.Database,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(storage_db, "_fdatasync", failing)
+    serving = serving_db(db_path)
+    write_rows(serving, 20)
+    conn = connect(db_path).conn
+    busy, pages, copied = Checkpointer(str(db_path)).checkpoint(conn)
+    assert busy == 0 and pages == copied > 0
+    assert "syncing" in caplog.text and "I/O error" in caplog.text
+    conn.close()
     serving.close()

@@ -533,3 +533,15 @@ def test_a_long_write_checkpoints_once_after_outside_the_lock(
     with transaction(db), storage_db.checkpoint_after(db):  # inside a transaction: none
         pass
     assert checkpoints == [False]
+
+
+def test_a_long_writes_checkpoint_syncs_the_database_file_outside_the_lock(
+    db: sqlite_utils.Database, database_syncs: list[bool]
+) -> None:
+    """What the schedule's checkpoint copied is synced by it, not left to the serving
+    checkpointer's next RESTART (which holds every writer while it syncs)."""
+    with storage_db.checkpoint_after(db):
+        for number in range(20):
+            with transaction(db):
+                db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", [f"s{number}", "x"])
+    assert database_syncs == [True]
