@@ -35,7 +35,7 @@ INTERVAL = 1.0  # seconds; a busy morning writes ~2,000 pages in that time
 # each time 6-34 ms of stalled writes, 1-3 % of the replies: the p99. Now every ~10 s.
 RESTART_AT = 32768
 RESTART_WAIT_MS = 20
-LARGE_WAL = 100_000  # pages (~400 MB): worth a warning, something holds a snapshot open
+LARGE_WAL = 100_000  # pages (~400 MB): worth a warning (a long reader, or readers without pause)
 
 
 # pages a serving connection caches: SQLite empties a connection's cache whenever another
@@ -94,10 +94,13 @@ class Checkpointer(threading.Thread):
             busy, wal_pages, copied = self._restart(conn)
         if wal_pages > LARGE_WAL:
             log.warning(
-                "the WAL of %s holds %s pages (%s copied back): a reader keeps an old snapshot",
+                "the WAL of %s holds %s pages (%s copied back): %s",
                 self.path,
                 wal_pages,
                 copied,
+                "a reader keeps an old snapshot"
+                if copied < wal_pages
+                else "all copied, but readers kept it from starting over",
             )
         return busy, wal_pages, copied
 

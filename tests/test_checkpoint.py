@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+import storage.checkpoint as checkpoint
 import storage.db as storage_db
 from bot.config import Config
 from bot.web.app import build_app
@@ -179,3 +180,39 @@ def test_a_sync_that_fails_is_logged_and_checkpoints_go_on(
     assert "syncing" in caplog.text and "I/O error" in caplog.text
     conn.close()
     serving.close()
+
+
+@pytest.mark.parametrize(
+    ("reader_started", "says"),
+    [
+        ("before", "a reader keeps an old snapshot"),
+        ("after", "all copied, but readers kept it from starting over"),
+    ],
+)
+def test_a_large_wal_is_warned_about_with_its_cause(
+    db: sqlite_utils.Database,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    reader_started: str,
+    says: str,
+) -> None:
+    """A reader that began before the writes holds the copy back; one that began after
+    them only keeps the WAL from starting over."""
+    monkeypatch.setattr(checkpoint, "LARGE_WAL", 50)
+    monkeypatch.setattr(checkpoint, "RESTART_AT", 10)
+    serving = serving_db(db_path)
+    reader = connect(db_path)
+    if reader_started == "before":
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM settings").fetchone()
+    write_rows(serving, 80)
+    if reader_started == "after":
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM settings").fetchone()
+    conn = connect(db_path).conn
+    Checkpointer(str(db_path)).checkpoint(conn)
+    assert says in caplog.text
+    reader.execute("COMMIT")
+    for opened in (conn, serving.conn, reader.conn):
+        opened.close()
