@@ -26,7 +26,7 @@ import os
 import sqlite3
 import threading
 
-from storage.db import connect, sync_database_file
+from storage.db import connect, database_file, sync_database_file
 
 log = logging.getLogger(__name__)
 INTERVAL = 1.0  # seconds; a busy morning writes ~2,000 pages in that time
@@ -60,11 +60,13 @@ class Checkpointer(threading.Thread):
         self.lock_fd: int | None = None
         self.rounds = 0  # checkpoints this thread ran (tests wait on it)
         self.without_lock = False
+        self.file = path
         self.last_error = ""
-        self.synced = (0, 0)  # (WAL pages, copied) when it last synced the database file
+        self.synced = 0  # pages copied back (SQLite's count, the WAL's so far) when synced
 
     def run(self) -> None:
         db = connect(self.path)
+        self.file = database_file(db.conn)  # absolute: the working directory may change
         try:
             while not self.stopping.wait(self.interval):
                 if not os.path.exists(self.path):  # removed (a test's folder): nothing to do
@@ -87,12 +89,17 @@ class Checkpointer(threading.Thread):
             return (1, -1, -1)
         self.last_error = ""
         self.rounds += 1
-        if copied > 0 and (wal_pages, copied) != self.synced:  # the count is the WAL's so far
-            sync_database_file(self.path)
-            self.synced = (wal_pages, copied)
+        # SQLite syncs the file only when no frame was appended while it copied: under
+        # steady writes even a PASSIVE that reports everything copied may not have synced
+        if copied > 0 and copied != self.synced:  # something new copied (or a new WAL)
+            sync_database_file(self.file)
+            self.synced = copied
         if busy == 0 and wal_pages == copied and wal_pages > RESTART_AT:
             busy, wal_pages, copied = self._restart(conn)
-        if wal_pages > LARGE_WAL:
+            if busy == 0:  # everything copied and synced by SQLite; the WAL starts over
+                self.synced = copied
+        # a RESTART that went through reports the old WAL's size: nothing to warn about
+        if wal_pages > LARGE_WAL and (busy or copied < wal_pages):
             log.warning(
                 "the WAL of %s holds %s pages (%s copied back): %s",
                 self.path,

@@ -120,8 +120,17 @@ def passive_checkpoint(db: sqlite_utils.Database) -> None:
     checkpoints."""
     if getattr(db, "checkpoints", "app") == "app":
         copied = db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[2]
-        if copied > 0:
-            sync_database_file(getattr(db, "path_key", ""))
+        if copied > 0:  # -1: not a WAL database (":memory:")
+            sync_database_file(database_file(db.conn))
+
+
+def database_file(conn: sqlite3.Connection) -> str:
+    """The file SQLite opened for `main`: absolute, whatever the working directory is now
+    ("" for a database in memory)."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return str(file or "")
+    return ""
 
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
@@ -135,7 +144,11 @@ def sync_database_file(path: str) -> None:
     dirty in memory until the RESTART that does catch up syncs them all while it holds
     every writer: ~150 MB and 200-250 ms of stalled replies every few seconds of a
     province's morning (measured). Synced here after each checkpoint, the RESTART's sync
-    finds a few pages. A failed sync is only logged: SQLite's own sync still comes."""
+    finds a few pages. A failure is logged, never raised. A failed sync is a disk error:
+    on Linux since 4.13 SQLite's own next sync of the file fails too, but an older kernel
+    reports a write-back error to one caller only, this one."""
+    if not path:
+        return
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as error:
@@ -144,7 +157,7 @@ def sync_database_file(path: str) -> None:
     try:
         _fdatasync(fd)
     except OSError as error:
-        log.warning("syncing %s failed: %s", path, error)
+        log.error("syncing %s failed (checkpointed pages may not be on disk): %s", path, error)
     finally:
         os.close(fd)
 
@@ -157,7 +170,8 @@ def checkpoint_after(db: sqlite_utils.Database) -> Iterator[None]:
     A commit that crosses 1,000 WAL pages copies them back into the database, fsyncs
     included, before the transaction lets go of the lock file: every callback waits for it
     (half a second, measured under a roster import; under a province's fan-out, at each of
-    its 400 batches)."""
+    its 400 batches). The checkpoint after syncs what it copied (`sync_database_file`),
+    also outside the lock."""
     size = db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     db.conn.execute("PRAGMA wal_autocheckpoint = 0")
     try:
