@@ -117,9 +117,10 @@ def _run(url: str, posts: list[tuple[str, str]], rate: float, seconds: float) ->
                 finish(call, False)
     elapsed = time.monotonic() - start
     if trace is not None:  # (due second from the start, latency ms) of each answer
-        Path(os.environ["BENCH_PACED_TRACE"]).write_text(
-            json.dumps({"start_wall": time.time() - elapsed, "calls": trace})
-        )
+        traced = Path(os.environ["BENCH_PACED_TRACE"])
+        if traced.is_dir():  # a folder: one file per run (a province day has three)
+            traced = traced / f"paced-{time.time() - elapsed:.3f}.json"
+        traced.write_text(json.dumps({"start_wall": time.time() - elapsed, "calls": trace}))
     latencies.sort()
 
     def share(q: float) -> float:
