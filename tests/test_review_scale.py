@@ -427,5 +427,5 @@ def _ended(pid: int | None) -> bool:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             return "\nState:\tZ" in status.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped before, or while, it was read
         return True
