@@ -3,10 +3,12 @@ answered or not, and timed from that moment."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,21 @@ def test_every_message_is_sent_at_its_moment_and_counted(server: str) -> None:
 def test_a_server_that_is_not_there_fails_every_message() -> None:
     result = _run("http://127.0.0.1:9", [("/wechat", "<xml/>")] * 5, rate=50.0, seconds=0.1)
     assert (result.sent, result.answered, result.failed) == (5, 0, 5)
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_each_answer_is_traced_to_a_file_or_one_file_per_run_in_a_folder(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """BENCH_PACED_TRACE keeps each answer's (due second, latency): in the file it names, or
+    in a file of its own per run in the folder it names (a province day has three runs)."""
+    target = tmp_path / "trace.json" if where == "file" else tmp_path
+    monkeypatch.setenv("BENCH_PACED_TRACE", str(target))
+    posts = [(f"/wechat/{i}/ok", "<xml/>") for i in range(10)]
+    for _ in range(2):
+        assert _run(server, posts, rate=100.0, seconds=0.1).answered == 10
+    files = [target] if where == "file" else sorted(tmp_path.glob("paced-*.json"))
+    assert len(files) == (1 if where == "file" else 2)
+    calls = json.loads(files[-1].read_text())["calls"]
+    assert len(calls) == 10
+    assert all(0 <= due < 0.2 and latency >= DELAY * 1000 for due, latency in calls)
