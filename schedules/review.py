@@ -38,7 +38,7 @@ from schedules.supervision import (
     unit_totals,
     within,
 )
-from storage.db import BUSY_TIMEOUT_MS
+from storage.db import BUSY_TIMEOUT_MS, database_file
 from storage.needs import problems_by_unit, week_problems
 from storage.outbox import send_key
 from storage.people import roles_of
@@ -334,11 +334,6 @@ def _end(pool: ProcessPoolExecutor) -> None:
 POOL_FROM = 4  # roots: fewer are judged in the job's own process (a pool starts in ~1 s)
 
 
-def _database_file(db: sqlite_utils.Database) -> str | None:
-    row = db.conn.execute("PRAGMA database_list").fetchone()
-    return row[2] if row and row[2] else None
-
-
 def findings(
     db: sqlite_utils.Database,
     config: Config,
@@ -371,7 +366,7 @@ def findings(
         reach = _limited(tree, root)
         units = [(code, _limited(tree, code)) for code in below]
         tasks.append((root, [(code, frozenset(u) if u <= reach else None) for code, u in units]))
-    path = _database_file(db)
+    path = database_file(db.conn)
     workers = job_workers() if workers is None else workers
     done = 0
     if workers > 1 and path and len(tasks) >= POOL_FROM:
