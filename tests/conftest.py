@@ -7,6 +7,7 @@ WECHAT_* variable set, so a developer's ./gridwatch.toml or shell environment ne
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -74,9 +75,23 @@ def make_db(tmp_path: Path) -> Iterator[Callable[[str], sqlite_utils.Database]]:
 @pytest.fixture
 def database_syncs(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Each sync of db_path's file by `storage.db.sync_database_file` (the database must
-    exist): whether a writer could have begun at that moment."""
+    exist): whether a writer could have begun at that moment, both the queue on the lock
+    file (`<db>-lock`, where the app's writers wait first) and SQLite's write lock."""
     synced: list[bool] = []
     real = storage_db._fdatasync
+
+    def queue_is_free() -> bool:
+        try:
+            fd = os.open(f"{db_path}-lock", os.O_RDONLY)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another description: it conflicts
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)  # and lets go of it
 
     def spy(fd: int) -> None:
         if os.path.samestat(os.fstat(fd), os.stat(db_path)):
@@ -84,7 +99,7 @@ def database_syncs(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[bool]
             try:
                 probe.execute("BEGIN IMMEDIATE")
                 probe.execute("ROLLBACK")
-                synced.append(True)
+                synced.append(queue_is_free())
             except sqlite3.OperationalError:
                 synced.append(False)
             finally:
