@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import stat
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -149,12 +150,15 @@ def sync_database_file(path: str) -> None:
     reports a write-back error to one caller only, this one."""
     if not path:
         return
-    try:
-        fd = os.open(path, os.O_RDONLY)
+    try:  # non-blocking: a FIFO put in the file's place must not hang the schedule here
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         log.warning("cannot open %s to sync it: %s", path, error)
         return
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            log.error("%s is no longer a regular file: not synced", path)
+            return
         _fdatasync(fd)
     except OSError as error:
         log.error("syncing %s failed (checkpointed pages may not be on disk): %s", path, error)

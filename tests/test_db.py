@@ -545,3 +545,20 @@ def test_a_long_writes_checkpoint_syncs_the_database_file_outside_the_lock(
             with transaction(db):
                 db.execute("INSERT INTO settings (key, value) VALUES (?, ?)", [f"s{number}", "x"])
     assert database_syncs == [True]
+
+
+def test_a_database_path_that_became_a_fifo_is_not_waited_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone put a FIFO where the database file was: the sync after a checkpoint says so
+    and returns (a blocking open would wait for a writer that never comes, and hold up the
+    schedule's job or the checkpointer)."""
+    fifo = tmp_path / "gridwatch.db"
+    os.mkfifo(fifo)
+    done = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (storage_db.sync_database_file(str(fifo)), done.set()), daemon=True
+    )
+    worker.start()
+    assert done.wait(5)
+    assert "no longer a regular file" in caplog.text
