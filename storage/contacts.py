@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from storage.audit import record_change
-from storage.db import fetch_all, first, insert_row, transaction
+from storage.db import fetch_all, first, insert_row, insert_rows, transaction
 
 
 @dataclass(frozen=True)
@@ -46,27 +46,41 @@ def record_contacts(
     """
     stamp = at.isoformat(timespec="seconds")
 
-    def insert(contact: NewContact, current: int) -> int:
-        return insert_row(
-            db,
-            "contacts",
-            {
-                "subject_id": contact.subject_id,
-                "date": day.isoformat(),
-                "slot": slot,
-                "member_id": member_id,
-                "temperature": contact.temperature,
-                "status": contact.status,
-                "symptoms": "、".join(contact.symptoms),
-                "note": contact.note,
-                "reported_at": stamp,
-                "inbox_id": inbox_id,
-                "current": current,
-                "replaced_by": contact.superseded_by,
-            },
-        )
+    def row(contact: NewContact, current: int) -> dict[str, object]:
+        return {
+            "subject_id": contact.subject_id,
+            "date": day.isoformat(),
+            "slot": slot,
+            "member_id": member_id,
+            "temperature": contact.temperature,
+            "status": contact.status,
+            "symptoms": "、".join(contact.symptoms),
+            "note": contact.note,
+            "reported_at": stamp,
+            "inbox_id": inbox_id,
+            "current": current,
+            "replaced_by": contact.superseded_by,
+        }
 
-    ids = []
+    # Rows that replace nothing go in together, one statement for the lot: this runs under
+    # the write lock, and each statement there costs a round of the GIL with the request
+    # threads (a member's five subjects were five rounds).
+    ids: list[int] = []
+    waiting: list[NewContact] = []
+
+    def insert_waiting() -> None:
+        ids.extend(
+            insert_rows(db, "contacts", [row(c, int(c.superseded_by is None)) for c in waiting])
+        )
+        for contact, new_id in zip(waiting, ids[-len(waiting) :], strict=True):
+            if contact.superseded_by is None:
+                previous[(contact.subject_id, slot)] = {
+                    "id": new_id,
+                    "status": contact.status,
+                    "temperature": contact.temperature,
+                }
+        waiting.clear()
+
     with transaction(db):
         previous = (
             dict(current)
@@ -74,38 +88,42 @@ def record_contacts(
             else contacts_on(db, [c.subject_id for c in contacts], day)
         )
         for contact in contacts:
-            if contact.superseded_by is not None:
-                ids.append(insert(contact, current=0))
+            current_one = contact.superseded_by is None
+            if current_one and any(
+                w.subject_id == contact.subject_id and w.superseded_by is None for w in waiting
+            ):
+                insert_waiting()  # the same subject twice in one message: the second replaces
+            before = previous.get((contact.subject_id, slot)) if current_one else None
+            if before is None:
+                waiting.append(contact)
                 continue
-            before = previous.get((contact.subject_id, slot))
-            if before:
-                db.execute("UPDATE contacts SET current = 0 WHERE id = ?", [before["id"]])
-            new_id = insert(contact, current=1)
-            if before:
-                db.execute(
-                    "UPDATE contacts SET replaced_by = ? WHERE id = ?", [new_id, before["id"]]
-                )
-                record_change(
-                    db,
-                    at,
-                    actor,
-                    "contacts",
-                    new_id,
-                    "replace",
-                    {
-                        "id": before["id"],
-                        "status": before["status"],
-                        "temperature": before["temperature"],
-                    },
-                    {"status": contact.status, "temperature": contact.temperature},
-                )
-            # the same subject twice in one message: the second replaces the first
+            if waiting:
+                insert_waiting()
+            db.execute("UPDATE contacts SET current = 0 WHERE id = ?", [before["id"]])
+            new_id = insert_row(db, "contacts", row(contact, current=1))
+            db.execute("UPDATE contacts SET replaced_by = ? WHERE id = ?", [new_id, before["id"]])
+            record_change(
+                db,
+                at,
+                actor,
+                "contacts",
+                new_id,
+                "replace",
+                {
+                    "id": before["id"],
+                    "status": before["status"],
+                    "temperature": before["temperature"],
+                },
+                {"status": contact.status, "temperature": contact.temperature},
+            )
             previous[(contact.subject_id, slot)] = {
                 "id": new_id,
                 "status": contact.status,
                 "temperature": contact.temperature,
             }
             ids.append(new_id)
+        if waiting:
+            insert_waiting()
     return ids
 
 
