@@ -50,11 +50,15 @@ def ancestors(db: sqlite_utils.Database, code: str) -> list[str]:
 
 def village_of(db: sqlite_utils.Database, code: str) -> str | None:
     """The village a unit belongs to (itself for a village; None above village)."""
-    for unit_code in ancestors(db, code):
-        unit = get_unit(db, unit_code)
-        if unit and unit["level"] == "village":
-            return unit_code
-    return None
+    row = db.conn.execute(
+        f"""WITH RECURSIVE up(code, parent, level, depth) AS (
+               SELECT code, parent, level, 0 FROM units WHERE code = ?
+               UNION ALL SELECT u.code, u.parent, u.level, up.depth + 1
+               FROM units u JOIN up ON u.code = up.parent WHERE up.depth < {MAX_DEPTH})
+           SELECT code FROM up WHERE level = 'village' ORDER BY depth LIMIT 1""",
+        [code],
+    ).fetchone()
+    return row[0] if row else None
 
 
 def villages_under(db: sqlite_utils.Database, code: str) -> list[dict]:

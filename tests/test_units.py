@@ -24,6 +24,17 @@ def test_descendants_and_ancestors(loaded_db: sqlite_utils.Database) -> None:
     assert [v["code"] for v in villages_under(loaded_db, "KC")] == ["HX"]
 
 
+@pytest.mark.parametrize(
+    ("unit", "village"),
+    [("HX01", "HX"), ("HX02", "HX"), ("HX", "HX"), ("CG", None), ("KC", None), ("NOPE", None)],
+    ids=["grid", "another-grid", "a-village-is-its-own", "town", "county", "unknown"],
+)
+def test_the_village_a_unit_belongs_to(
+    loaded_db: sqlite_utils.Database, unit: str, village: str | None
+) -> None:
+    assert village_of(loaded_db, unit) == village
+
+
 def test_the_guard_stops_a_query_that_would_not_end(db: sqlite_utils.Database) -> None:
     stop_runaway_queries(db.conn)
     with pytest.raises(sqlite3.OperationalError, match="interrupted"):
