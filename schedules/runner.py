@@ -37,9 +37,9 @@ from bot.channels import channel_for, deliver_pending
 from bot.config import SLOTS, Config
 from bot.links import member_link
 from schedules import jobs, review
-from storage.db import checkpoint_after, insert_row, transaction
+from storage.db import checkpoint_after, insert_rows, transaction
 from storage.digests import keep_digest
-from storage.outbox import claim_key, claimed, outbox_row
+from storage.outbox import claim_keys, claimed, outbox_row
 from storage.purge import purge
 
 log = logging.getLogger("gridwatch.schedule")
@@ -220,10 +220,14 @@ class Collected:
                 if first_id and _free_ids(db) > first_id:  # the slack was used up meanwhile
                     first_id = _free_ids(db)
                     rows = self._rows(db, batch, at, first_id)
+                fresh = claim_keys(db, [message.key for message in batch], now)
+                kept = []
                 for message, row in zip(batch, rows, strict=True):
-                    if claim_key(db, message.key, now):
-                        insert_row(db, "outbox", row)
-                        queued += 1
+                    if message.key in fresh:
+                        fresh.discard(message.key)  # a key twice in a batch: its first message
+                        kept.append(row)
+                insert_rows(db, "outbox", kept)
+                queued += len(kept)
             if len(self.messages) > WRITE_BATCH:
                 time.sleep(YIELD_SECONDS)
         self.messages = []

@@ -378,16 +378,19 @@ def insert_row(db: sqlite_utils.Database, table: str, record: dict[str, object])
 def insert_rows(
     db: sqlite_utils.Database, table: str, records: Sequence[dict[str, object]]
 ) -> list[int]:
-    """INSERT rows with the same columns in one statement per 500; their ids in the order
-    given. RETURNING hands the ids back in no set order, but SQLite gives each new row the
-    table's largest rowid plus one, in the order of the VALUES, so sorted they line up."""
+    """INSERT rows with the same columns, as few statements as SQLite's 999 bound values
+    per statement (the least any build allows) permit; their ids in the order given.
+    RETURNING hands the ids back in no set order, but SQLite gives each new row the table's
+    largest rowid plus one, in the order of the VALUES (or the id given), so sorted they
+    line up."""
     ids: list[int] = []
     if not records:
         return ids
     columns = list(records[0])
     one = "(" + ", ".join("?" * len(columns)) + ")"
-    for start in range(0, len(records), 500):
-        chunk = records[start : start + 500]
+    per_statement = max(1, 999 // len(columns))
+    for start in range(0, len(records), per_statement):
+        chunk = records[start : start + per_statement]
         values = [record[column] for record in chunk for column in columns]
         cursor = db.conn.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import sqlite_utils
@@ -92,6 +93,35 @@ def claim_key(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
         [key, kind_part, target, day, slot, now.isoformat(timespec="seconds")],
     )
     return True
+
+
+def claim_keys(db: sqlite_utils.Database, keys: Sequence[str], now: dt.datetime) -> set[str]:
+    """Claim as of `now` each of `keys` not claimed yet (see `claimed`); the keys claimed
+    here. `claim_key` for a batch in a few statements: a province's fan-out claims 100,000
+    keys under the write lock, and one statement each was most of its hold."""
+    wanted = list(dict.fromkeys(keys))
+    before: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        before.update(
+            db.conn.execute(f"SELECT key, created_at FROM sends WHERE key IN ({marks})", chunk)
+        )
+    fresh = [
+        key for key in wanted if key not in before or dt.datetime.fromisoformat(before[key]) > now
+    ]
+    stamp = now.isoformat(timespec="seconds")
+    rows = []
+    for key in fresh:
+        kind_part, rest = key.split("|", 1)
+        target, day, slot = rest.rsplit("|", 2)
+        rows.append((key, kind_part, target, day, slot, stamp))
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO sends (key, kind, target, date, slot, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return set(fresh)
 
 
 def queue_send(

@@ -328,35 +328,37 @@ def test_a_job_writes_what_it_sends_in_short_transactions(
     record; the write lock is free between them (a callback stores its message there)."""
     monkeypatch.setattr(runner, "WRITE_BATCH", 2)
     batches: list[int] = []
-    claim_key = runner.claim_key
+    claim_keys = runner.claim_keys
 
-    def counted(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
-        if key.startswith("prompt|"):  # committed before this one, 2 by 2
+    def counted(db: sqlite_utils.Database, keys: list[str], now: dt.datetime) -> set[str]:
+        if keys[0].startswith("prompt|"):  # committed before this one, 2 by 2
             prompts = "SELECT count(*) FROM outbox WHERE kind = 'prompt'"
             batches.append(db.execute(prompts).fetchone()[0] // 2)
-        return claim_key(db, key, now)
+        return claim_keys(db, keys, now)
 
-    monkeypatch.setattr(runner, "claim_key", counted)
+    monkeypatch.setattr(runner, "claim_keys", counted)
     [run] = [r for r in run_due(loaded_db, Config(), at(8)) if r.job == "prompt:morning"]
     assert run.detail == "6 queued"
-    assert batches == [0, 0, 1, 1, 2, 2]
+    assert batches == [0, 1, 2]
 
 
 def test_a_job_that_dies_part_way_sends_the_rest_when_run_again_and_nothing_twice(
     loaded_db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner, "WRITE_BATCH", 2)
-    claim_key = runner.claim_key
+    claim_keys = runner.claim_keys
     written: list[str] = []
 
-    def dies_on_the_fifth(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
-        if key.startswith("prompt|"):
+    def dies_on_the_third_batch(
+        db: sqlite_utils.Database, keys: list[str], now: dt.datetime
+    ) -> set[str]:
+        if keys[0].startswith("prompt|"):
             if len(written) == 4:
                 raise OSError("the process died")
-            written.append(key)
-        return claim_key(db, key, now)
+            written.extend(keys)
+        return claim_keys(db, keys, now)
 
-    monkeypatch.setattr(runner, "claim_key", dies_on_the_fifth)
+    monkeypatch.setattr(runner, "claim_keys", dies_on_the_third_batch)
     first = run_due(loaded_db, Config(), at(8))
     assert ("prompt:morning", "failed") in [(r.job, r.outcome) for r in first]
     prompts = "SELECT count(*) FROM outbox WHERE kind = 'prompt'"
@@ -525,14 +527,14 @@ def test_a_fan_out_commits_without_checkpointing_then_checkpoints_once(
     """A province's fan-out commits 400 batches: none may copy the WAL back while it holds
     the lock file (every reply would wait for the fsyncs)."""
     monkeypatch.setattr(runner, "WRITE_BATCH", 2)
-    claim_key = runner.claim_key
+    claim_keys = runner.claim_keys
     seen: set[int] = set()
 
-    def watched(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
+    def watched(db: sqlite_utils.Database, keys: list[str], now: dt.datetime) -> set[str]:
         seen.add(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-        return claim_key(db, key, now)
+        return claim_keys(db, keys, now)
 
-    monkeypatch.setattr(runner, "claim_key", watched)
+    monkeypatch.setattr(runner, "claim_keys", watched)
     [run] = [r for r in run_due(loaded_db, Config(), at(8)) if r.job == "prompt:morning"]
     assert run.detail == "6 queued" and seen == {0}
     assert loaded_db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
