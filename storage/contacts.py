@@ -68,18 +68,22 @@ def record_contacts(
     ids: list[int] = []
     waiting: list[NewContact] = []
 
+    waiting_current: set[int] = set()  # subjects of `waiting` that become current
+
     def insert_waiting() -> None:
-        ids.extend(
-            insert_rows(db, "contacts", [row(c, int(c.superseded_by is None)) for c in waiting])
+        new_ids = insert_rows(
+            db, "contacts", [row(c, int(c.superseded_by is None)) for c in waiting]
         )
-        for contact, new_id in zip(waiting, ids[-len(waiting) :], strict=True):
+        for contact, new_id in zip(waiting, new_ids, strict=True):
             if contact.superseded_by is None:
                 previous[(contact.subject_id, slot)] = {
                     "id": new_id,
                     "status": contact.status,
                     "temperature": contact.temperature,
                 }
+        ids.extend(new_ids)
         waiting.clear()
+        waiting_current.clear()
 
     with transaction(db):
         previous = (
@@ -89,13 +93,13 @@ def record_contacts(
         )
         for contact in contacts:
             current_one = contact.superseded_by is None
-            if current_one and any(
-                w.subject_id == contact.subject_id and w.superseded_by is None for w in waiting
-            ):
+            if current_one and contact.subject_id in waiting_current:
                 insert_waiting()  # the same subject twice in one message: the second replaces
             before = previous.get((contact.subject_id, slot)) if current_one else None
             if before is None:
                 waiting.append(contact)
+                if current_one:
+                    waiting_current.add(contact.subject_id)
                 continue
             if waiting:
                 insert_waiting()

@@ -11,6 +11,7 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -378,17 +379,25 @@ def insert_row(db: sqlite_utils.Database, table: str, record: dict[str, object])
 def insert_rows(
     db: sqlite_utils.Database, table: str, records: Sequence[dict[str, object]]
 ) -> list[int]:
-    """INSERT rows with the same columns, as few statements as SQLite's 999 bound values
+    """INSERT rows with the same columns in as few statements as SQLite's 999 bound values
     per statement (the least any build allows) permit; their ids in the order given.
-    RETURNING hands the ids back in no set order, but SQLite gives each new row the table's
-    largest rowid plus one, in the order of the VALUES (or the id given), so sorted they
-    line up."""
-    ids: list[int] = []
+
+    RETURNING hands the ids back in no set order. SQLite gives each new row without an id
+    the table's largest rowid plus one, in the order of the VALUES, so sorted they line up;
+    rows that carry their ids must carry them ascending (ValueError otherwise). A table
+    whose largest rowid is 2**63-1 gets random rowids: ValueError rather than ids mixed up.
+    """
     if not records:
-        return ids
+        return []
     columns = list(records[0])
+    if not columns or any(record.keys() != records[0].keys() for record in records):
+        raise ValueError(f"insert_rows into {table}: every row needs the same columns")
+    given = [int(record["id"]) for record in records] if "id" in records[0] else None  # type: ignore[call-overload]
+    if given is not None and any(a >= b for a, b in pairwise(given)):
+        raise ValueError(f"insert_rows into {table}: the ids given must ascend")
     one = "(" + ", ".join("?" * len(columns)) + ")"
     per_statement = max(1, 999 // len(columns))
+    ids: list[int] = []
     for start in range(0, len(records), per_statement):
         chunk = records[start : start + per_statement]
         values = [record[column] for record in chunk for column in columns]
@@ -397,7 +406,10 @@ def insert_rows(
             f"{', '.join([one] * len(chunk))} RETURNING id",
             values,
         )
-        ids.extend(sorted(row[0] for row in cursor.fetchall()))
+        new = sorted(row[0] for row in cursor.fetchall())
+        if given is None and new and new[-1] - new[0] != len(new) - 1:
+            raise ValueError(f"insert_rows into {table}: SQLite gave rowids out of order")
+        ids.extend(new)
     return ids
 
 

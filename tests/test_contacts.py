@@ -88,6 +88,17 @@ def said(subject_id: int, temperature: float, superseded_by: int | None = None) 
             id="a-late-report-goes-under-the-current-one",
         ),
         pytest.param(
+            [said(ZHANG, 36.1)],
+            [said(ZHANG, 36.9, superseded_by=1), said(ZHANG, 37.2), said(LI, 36.6)],
+            [
+                (1, ZHANG, 36.1, 0, 3),
+                (2, ZHANG, 36.9, 0, 1),
+                (3, ZHANG, 37.2, 1, None),
+                (4, LI, 36.6, 1, None),
+            ],
+            id="a-late-report-and-a-new-one-for-the-same-subject",
+        ),
+        pytest.param(
             [],
             [said(ZHANG, 36.5), said(ZHANG, 36.6), said(ZHANG, 36.7)],
             [(1, ZHANG, 36.5, 0, 2), (2, ZHANG, 36.6, 0, 3), (3, ZHANG, 36.7, 1, None)],
@@ -127,13 +138,67 @@ def test_rows_go_in_one_statement_and_come_back_in_the_order_given(
     assert [by_id[i] for i in ids] == [WANG, ZHANG, LI]
 
 
-def test_insert_rows_chunks_a_long_list(village: sqlite_utils.Database) -> None:
-    records = [
-        {"at": f"2026-03-02T08:{i // 60:02d}:{i % 60:02d}+08:00", "recipient": f"wx{i}"}
-        for i in range(1_203)
+def test_a_hundred_new_reports_in_one_message_keep_their_order(
+    village: sqlite_utils.Database,
+) -> None:
+    """More rows than one statement binds (12 columns: 83 a statement)."""
+    for extra in range(4, 104):
+        village["subjects"].insert(
+            {
+                "id": extra,
+                "name": f"甲{extra}",
+                "category": "涉鄂人员",
+                "unit": "HX01",
+                "start_date": "2026-03-01",
+                "days": 14,
+                "status": "active",
+            }
+        )
+    order = list(range(103, 3, -1))  # the message names them last first
+    ids = record(village, *(said(s, 36.0) for s in order))
+    by_id = dict(village.execute("SELECT id, subject_id FROM contacts").fetchall())
+    assert [by_id[i] for i in ids] == order
+
+
+def outbox_rows(count: int, **extra: object) -> list[dict[str, object]]:
+    return [
+        {"at": "2026-03-02T08:00:00+08:00", "recipient": f"wx{i}", "kind": "reply"}
+        | {"text": "好的", "status": "sent"}
+        | extra
+        for i in range(count)
     ]
-    records = [r | {"kind": "reply", "text": "好的", "status": "sent"} for r in records]
+
+
+def test_insert_rows_chunks_a_long_list(village: sqlite_utils.Database) -> None:
+    records = outbox_rows(1_203)
     ids = insert_rows(village, "outbox", records)
     stored = dict(village.execute("SELECT id, recipient FROM outbox").fetchall())
     assert [stored[i] for i in ids] == [r["recipient"] for r in records]
     assert insert_rows(village, "outbox", []) == []
+
+
+def test_insert_rows_keeps_ids_given_in_ascending_order(village: sqlite_utils.Database) -> None:
+    records = [r | {"id": 10 + 5 * n} for n, r in enumerate(outbox_rows(3))]
+    assert insert_rows(village, "outbox", records) == [10, 15, 20]
+
+
+@pytest.mark.parametrize(
+    ("records", "refused"),
+    [
+        pytest.param(
+            [*outbox_rows(1), *outbox_rows(1, error="boom")], "same columns", id="a-column-more"
+        ),
+        pytest.param([{}], "same columns", id="no-columns"),
+        pytest.param(
+            [r | {"id": i} for r, i in zip(outbox_rows(3), (50, 10, 30), strict=True)],
+            "ascend",
+            id="ids-out-of-order",
+        ),
+    ],
+)
+def test_insert_rows_refuses_what_it_could_not_line_up(
+    village: sqlite_utils.Database, records: list[dict[str, object]], refused: str
+) -> None:
+    with pytest.raises(ValueError, match=refused):
+        insert_rows(village, "outbox", records)
+    assert village.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0

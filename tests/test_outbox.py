@@ -61,13 +61,20 @@ def test_a_batch_claims_what_one_by_one_would(
         assert claim_keys(db, asked, NOW) == fresh
     assert all(claimed(db, k, NOW) for k in asked)
     assert claim_keys(db, asked, NOW) == set()  # and never twice
-    rows = db.execute("SELECT key, kind, target, date, slot FROM sends ORDER BY key").fetchall()
-    assert (key("person:1"), "prompt", "person:1", "2026-03-02", "morning") in rows or not asked
+    stored = {
+        row[0]: row[1:]
+        for row in db.execute("SELECT key, kind, target, date, slot, created_at FROM sends")
+    }
+    for k in fresh:  # claimed here, as of now, with the key's parts
+        kind, target, day, slot = k.split("|")
+        assert stored[k] == (kind, target, day, slot, NOW.isoformat(timespec="seconds"))
 
 
 def test_a_long_batch_is_read_in_chunks(db: sqlite_utils.Database) -> None:
     keys = [key(f"person:{n}") for n in range(1_234)]
     with transaction(db):
-        assert claim_key(db, keys[700], NOW)
-        assert claim_keys(db, keys, NOW) == set(keys) - {keys[700]}
+        assert claim_key(db, keys[700], NOW)  # in the second chunk of 500
+        assert claim_key(db, keys[1_100], NOW + dt.timedelta(days=1))  # a clock ahead, third
+        asked = [*keys, keys[3], keys[600]]  # two asked again, past the first chunk
+        assert claim_keys(db, asked, NOW) == set(keys) - {keys[700]}
     assert db.execute("SELECT count(*) FROM sends").fetchone()[0] == 1_234
