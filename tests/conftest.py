@@ -119,6 +119,19 @@ def db(db_path: Path) -> Iterator[sqlite_utils.Database]:
 
 
 @pytest.fixture
+def tree(db: sqlite_utils.Database) -> sqlite_utils.Database:
+    """A village with one grid, one member."""
+    db["units"].insert_all(
+        [
+            {"code": "HX", "name": "河西村", "level": "village", "parent": None},
+            {"code": "HX01", "name": "河西村第一网格", "level": "grid", "parent": "HX"},
+        ]
+    )
+    db["people"].insert({"id": 1, "name": "梁红", "roles": "member", "unit": "HX01"})
+    return db
+
+
+@pytest.fixture
 def roster_dir(tmp_path: Path) -> Path:
     """A private copy of examples/demo_roster (CSV, Chinese headers) that tests may edit."""
     target = tmp_path / "roster"

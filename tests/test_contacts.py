@@ -16,14 +16,9 @@ ZHANG, LI, WANG = 1, 2, 3
 
 
 @pytest.fixture
-def village(db: sqlite_utils.Database) -> sqlite_utils.Database:
-    db["units"].insert_all(
-        [
-            {"code": "HX", "name": "河西村", "level": "village", "parent": None},
-            {"code": "HX01", "name": "河西村第一网格", "level": "grid", "parent": "HX"},
-        ]
-    )
-    db["people"].insert({"id": 7, "name": "梁红", "roles": "member", "unit": "HX01"})
+def village(tree: sqlite_utils.Database) -> sqlite_utils.Database:
+    """The village of `tree` with three subjects of its member (梁红, id 1)."""
+    db = tree
     for subject_id, name in ((ZHANG, "张三"), (LI, "李四"), (WANG, "王五")):
         db["subjects"].insert(
             {
@@ -41,7 +36,7 @@ def village(db: sqlite_utils.Database) -> sqlite_utils.Database:
 
 def record(db: sqlite_utils.Database, *contacts: NewContact) -> list[int]:
     return record_contacts(
-        db, contacts, day=DAY, slot="morning", member_id=7, at=AT, inbox_id=None, actor="梁红"
+        db, contacts, day=DAY, slot="morning", member_id=1, at=AT, inbox_id=None, actor="梁红"
     )
 
 

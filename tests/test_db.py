@@ -180,19 +180,6 @@ def test_a_second_connection_sees_committed_writes(db: sqlite_utils.Database, db
 # ---------------------------------------------------------------- subjects and "active"
 
 
-@pytest.fixture
-def tree(db: sqlite_utils.Database) -> sqlite_utils.Database:
-    """A village with one grid, one member."""
-    db["units"].insert_all(
-        [
-            {"code": "HX", "name": "河西村", "level": "village", "parent": None},
-            {"code": "HX01", "name": "河西村第一网格", "level": "grid", "parent": "HX"},
-        ]
-    )
-    db["people"].insert({"id": 1, "name": "梁红", "roles": "member", "unit": "HX01"})
-    return db
-
-
 def add_subject(
     database: sqlite_utils.Database,
     start: str,
