@@ -62,12 +62,11 @@ def record_contacts(
             "replaced_by": contact.superseded_by,
         }
 
-    # Rows that replace nothing go in together, one statement for the lot: this runs under
-    # the write lock, and each statement there costs a round of the GIL with the request
-    # threads (a member's five subjects were five rounds).
+    # Rows that replace nothing go in together, one statement for the lot (this runs under
+    # the write lock: a member's five subjects were five statements there); a replacement
+    # writes the rows waiting before it, so the ids keep the order of `contacts`.
     ids: list[int] = []
     waiting: list[NewContact] = []
-
     waiting_current: set[int] = set()  # subjects of `waiting` that become current
 
     def insert_waiting() -> None:

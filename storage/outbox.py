@@ -77,28 +77,23 @@ def claimed(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
     system clock that jumped forward and back) does not count, so the real day still gets
     its message."""
     row = db.conn.execute("SELECT created_at FROM sends WHERE key = ?", [key]).fetchone()
-    return row is not None and dt.datetime.fromisoformat(row[0]) <= now
+    return row is not None and _counts(row[0], now)
+
+
+def _counts(created_at: str, now: dt.datetime) -> bool:
+    return dt.datetime.fromisoformat(created_at) <= now
 
 
 def claim_key(db: sqlite_utils.Database, key: str, now: dt.datetime) -> bool:
     """Claim a scheduled send's key as of `now`; False when it was claimed already (see
     `claimed`). Inside a transaction, with the message it keys."""
-    if claimed(db, key, now):
-        return False
-    kind_part, rest = key.split("|", 1)
-    target, day, slot = rest.rsplit("|", 2)
-    db.conn.execute(
-        "INSERT OR REPLACE INTO sends (key, kind, target, date, slot, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [key, kind_part, target, day, slot, now.isoformat(timespec="seconds")],
-    )
-    return True
+    return key in claim_keys(db, [key], now)
 
 
 def claim_keys(db: sqlite_utils.Database, keys: Sequence[str], now: dt.datetime) -> set[str]:
     """Claim as of `now` each of `keys` not claimed yet (see `claimed`); the keys claimed
-    here. `claim_key` for a batch in a few statements: a province's fan-out claims 100,000
-    keys under the write lock, and one statement each was most of its hold."""
+    here, in two statements per 500 keys (a fan-out claims a batch's keys together, under
+    the write lock). Inside a transaction, with the messages they key."""
     wanted = list(dict.fromkeys(keys))
     before: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
@@ -107,9 +102,7 @@ def claim_keys(db: sqlite_utils.Database, keys: Sequence[str], now: dt.datetime)
         before.update(
             db.conn.execute(f"SELECT key, created_at FROM sends WHERE key IN ({marks})", chunk)
         )
-    fresh = [
-        key for key in wanted if key not in before or dt.datetime.fromisoformat(before[key]) > now
-    ]
+    fresh = [key for key in wanted if key not in before or not _counts(before[key], now)]
     stamp = now.isoformat(timespec="seconds")
     rows = []
     for key in fresh:
